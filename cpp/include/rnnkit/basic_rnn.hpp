@@ -1,0 +1,105 @@
+// Vanilla RNN over a whole sequence: TF1's BasicRNNCell.
+//   h = act(x W_x + h_prev W_h + b)
+// basic_rnn_forward / basic_rnn_backward are a pair; the tape's `h` buffer is
+// overwritten in place with d(pre-activation) by backward.
+#pragma once
+
+#include "rnnkit/common.hpp"
+
+namespace rnnkit {
+
+struct BasicRnnConfig {
+  Index D = 0, H = 0;
+  Activation activation = Activation::Tanh;
+};
+
+template <typename T>
+struct BasicRnnTape {
+  T* h = nullptr;       // [rows, H] act(z) of step t; backward: d z
+  T* h_prev = nullptr;  // [rows, H] recurrent input of step t
+};
+
+// x: [rows, D]; kernel: [D + H, H]; bias: [H]; h0: [B, H]
+// outputs: [rows, H] (zero on padded steps); h_final: [B, H]; z_ws: [rows, H] scratch
+template <typename T>
+void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T* bias_data,
+                       const SeqLayout& seq, const T* x, const int32_t* sequence_length, const T* h0,
+                       T* outputs, T* h_final, const BasicRnnTape<T>& tape, T* z_ws) {
+  const Index D = cfg.D, H = cfg.H, B = seq.B;
+  const bool training = tape.h != nullptr;
+  T* z_all = training ? tape.h : z_ws;
+  CMatMap<T> kernel(kernel_data, D + H, H);
+  MatMap<T> z(z_all, seq.rows(), H);
+  if (D > 0) {
+    z.noalias() = CMatMap<T>(x, seq.rows(), D) * kernel.topRows(D);
+  } else {
+    z.setZero();
+  }
+  z.rowwise() += CRowMap<T>(bias_data, H);
+
+  MatMap<T> h(h_final, B, H);
+  h = CMatMap<T>(h0, B, H);
+  const auto W_h = kernel.bottomRows(H);
+  const Activation act = cfg.activation;
+  for (Index t = 0; t < seq.T; ++t) {
+    StepMap<T> zt = seq.step(z_all, t, H);
+    StepMap<T> out = seq.step(outputs, t, H);
+    if (training) seq.step(tape.h_prev, t, H) = h;
+    zt.noalias() += h * W_h;
+#pragma omp parallel for if (worth_parallel(B, H))
+    for (Index b = 0; b < B; ++b) {
+      if (!active(sequence_length, t, b)) {
+        out.row(b).setZero();
+        continue;
+      }
+      for (Index k = 0; k < H; ++k) {
+        const T y = activate(act, zt(b, k));
+        zt(b, k) = y;
+        h(b, k) = y;
+        out(b, k) = y;
+      }
+    }
+  }
+}
+
+// d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H];
+// d_kernel: [D + H, H]; d_bias: [H]
+template <typename T>
+void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const SeqLayout& seq,
+                        const T* x, const int32_t* sequence_length, const BasicRnnTape<T>& tape,
+                        const T* d_outputs, const T* dh_final, T* dx, T* dh0, T* d_kernel,
+                        T* d_bias) {
+  const Index D = cfg.D, H = cfg.H, B = seq.B;
+  CMatMap<T> kernel(kernel_data, D + H, H);
+  const auto W_h = kernel.bottomRows(H);
+  MatMap<T> dh(dh0, B, H);
+  dh = CMatMap<T>(dh_final, B, H);
+  Mat<T> dh_rec(B, H);
+  const Activation act = cfg.activation;
+
+  for (Index t = seq.T - 1; t >= 0; --t) {
+    StepMap<T> dz = seq.step(tape.h, t, H);  // h in, d z out
+    CStepMap<T> d_out = seq.step(d_outputs, t, H);
+#pragma omp parallel for if (worth_parallel(B, H))
+    for (Index b = 0; b < B; ++b) {
+      if (!active(sequence_length, t, b)) {
+        dz.row(b).setZero();
+        continue;
+      }
+      for (Index k = 0; k < H; ++k) dz(b, k) = (dh(b, k) + d_out(b, k)) * activate_grad(act, dz(b, k));
+    }
+    dh_rec.noalias() = dz * W_h.transpose();
+    for (Index b = 0; b < B; ++b)
+      if (active(sequence_length, t, b)) dh.row(b) = dh_rec.row(b);
+  }
+
+  const Index rows = seq.rows();
+  CMatMap<T> d_z(tape.h, rows, H);
+  MatMap<T> dk(d_kernel, D + H, H);
+  if (D > 0) dk.topRows(D).noalias() = CMatMap<T>(x, rows, D).transpose() * d_z;
+  dk.bottomRows(H).noalias() = CMatMap<T>(tape.h_prev, rows, H).transpose() * d_z;
+  RowMap<T>(d_bias, H) = d_z.colwise().sum();
+  if (dx != nullptr && D > 0) MatMap<T>(dx, rows, D).noalias() = d_z * kernel.topRows(D).transpose();
+}
+
+}  // namespace rnnkit

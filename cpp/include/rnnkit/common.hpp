@@ -1,0 +1,134 @@
+// Shared vocabulary of the kernels: matrix maps, sequence layout, activations,
+// and the threading knobs.
+//
+// Letters used in every shape comment: B batch, T time steps, D input depth,
+// H num_units, P num_proj, R recurrent width (P or H), G gate width (k*H),
+// C classes. "rows" means the T*B rows of a sequence array in its own order
+// (batch-major [B, T, *] or time-major [T, B, *]).
+#pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace rnnkit {
+
+using Index = Eigen::Index;
+
+template <typename T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using MatMap = Eigen::Map<Mat<T>>;
+template <typename T>
+using CMatMap = Eigen::Map<const Mat<T>>;
+template <typename T>
+using RowVec = Eigen::Matrix<T, 1, Eigen::Dynamic>;
+template <typename T>
+using RowMap = Eigen::Map<RowVec<T>>;
+template <typename T>
+using CRowMap = Eigen::Map<const RowVec<T>>;
+// A [B, width] view of one time step inside a sequence array.
+template <typename T>
+using StepMap = Eigen::Map<Mat<T>, 0, Eigen::OuterStride<>>;
+template <typename T>
+using CStepMap = Eigen::Map<const Mat<T>, 0, Eigen::OuterStride<>>;
+
+// Where the rows of a sequence array live. Batch-major [B, T, w] and
+// time-major [T, B, w] hold the same T*B rows in different orders; every
+// whole-sequence GEMM works on all rows at once, whatever the order, and a
+// time step is a strided [B, w] view.
+struct SeqLayout {
+  Index T = 0, B = 0;
+  bool time_major = false;
+
+  Index rows() const { return T * B; }
+  Index row(Index t, Index b) const { return time_major ? t * B + b : b * T + t; }
+  Index step_offset(Index t, Index width) const { return time_major ? t * B * width : t * width; }
+  Index step_stride(Index width) const { return time_major ? width : T * width; }
+
+  template <typename T_>
+  StepMap<T_> step(T_* data, Index t, Index width) const {
+    return StepMap<T_>(data + step_offset(t, width), B, width, Eigen::OuterStride<>(step_stride(width)));
+  }
+  template <typename T_>
+  CStepMap<T_> step(const T_* data, Index t, Index width) const {
+    return CStepMap<T_>(data + step_offset(t, width), B, width, Eigen::OuterStride<>(step_stride(width)));
+  }
+};
+
+// Is row b still inside its sequence at step t? (no lengths: every row is)
+inline bool active(const int32_t* sequence_length, Index t, Index b) {
+  return sequence_length == nullptr || t < sequence_length[b];
+}
+
+// Activations used by the cells. Every derivative is written in terms of the
+// activation's *output* y, so backward needs only what forward stored.
+enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Identity = 3 };
+
+template <typename T>
+inline T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+template <typename T>
+inline T activate(Activation a, T x) {
+  switch (a) {
+    case Activation::Tanh: return std::tanh(x);
+    case Activation::Relu: return x > T(0) ? x : T(0);
+    case Activation::Sigmoid: return sigmoid(x);
+    case Activation::Identity: return x;
+  }
+  return x;
+}
+
+// d act(x) / dx expressed through y = act(x).
+template <typename T>
+inline T activate_grad(Activation a, T y) {
+  switch (a) {
+    case Activation::Tanh: return T(1) - y * y;
+    case Activation::Relu: return y > T(0) ? T(1) : T(0);
+    case Activation::Sigmoid: return y * (T(1) - y);
+    case Activation::Identity: return T(1);
+  }
+  return T(1);
+}
+
+// clip_by_value's gradient: it passes where min <= x <= max (TF's rule).
+template <typename T>
+inline T clip_value(T x, T limit) {
+  return std::min(std::max(x, -limit), limit);
+}
+template <typename T>
+inline T clip_pass(T x, T limit) {
+  return (x < -limit || x > limit) ? T(0) : T(1);
+}
+
+// ---- threads -------------------------------------------------------------
+// One knob for both OpenMP loops and Eigen's GEMM threads.
+inline void set_num_threads(int n) {
+#ifdef _OPENMP
+  omp_set_num_threads(n);
+#endif
+  Eigen::setNbThreads(n);
+}
+
+inline int get_num_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Elementwise loops go parallel over batch rows only when there is enough
+// work to pay for waking the threads. Each row is computed by exactly one
+// thread in a fixed order, so results do not depend on the thread count.
+inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 16384; }
+
+}  // namespace rnnkit

@@ -1,0 +1,268 @@
+// LSTM over a whole sequence: TF1's BasicLSTMCell and LSTMCell (peepholes,
+// cell_clip, num_proj, proj_clip). lstm_forward / lstm_backward are a pair;
+// forward fills an LstmTape when training and backward consumes it (the gate
+// buffer is overwritten in place with the gate gradients).
+//
+// Per step:   z = x W_x + m_prev W_h + b              -> i, j, f, o
+//             c = σ(f + fb [+ w_f ⊙ c_prev]) ⊙ c_prev + σ(i [+ w_i ⊙ c_prev]) ⊙ act(j)
+//             c = clip(c, ±cell_clip)
+//             m = σ(o [+ w_o ⊙ c]) ⊙ act(c);  m = clip(m P, ±proj_clip)
+// The x W_x half of z is one GEMM over all T*B rows before the loop; each step
+// adds only m_prev W_h and makes one fused pass over the [B, 4H] tile.
+#pragma once
+
+#include "rnnkit/common.hpp"
+
+namespace rnnkit {
+
+struct LstmConfig {
+  Index D = 0, H = 0, P = 0;  // P = 0: no projection
+  double forget_bias = 1.0;
+  double cell_clip = 0.0;  // <= 0: off
+  double proj_clip = 0.0;  // <= 0: off
+  bool peepholes = false;
+  Activation activation = Activation::Tanh;
+
+  Index R() const { return P > 0 ? P : H; }  // width of m, the recurrent state
+  Index G() const { return 4 * H; }
+};
+
+template <typename T>
+struct LstmWeights {
+  const T* kernel = nullptr;      // [D + R, 4H]: rows [0, D) act on x, [D, D+R) on m_prev
+  const T* bias = nullptr;        // [4H]
+  const T* w_i_diag = nullptr;    // [H] (peepholes only)
+  const T* w_f_diag = nullptr;    // [H]
+  const T* w_o_diag = nullptr;    // [H]
+  const T* projection = nullptr;  // [H, P] (num_proj only)
+};
+
+template <typename T>
+struct LstmGrads {
+  T* kernel = nullptr;      // [D + R, 4H]
+  T* bias = nullptr;        // [4H]
+  T* w_i_diag = nullptr;    // [H]
+  T* w_f_diag = nullptr;    // [H]
+  T* w_o_diag = nullptr;    // [H]
+  T* projection = nullptr;  // [H, P]
+};
+
+// What backward needs, all [rows, *] in the sequence's own order.
+// Buffers are owned by the caller; null pointers mean inference (no tape).
+template <typename T>
+struct LstmTape {
+  T* gates = nullptr;   // [rows, 4H] activated i, j, f, o; backward: d(pre-activation)
+  T* c = nullptr;       // [rows, H]  cell state after step t (carried on padded steps)
+  T* m_prev = nullptr;  // [rows, R]  recurrent input of step t
+  T* m_pre = nullptr;   // [rows, H]  o ⊙ act(c) before projection (num_proj only)
+  T* m_raw = nullptr;   // [rows, P]  m P before proj_clip (num_proj only);
+                        //            backward overwrites it with d(m P)
+};
+
+// x: [rows, D]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
+// outputs: [rows, R] (zero on padded steps); c_final: [B, H]; m_final: [B, R]
+// gates_ws: [rows, 4H] scratch used when tape.gates is null.
+template <typename T>
+void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const T* x,
+                  const int32_t* sequence_length, const T* c0, const T* m0, T* outputs, T* c_final,
+                  T* m_final, const LstmTape<T>& tape, T* gates_ws) {
+  const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
+  const bool training = tape.gates != nullptr;
+  T* gates = training ? tape.gates : gates_ws;
+
+  CMatMap<T> kernel(w.kernel, D + R, G);
+  CRowMap<T> bias(w.bias, G);
+  MatMap<T> all_gates(gates, seq.rows(), G);
+  if (D > 0) {
+    all_gates.noalias() = CMatMap<T>(x, seq.rows(), D) * kernel.topRows(D);
+  } else {
+    all_gates.setZero();
+  }
+  all_gates.rowwise() += bias;
+
+  MatMap<T> c_cur(c_final, B, H);
+  MatMap<T> m_cur(m_final, B, R);
+  c_cur = CMatMap<T>(c0, B, H);
+  m_cur = CMatMap<T>(m0, B, R);
+  // m before projection for the current step; with no projection it is m itself.
+  Mat<T> m_pre_step(P > 0 ? B : 0, P > 0 ? H : 0);
+  Mat<T> m_proj_step(P > 0 ? B : 0, P > 0 ? P : 0);
+
+  const auto W_h = kernel.bottomRows(R);
+  const T fb = T(cfg.forget_bias);
+  const T cell_clip = T(cfg.cell_clip), proj_clip = T(cfg.proj_clip);
+  const Activation act = cfg.activation;
+
+  for (Index t = 0; t < seq.T; ++t) {
+    StepMap<T> z = seq.step(gates, t, G);
+    StepMap<T> out = seq.step(outputs, t, R);
+    if (training) seq.step(tape.m_prev, t, R) = m_cur;
+    z.noalias() += m_cur * W_h;
+
+#pragma omp parallel for if (worth_parallel(B, G))
+    for (Index b = 0; b < B; ++b) {
+      T* zb = &z(b, 0);
+      if (!active(sequence_length, t, b)) {
+        out.row(b).setZero();
+        if (P > 0) m_pre_step.row(b).setZero();
+        continue;
+      }
+      T* cb = &c_cur(b, 0);
+      T* mpre = P > 0 ? &m_pre_step(b, 0) : &m_cur(b, 0);
+      for (Index k = 0; k < H; ++k) {
+        const T c_prev = cb[k];
+        T zi = zb[k], zf = zb[2 * H + k] + fb;
+        if (cfg.peepholes) {
+          zi += w.w_i_diag[k] * c_prev;
+          zf += w.w_f_diag[k] * c_prev;
+        }
+        const T i = sigmoid(zi), j = activate(act, zb[H + k]), f = sigmoid(zf);
+        T c = f * c_prev + i * j;
+        if (cell_clip > 0) c = clip_value(c, cell_clip);
+        T zo = zb[3 * H + k];
+        if (cfg.peepholes) zo += w.w_o_diag[k] * c;
+        const T o = sigmoid(zo);
+        zb[k] = i;
+        zb[H + k] = j;
+        zb[2 * H + k] = f;
+        zb[3 * H + k] = o;
+        cb[k] = c;
+        mpre[k] = o * activate(act, c);
+      }
+      if (P == 0) out.row(b) = m_cur.row(b);
+    }
+
+    if (P > 0) {
+      m_proj_step.noalias() = m_pre_step * CMatMap<T>(w.projection, H, P);
+      if (training) seq.step(tape.m_raw, t, P) = m_proj_step;
+      for (Index b = 0; b < B; ++b) {
+        if (!active(sequence_length, t, b)) continue;
+        for (Index k = 0; k < P; ++k) {
+          const T m = proj_clip > 0 ? clip_value(m_proj_step(b, k), proj_clip) : m_proj_step(b, k);
+          m_cur(b, k) = m;
+          out(b, k) = m;
+        }
+      }
+      if (training) seq.step(tape.m_pre, t, H) = m_pre_step;
+    }
+    if (training) seq.step(tape.c, t, H) = c_cur;
+  }
+}
+
+// d_outputs: [rows, R]; dc_final: [B, H]; dm_final: [B, R]
+// -> dx: [rows, D] (may be null); dc0: [B, H]; dm0: [B, R]; grads.
+// x, c0 and the weights are those given to forward.
+template <typename T>
+void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const T* x,
+                   const int32_t* sequence_length, const T* c0, const LstmTape<T>& tape,
+                   const T* d_outputs, const T* dc_final, const T* dm_final, T* dx, T* dc0, T* dm0,
+                   const LstmGrads<T>& grads) {
+  const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
+  CMatMap<T> kernel(w.kernel, D + R, G);
+  const auto W_h = kernel.bottomRows(R);
+  const T cell_clip = T(cfg.cell_clip), proj_clip = T(cfg.proj_clip);
+  const Activation act = cfg.activation;
+
+  MatMap<T> dc(dc0, B, H);
+  MatMap<T> dm(dm0, B, R);
+  dc = CMatMap<T>(dc_final, B, H);
+  dm = CMatMap<T>(dm_final, B, R);
+  Mat<T> dm_step(B, R);                       // d m of this step (state + output)
+  Mat<T> dm_pre_step(P > 0 ? B : 0, P > 0 ? H : 0);  // through the projection
+  Mat<T> dm_rec(B, R);                        // d m_prev from this step's gates
+
+  auto c_prev_row = [&](Index t, Index b) -> const T* {
+    return t == 0 ? c0 + b * H : tape.c + seq.row(t - 1, b) * H;
+  };
+
+  for (Index t = seq.T - 1; t >= 0; --t) {
+    StepMap<T> dz = seq.step(tape.gates, t, G);  // gate values in, gate grads out
+    CStepMap<T> d_out = seq.step(d_outputs, t, R);
+    for (Index b = 0; b < B; ++b) {
+      if (!active(sequence_length, t, b)) {
+        dm_step.row(b).setZero();
+        continue;
+      }
+      dm_step.row(b) = dm.row(b) + d_out.row(b);
+      if (P > 0 && proj_clip > 0) {
+        const T* raw = tape.m_raw + seq.row(t, b) * P;
+        for (Index k = 0; k < P; ++k) dm_step(b, k) *= clip_pass(raw[k], proj_clip);
+      }
+    }
+    const T* dm_pre_data = dm_step.data();
+    if (P > 0) {
+      // The projection's gradient is one GEMM after the loop: keep d(m P) per row.
+      seq.step(tape.m_raw, t, P) = dm_step;
+      dm_pre_step.noalias() = dm_step * CMatMap<T>(w.projection, H, P).transpose();
+      dm_pre_data = dm_pre_step.data();
+    }
+
+#pragma omp parallel for if (worth_parallel(B, G))
+    for (Index b = 0; b < B; ++b) {
+      T* zb = &dz(b, 0);
+      if (!active(sequence_length, t, b)) {
+        std::fill(zb, zb + G, T(0));
+        continue;
+      }
+      const T* cp = c_prev_row(t, b);
+      const T* cn = tape.c + seq.row(t, b) * H;
+      const T* dmp = dm_pre_data + b * H;
+      T* dcb = &dc(b, 0);
+      for (Index k = 0; k < H; ++k) {
+        const T i = zb[k], j = zb[H + k], f = zb[2 * H + k], o = zb[3 * H + k];
+        const T c = cn[k], c_prev = cp[k];
+        const T ac = activate(act, c);
+        const T d_o = dmp[k] * ac * o * (T(1) - o);
+        T d_c = dcb[k] + dmp[k] * o * activate_grad(act, ac);
+        if (cfg.peepholes) d_c += d_o * w.w_o_diag[k];
+        if (cell_clip > 0) d_c *= clip_pass(f * c_prev + i * j, cell_clip);
+        const T d_i = d_c * j * i * (T(1) - i);
+        const T d_j = d_c * i * activate_grad(act, j);
+        const T d_f = d_c * c_prev * f * (T(1) - f);
+        T d_cp = d_c * f;
+        if (cfg.peepholes) d_cp += d_i * w.w_i_diag[k] + d_f * w.w_f_diag[k];
+        zb[k] = d_i;
+        zb[H + k] = d_j;
+        zb[2 * H + k] = d_f;
+        zb[3 * H + k] = d_o;
+        dcb[k] = d_cp;
+      }
+    }
+
+    dm_rec.noalias() = dz * W_h.transpose();
+    for (Index b = 0; b < B; ++b)
+      if (active(sequence_length, t, b)) dm.row(b) = dm_rec.row(b);
+  }
+
+  // Weight gradients: one GEMM each over all rows.
+  const Index rows = seq.rows();
+  CMatMap<T> d_gates(tape.gates, rows, G);
+  MatMap<T> d_kernel(grads.kernel, D + R, G);
+  if (D > 0) d_kernel.topRows(D).noalias() = CMatMap<T>(x, rows, D).transpose() * d_gates;
+  d_kernel.bottomRows(R).noalias() = CMatMap<T>(tape.m_prev, rows, R).transpose() * d_gates;
+  RowMap<T>(grads.bias, G) = d_gates.colwise().sum();
+  if (dx != nullptr && D > 0) MatMap<T>(dx, rows, D).noalias() = d_gates * kernel.topRows(D).transpose();
+  if (P > 0)
+    MatMap<T>(grads.projection, H, P).noalias() =
+        CMatMap<T>(tape.m_pre, rows, H).transpose() * CMatMap<T>(tape.m_raw, rows, P);
+  if (cfg.peepholes) {
+    RowMap<T> gi(grads.w_i_diag, H), gf(grads.w_f_diag, H), go(grads.w_o_diag, H);
+    gi.setZero();
+    gf.setZero();
+    go.setZero();
+    for (Index t = 0; t < seq.T; ++t)
+      for (Index b = 0; b < B; ++b) {
+        const Index r = seq.row(t, b);
+        const T* zb = tape.gates + r * G;
+        const T* cp = c_prev_row(t, b);
+        const T* cn = tape.c + r * H;
+        for (Index k = 0; k < H; ++k) {
+          gi[k] += zb[k] * cp[k];
+          gf[k] += zb[2 * H + k] * cp[k];
+          go[k] += zb[3 * H + k] * cn[k];
+        }
+      }
+  }
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,85 @@
+"""Input checks of the Python layer: every message names the argument and
+gives the expected and the actual shape or dtype. Shapes that the bindings
+check (depths, state shapes) are left to them."""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def float_dtype(dtype, name="dtype"):
+    """np.float32 / np.float64 (or their names) as a numpy dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from e
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def shape_str(shape):
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+def as_float(value, name, dtype, ndim=None, layout=None):
+    """`value` as a C-contiguous array of the float `dtype`.
+
+    Float arrays of another precision are converted; integers, booleans and
+    anything else are a TypeError. `layout` (e.g. "[B, T, D]") is shown when
+    the rank is wrong."""
+    arr = np.asarray(value)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name} must be a float array (float32 or float64), got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        expected = layout or f"rank {ndim}"
+        raise ValueError(f"{name} must have rank {ndim} {expected}, got shape {shape_str(arr.shape)}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_shape(arr, name, expected):
+    """`expected` may hold None for any size."""
+    ok = arr.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, arr.shape))
+    if not ok:
+        exp = "[" + ", ".join("*" if e is None else str(e) for e in expected) + "]"
+        raise ValueError(f"{name} must have shape {exp}, got {shape_str(arr.shape)}")
+    return arr
+
+
+def as_ints(value, name):
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {arr.dtype}")
+    return arr
+
+
+def sequence_lengths(sequence_length, batch, steps):
+    """Optional `sequence_length` [B] as int32 with every value in [0, T]."""
+    if sequence_length is None:
+        return None
+    lengths = check_shape(as_ints(sequence_length, "sequence_length"), "sequence_length", (batch,))
+    bad = (lengths < 0) | (lengths > steps)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"sequence_length values must lie in [0, {steps}], got {int(lengths[i])} at index {i}"
+        )
+    return np.ascontiguousarray(lengths, dtype=np.int32)
+
+
+def positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return int(value)
+
+
+def non_negative_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)

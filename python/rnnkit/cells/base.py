@@ -1,0 +1,119 @@
+"""The cell protocol shared by every recurrent cell.
+
+A cell owns its variables (TF names, TF layout) and knows how to run itself
+over a whole sequence in one C++ call (`_forward`) and back again
+(`_backward`). `dynamic_rnn`, `RNN`, `MultiRNNCell` and the single-step
+`cell(x, state)` are all built on those two methods.
+
+Internally a state is a flat list of [B, width] arrays (`_flatten_state`);
+the user-facing structure (an array, an LSTMStateTuple, a tuple of layers)
+is rebuilt by `_pack_state`.
+"""
+
+import numpy as np
+
+from .._checks import as_float, float_dtype, non_negative_int, positive_int, shape_str
+from ..variables import Variables
+
+
+class RNNCell:
+    """Base class. Subclasses set `scope_name` and implement `_variable_specs`,
+    `_state_widths`, `_pack_state`, `_forward` and `_backward`."""
+
+    scope_name = "rnn_cell"
+
+    def __init__(self, num_units, dtype=np.float32, input_depth=None, seed=None):
+        self.num_units = positive_int(num_units, "num_units")
+        self.dtype = float_dtype(dtype)
+        self.seed = seed
+        self.variables = Variables(type(self).__name__)
+        self.grads = {}
+        self.input_depth = None
+        if input_depth is not None:
+            self.build(positive_int(input_depth, "input_depth"))
+
+    # ---- building -----------------------------------------------------------
+    @property
+    def built(self):
+        return self.input_depth is not None
+
+    def build(self, input_depth):
+        """Creates the variables for inputs of depth `input_depth` (seeded Glorot)."""
+        if self.built:
+            if input_depth != self.input_depth:
+                raise ValueError(
+                    f"inputs must have depth {self.input_depth} (the cell's input_depth), got {input_depth}"
+                )
+            return
+        self.input_depth = int(input_depth)
+        rng = np.random.default_rng(self.seed)
+        for name, array in self._variable_specs(rng, self.input_depth):
+            self.variables._create(name, array.astype(self.dtype))
+
+    def _variable_specs(self, rng, input_depth):
+        """[(name, initial array)] in TF's creation order."""
+        raise NotImplementedError
+
+    # ---- states ---------------------------------------------------------------
+    @property
+    def output_size(self):
+        return self.num_units
+
+    @property
+    def state_size(self):
+        return self.num_units
+
+    def _state_widths(self):
+        """Widths of the flat state arrays."""
+        return [self.num_units]
+
+    def _pack_state(self, arrays):
+        return arrays[0]
+
+    def _flatten_state(self, state, batch_size, name="initial_state"):
+        """The user's state as flat [B, width] arrays of the cell's dtype."""
+        if isinstance(state, (tuple, list)):
+            raise TypeError(f"{name} must be one array [B, {self.num_units}] for {type(self).__name__}, got a {type(state).__name__}")
+        return [_state_array(state, name, self.dtype, batch_size, self.num_units)]
+
+    def zero_state(self, batch_size, dtype=None):
+        """The all-zero state for `batch_size` rows."""
+        batch_size = non_negative_int(batch_size, "batch_size")
+        dt = self.dtype if dtype is None else float_dtype(dtype)
+        return self._pack_state([np.zeros((batch_size, w), dtype=dt) for w in self._state_widths()])
+
+    # ---- running ------------------------------------------------------------
+    def _prepare_inputs(self, inputs, name="inputs", layout="[B, T, D]"):
+        """Float inputs of rank 3 as the cell's dtype; builds the cell on first use."""
+        x = as_float(inputs, name, self.dtype, ndim=3, layout=layout)
+        self.build(x.shape[2])
+        return x
+
+    def __call__(self, inputs, state):
+        """One time step: inputs [B, D], state -> (output [B, out], new_state)."""
+        x = as_float(inputs, "inputs", self.dtype, ndim=2, layout="[B, D]")
+        self.build(x.shape[1])
+        flat = self._flatten_state(state, x.shape[0], name="state")
+        outputs, final = self._forward(x[None], None, flat, True, None)
+        return outputs[0], self._pack_state(final)
+
+    def _forward(self, x, lengths, state, time_major, tape):
+        """x [B, T, D] (or [T, B, D]) of the cell's dtype; lengths int32 [B] or None;
+        state: flat arrays. Fills `tape` (a dict) when not None.
+        Returns (outputs, final flat state)."""
+        raise NotImplementedError
+
+    def _backward(self, tape, d_outputs, d_final):
+        """BPTT for the forward that filled `tape`.
+        Returns (d_inputs, d_initial flat state, {variable name: gradient})."""
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(num_units={self.num_units}, dtype={self.dtype.name})"
+
+
+def _state_array(value, name, dtype, batch_size, width):
+    arr = as_float(value, name, dtype)
+    if arr.shape != (batch_size, width):
+        raise ValueError(f"{name} must have shape {shape_str((batch_size, width))}, got {shape_str(arr.shape)}")
+    return arr

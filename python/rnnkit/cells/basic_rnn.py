@@ -1,0 +1,48 @@
+"""BasicRNNCell: h' = act([x, h] · kernel + bias)."""
+
+import numpy as np
+
+from .. import _core
+from ..variables import glorot_uniform
+from .base import RNNCell
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+
+
+def activation_name(activation):
+    """'tanh' etc., or the same numpy-style callables by their __name__."""
+    name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return name
+
+
+class BasicRNNCell(RNNCell):
+    """TF1's BasicRNNCell. Variables: kernel [D + H, H], bias [H]."""
+
+    scope_name = "basic_rnn_cell"
+
+    def __init__(self, num_units, activation="tanh", dtype=np.float32, input_depth=None, seed=None):
+        self.activation = activation_name(activation)
+        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed)
+
+    def _variable_specs(self, rng, input_depth):
+        H = self.num_units
+        return [
+            ("kernel", glorot_uniform(rng, (input_depth + H, H), self.dtype)),
+            ("bias", np.zeros(H, self.dtype)),
+        ]
+
+    def _forward(self, x, lengths, state, time_major, tape):
+        v = self.variables
+        outputs, h = _core.basic_rnn_forward(
+            x, v["kernel"], v["bias"], state[0], lengths, time_major, self.activation, tape
+        )
+        return outputs, [h]
+
+    def _backward(self, tape, d_outputs, d_final):
+        v = self.variables
+        dx, dh0, grads = _core.basic_rnn_backward(
+            tape, d_outputs, d_final[0], v["kernel"], v["bias"], self.activation
+        )
+        return dx, [dh0], grads

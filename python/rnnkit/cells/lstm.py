@@ -1,0 +1,132 @@
+"""LSTM cells: BasicLSTMCell and LSTMCell, sharing one C++ kernel pair."""
+
+from collections import namedtuple
+
+import numpy as np
+
+from .. import _core
+from .._checks import positive_int
+from ..variables import glorot_uniform
+from .base import RNNCell, _state_array
+from .basic_rnn import activation_name
+
+
+class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
+    """(c, h): the cell state first, then the output state (TF's order)."""
+
+    __slots__ = ()
+
+    @property
+    def dtype(self):
+        return self.c.dtype
+
+
+def _optional_positive(value, name):
+    if value is None:
+        return None
+    value = float(value)
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0 or None, got {value}")
+    return value
+
+
+class LSTMCell(RNNCell):
+    """TF1's LSTMCell.
+
+    Variables: kernel [D + R, 4H] (R = num_proj or H), bias [4H], and with
+    peepholes w_f_diag, w_i_diag, w_o_diag [H]; with num_proj projection/kernel
+    [H, P]. Gates are i, j, f, o; `forget_bias` is added at call time.
+    State: LSTMStateTuple(c [B, H], h [B, R])."""
+
+    scope_name = "lstm_cell"
+
+    def __init__(self, num_units, use_peepholes=False, cell_clip=None, num_proj=None,
+                 proj_clip=None, forget_bias=1.0, state_is_tuple=True, activation="tanh",
+                 dtype=np.float32, input_depth=None, seed=None):
+        self.use_peepholes = bool(use_peepholes)
+        self.cell_clip = _optional_positive(cell_clip, "cell_clip")
+        self.num_proj = None if num_proj is None else positive_int(num_proj, "num_proj")
+        self.proj_clip = _optional_positive(proj_clip, "proj_clip")
+        if self.proj_clip is not None and self.num_proj is None:
+            raise ValueError("proj_clip needs num_proj")
+        self.forget_bias = float(forget_bias)
+        self.state_is_tuple = bool(state_is_tuple)
+        self.activation = activation_name(activation)
+        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed)
+
+    # ---- variables ------------------------------------------------------------
+    def _variable_specs(self, rng, input_depth):
+        H, R = self.num_units, self.output_size
+        specs = [
+            ("kernel", glorot_uniform(rng, (input_depth + R, 4 * H), self.dtype)),
+            ("bias", np.zeros(4 * H, self.dtype)),
+        ]
+        if self.use_peepholes:  # TF creates these after the bias, in this order
+            specs += [(n, glorot_uniform(rng, (H,), self.dtype)) for n in ("w_f_diag", "w_i_diag", "w_o_diag")]
+        if self.num_proj is not None:
+            specs.append(("projection/kernel", glorot_uniform(rng, (H, self.num_proj), self.dtype)))
+        return specs
+
+    # ---- states -----------------------------------------------------------------
+    @property
+    def output_size(self):
+        return self.num_proj or self.num_units
+
+    @property
+    def state_size(self):
+        if self.state_is_tuple:
+            return LSTMStateTuple(self.num_units, self.output_size)
+        return self.num_units + self.output_size
+
+    def _state_widths(self):
+        return [self.num_units, self.output_size]
+
+    def _pack_state(self, arrays):
+        c, h = arrays
+        if self.state_is_tuple:
+            return LSTMStateTuple(c, h)
+        return np.concatenate([c, h], axis=1)
+
+    def _flatten_state(self, state, batch_size, name="initial_state"):
+        H, R = self.num_units, self.output_size
+        if self.state_is_tuple:
+            if not (isinstance(state, tuple) and len(state) == 2):
+                raise TypeError(f"{name} must be an LSTMStateTuple(c [B, {H}], h [B, {R}]), got {type(state).__name__}")
+            return [_state_array(state[0], f"{name}.c", self.dtype, batch_size, H),
+                    _state_array(state[1], f"{name}.h", self.dtype, batch_size, R)]
+        if isinstance(state, tuple):
+            raise TypeError(f"{name} must be one array [B, {H + R}] ([c, h]) when state_is_tuple=False, got a tuple")
+        both = _state_array(state, name, self.dtype, batch_size, H + R)
+        return [np.ascontiguousarray(both[:, :H]), np.ascontiguousarray(both[:, H:])]
+
+    # ---- kernels ----------------------------------------------------------------
+    def _kernel_args(self):
+        v = self.variables
+        args = dict(kernel=v["kernel"], bias=v["bias"], forget_bias=self.forget_bias,
+                    activation=self.activation, cell_clip=self.cell_clip, proj_clip=self.proj_clip)
+        if self.use_peepholes:
+            args.update(w_i_diag=v["w_i_diag"], w_f_diag=v["w_f_diag"], w_o_diag=v["w_o_diag"])
+        if self.num_proj is not None:
+            args["projection"] = v["projection/kernel"]
+        return args
+
+    def _forward(self, x, lengths, state, time_major, tape):
+        outputs, c, m = _core.lstm_forward(x, c0=state[0], m0=state[1], sequence_length=lengths,
+                                           time_major=time_major, tape=tape, **self._kernel_args())
+        return outputs, [c, m]
+
+    def _backward(self, tape, d_outputs, d_final):
+        dx, dc0, dm0, grads = _core.lstm_backward(tape, d_outputs, d_final[0], d_final[1],
+                                                  **self._kernel_args())
+        return dx, [dc0, dm0], grads
+
+
+class BasicLSTMCell(LSTMCell):
+    """TF1's BasicLSTMCell: kernel [D + H, 4H], bias [4H]; gates i, j, f, o."""
+
+    scope_name = "basic_lstm_cell"
+
+    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True, activation="tanh",
+                 dtype=np.float32, input_depth=None, seed=None):
+        super().__init__(num_units, forget_bias=forget_bias, state_is_tuple=state_is_tuple,
+                         activation=activation, dtype=dtype, input_depth=input_depth, seed=seed)

@@ -1,0 +1,57 @@
+"""Variables: named, live numpy arrays in TF's layout and creation order."""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ._checks import shape_str
+
+
+def glorot_uniform(rng, shape, dtype):
+    """TF's default kernel initializer over the whole fused matrix:
+    U(-L, L), L = sqrt(6 / (rows + columns))."""
+    fan_in, fan_out = shape[0], shape[-1]
+    limit = np.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out > 0 else 0.0
+    return rng.uniform(-limit, limit, size=shape).astype(dtype)
+
+
+class Variables(Mapping):
+    """A read-mostly dict of live arrays.
+
+    `variables[name] = array` copies the values into the existing array (so
+    optimizer slots and layers keep pointing at it); a wrong shape or dtype
+    is an error. Keys are TF's names relative to the owner's scope."""
+
+    def __init__(self, owner):
+        self._owner = owner
+        self._arrays = {}
+
+    def _create(self, name, array):
+        self._arrays[name] = np.ascontiguousarray(array)
+
+    def __getitem__(self, name):
+        return self._arrays[name]
+
+    def __setitem__(self, name, value):
+        if name not in self._arrays:
+            known = ", ".join(self._arrays) or "none yet: the cell is not built"
+            raise KeyError(f"{self._owner} has no variable {name!r} (it has: {known})")
+        target = self._arrays[name]
+        value = np.asarray(value)
+        if value.dtype != target.dtype:
+            raise TypeError(f"variable {name!r} must have dtype {target.dtype}, got {value.dtype}")
+        if value.shape != target.shape:
+            raise ValueError(
+                f"variable {name!r} must have shape {shape_str(target.shape)}, got {shape_str(value.shape)}"
+            )
+        np.copyto(target, value)
+
+    def __iter__(self):
+        return iter(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __repr__(self):
+        items = ", ".join(f"{k!r}: {shape_str(v.shape)}" for k, v in self._arrays.items())
+        return f"Variables({{{items}}})"

@@ -1,0 +1,124 @@
+// Bindings for the BasicRNNCell kernels.
+#include "bind_util.hpp"
+#include "rnnkit/basic_rnn.hpp"
+
+namespace rnnkit_py {
+namespace {
+
+using namespace rnnkit;
+
+BasicRnnConfig rnn_config(const py::object& kernel, const py::object& bias,
+                          const std::string& activation) {
+  if (!py::isinstance<py::array>(bias) || py::reinterpret_borrow<py::array>(bias).ndim() != 1)
+    throw py::value_error("bias must be a rank-1 array [H]");
+  BasicRnnConfig cfg;
+  cfg.H = py::reinterpret_borrow<py::array>(bias).shape(0);
+  auto k = py::reinterpret_borrow<py::array>(kernel);
+  if (k.ndim() != 2 || k.shape(1) != cfg.H || k.shape(0) < cfg.H)
+    throw py::value_error("kernel must have shape [D + " + std::to_string(cfg.H) + ", " +
+                          std::to_string(cfg.H) + "], got " + shape_str(shape_of(k)));
+  cfg.D = k.shape(0) - cfg.H;
+  cfg.activation = parse_activation(activation);
+  return cfg;
+}
+
+template <typename T>
+py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::object bias_obj,
+                       py::object x_obj, py::object h0_obj, py::object lengths_obj,
+                       bool time_major, py::object tape_obj) {
+  const Index D = cfg.D, H = cfg.H;
+  Array<T> kernel = take<T>(kernel_obj, "kernel", {D + H, H});
+  Array<T> bias = take<T>(bias_obj, "bias", {H});
+  Array<T> x = take<T>(x_obj, "inputs", {-1, -1, D});
+  const SeqLayout seq = layout_of(x, "inputs", D, time_major);
+  const Index B = seq.B, rows = seq.rows();
+  Array<T> h0 = take<T>(h0_obj, "initial_state", {B, H});
+  py::object keep_lengths;
+  const int32_t* lengths = take_lengths(lengths_obj, B, seq.T, keep_lengths);
+  Array<T> outputs = empty<T>(seq_shape(seq, H));
+  Array<T> h_final = empty<T>({B, H});
+  BasicRnnTape<T> tape;
+  T* ws = nullptr;
+  if (!tape_obj.is_none()) {
+    py::dict d = tape_obj.cast<py::dict>();
+    tape.h = tape_buffer<T>(d, "h", {rows, H});
+    tape.h_prev = tape_buffer<T>(d, "h_prev", {rows, H});
+    d["x"] = x;
+    d["sequence_length"] = keep_lengths;
+    d["time_major"] = time_major;
+  } else {
+    ws = scratch<T>(static_cast<size_t>(rows * H));
+  }
+  {
+    py::gil_scoped_release release;
+    basic_rnn_forward<T>(cfg, kernel.data(), bias.data(), seq, x.data(), lengths, h0.data(),
+                         outputs.mutable_data(), h_final.mutable_data(), tape, ws);
+  }
+  return py::make_tuple(outputs, h_final);
+}
+
+template <typename T>
+py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::dict tape_d,
+                        py::object d_out_obj, py::object dh_obj) {
+  const Index D = cfg.D, H = cfg.H;
+  Array<T> kernel = take<T>(kernel_obj, "kernel", {D + H, H});
+  if (!tape_d.contains("x")) throw py::value_error("backward called before forward(training)");
+  Array<T> x = take<T>(tape_d["x"], "tape x", {-1, -1, D});
+  const SeqLayout seq = layout_of(x, "tape x", D, tape_d["time_major"].cast<bool>());
+  const Index B = seq.B, rows = seq.rows();
+  py::object keep_lengths;
+  const int32_t* lengths = take_lengths(tape_d["sequence_length"], B, seq.T, keep_lengths);
+  BasicRnnTape<T> tape;
+  tape.h = tape_entry<T>(tape_d, "h", {rows, H});
+  tape.h_prev = tape_entry<T>(tape_d, "h_prev", {rows, H});
+  Array<T> d_out = take<T>(d_out_obj, "d_outputs", seq_shape(seq, H));
+  Array<T> dh = take<T>(dh_obj, "d_final_state", {B, H});
+  Array<T> dx = empty<T>(seq_shape(seq, D));
+  Array<T> dh0 = empty<T>({B, H});
+  Array<T> dk = empty<T>({D + H, H}), db = empty<T>({H});
+  {
+    py::gil_scoped_release release;
+    basic_rnn_backward<T>(cfg, kernel.data(), seq, x.data(), lengths, tape, d_out.data(), dh.data(),
+                          dx.mutable_data(), dh0.mutable_data(), dk.mutable_data(),
+                          db.mutable_data());
+  }
+  tape_d.attr("pop")("x");  // spent: the h buffer now holds gradients
+  py::dict grads;
+  grads["kernel"] = dk;
+  grads["bias"] = db;
+  return py::make_tuple(dx, dh0, grads);
+}
+
+}  // namespace
+
+void init_basic_rnn(py::module_& m) {
+  m.def(
+      "basic_rnn_forward",
+      [](py::object x, py::object kernel, py::object bias, py::object h0,
+         py::object sequence_length, bool time_major, const std::string& activation,
+         py::object tape) {
+        BasicRnnConfig cfg = rnn_config(kernel, bias, activation);
+        return dispatch_float(kernel, "kernel", [&](auto zero) {
+          return forward_impl<decltype(zero)>(cfg, kernel, bias, x, h0, sequence_length,
+                                              time_major, tape);
+        });
+      },
+      "BasicRNNCell over a sequence. Returns (outputs, h_final); fills `tape` when given.",
+      py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("h0"),
+      py::arg("sequence_length") = py::none(), py::arg("time_major") = false,
+      py::arg("activation") = "tanh", py::arg("tape") = py::none());
+  m.def(
+      "basic_rnn_backward",
+      [](py::dict tape, py::object d_outputs, py::object dh_final, py::object kernel,
+         py::object bias, const std::string& activation) {
+        BasicRnnConfig cfg = rnn_config(kernel, bias, activation);
+        return dispatch_float(kernel, "kernel", [&](auto zero) {
+          return backward_impl<decltype(zero)>(cfg, kernel, tape, d_outputs, dh_final);
+        });
+      },
+      "BPTT through the BasicRNNCell forward that filled `tape`. Returns (dx, dh0, grads).",
+      py::arg("tape"), py::arg("d_outputs"), py::arg("dh_final"), py::arg("kernel"),
+      py::arg("bias"), py::arg("activation") = "tanh");
+}
+
+}  // namespace rnnkit_py

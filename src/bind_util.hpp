@@ -1,0 +1,177 @@
+// Boundary helpers shared by the binding files: take numpy arrays by name,
+// check dtype, layout and shape with messages that name the argument, and
+// allocate results. Kernels trust what passes through here.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rnnkit/common.hpp"
+
+namespace rnnkit_py {
+
+namespace py = pybind11;
+using rnnkit::Index;
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style>;
+
+inline std::string shape_str(const std::vector<Index>& shape) {
+  std::ostringstream s;
+  s << "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s << ", ";
+    if (shape[i] < 0)
+      s << "*";
+    else
+      s << shape[i];
+  }
+  s << "]";
+  return s.str();
+}
+
+inline std::vector<Index> shape_of(const py::array& a) {
+  return std::vector<Index>(a.shape(), a.shape() + a.ndim());
+}
+
+template <typename T>
+const char* dtype_name() {
+  return sizeof(T) == 4 ? "float32" : "float64";
+}
+
+// `name` must be a C-contiguous ndarray of dtype T with the given shape
+// (-1 matches any size). Returns it without copying.
+template <typename T>
+Array<T> take(const py::handle& obj, const char* name, const std::vector<Index>& shape) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy array, got " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
+                         std::string(py::str(a.dtype())));
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || a.shape(i) == shape[i];
+  if (!ok)
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
+                          shape_str(shape_of(a)));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + " must be C-contiguous");
+  return py::reinterpret_borrow<Array<T>>(a);
+}
+
+// Optional int32 sequence_length [B], every value in [0, T]; returns null for None.
+inline const int32_t* take_lengths(const py::object& obj, Index B, Index T,
+                                   py::object& keep_alive) {
+  keep_alive = py::none();
+  if (obj.is_none()) return nullptr;
+  if (!py::isinstance<py::array>(obj) ||
+      !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int32_t>()))
+    throw py::type_error("sequence_length must be an int32 numpy array");
+  auto a = take<int32_t>(obj, "sequence_length", {B});
+  const int32_t* p = a.data();
+  for (Index b = 0; b < B; ++b)
+    if (p[b] < 0 || p[b] > T)
+      throw py::value_error("sequence_length values must lie in [0, " + std::to_string(T) +
+                            "], got " + std::to_string(p[b]) + " at index " + std::to_string(b));
+  keep_alive = a;
+  return p;
+}
+
+template <typename T>
+Array<T> empty(const std::vector<Index>& shape) {
+  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+template <typename T>
+Array<T> zeros(const std::vector<Index>& shape) {
+  Array<T> a = empty<T>(shape);
+  std::fill(a.mutable_data(), a.mutable_data() + a.size(), T(0));
+  return a;
+}
+
+// The array in `tape[key]` if it already has this shape (reused across
+// training calls), otherwise a new one stored there.
+template <typename T>
+T* tape_buffer(py::dict& tape, const char* key, const std::vector<Index>& shape) {
+  if (tape.contains(key)) {
+    py::object old = tape[key];
+    if (py::isinstance<Array<T>>(old)) {
+      py::array a = py::reinterpret_borrow<py::array>(old);
+      if (a.dtype().is(py::dtype::of<T>()) && shape_of(a) == shape && (a.flags() & py::array::c_style))
+        return static_cast<T*>(a.mutable_data());
+    }
+  }
+  Array<T> a = empty<T>(shape);
+  tape[key] = a;
+  return a.mutable_data();
+}
+
+// A tape entry written by forward; checked so that a foreign dict cannot
+// point the kernels at a short buffer.
+template <typename T>
+T* tape_entry(const py::dict& tape, const char* key, const std::vector<Index>& shape) {
+  if (!tape.contains(key))
+    throw py::value_error(std::string("tape has no entry '") + key +
+                          "': call forward(training) before backward");
+  return take<T>(tape[key], key, shape).mutable_data();
+}
+
+// Per-thread scratch reused across inference calls (no per-call allocation
+// once it has grown to the largest size seen).
+template <typename T>
+T* scratch(size_t n) {
+  thread_local std::vector<T> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// Runs f<float> or f<double> by the dtype of `probe` (named `name`).
+template <typename F>
+auto dispatch_float(const py::handle& probe, const char* name, F&& f) {
+  if (py::isinstance<py::array>(probe)) {
+    py::dtype dt = py::reinterpret_borrow<py::array>(probe).dtype();
+    if (dt.is(py::dtype::of<float>())) return f(float{});
+    if (dt.is(py::dtype::of<double>())) return f(double{});
+    throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
+                         std::string(py::str(dt)));
+  }
+  throw py::type_error(std::string(name) + " must be a numpy array");
+}
+
+inline rnnkit::Activation parse_activation(const std::string& name) {
+  if (name == "tanh") return rnnkit::Activation::Tanh;
+  if (name == "relu") return rnnkit::Activation::Relu;
+  if (name == "sigmoid") return rnnkit::Activation::Sigmoid;
+  if (name == "linear" || name == "identity") return rnnkit::Activation::Identity;
+  throw py::value_error("activation must be one of 'tanh', 'relu', 'sigmoid', 'linear', got '" +
+                        name + "'");
+}
+
+// [rows, w] as the 3-d array shape of the sequence.
+inline std::vector<Index> seq_shape(const rnnkit::SeqLayout& s, Index width) {
+  return s.time_major ? std::vector<Index>{s.T, s.B, width} : std::vector<Index>{s.B, s.T, width};
+}
+
+// Reads T and B from a rank-3 sequence array, checking rank and depth.
+inline rnnkit::SeqLayout layout_of(const py::array& x, const char* name, Index depth, bool time_major) {
+  if (x.ndim() != 3)
+    throw py::value_error(std::string(name) + " must have rank 3 (" +
+                          (time_major ? "[T, B, D]" : "[B, T, D]") + "), got shape " +
+                          shape_str(shape_of(x)));
+  if (x.shape(2) != depth)
+    throw py::value_error(std::string(name) + " must have depth " + std::to_string(depth) +
+                          " (last axis), got shape " + shape_str(shape_of(x)));
+  rnnkit::SeqLayout s;
+  s.time_major = time_major;
+  s.T = time_major ? x.shape(0) : x.shape(1);
+  s.B = time_major ? x.shape(1) : x.shape(0);
+  return s;
+}
+
+}  // namespace rnnkit_py

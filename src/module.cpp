@@ -1,0 +1,26 @@
+// The extension module rnnkit._core: one init_<topic> per binding file.
+#include "bind_util.hpp"
+
+namespace rnnkit_py {
+void init_basic_rnn(py::module_& m);
+void init_lstm(py::module_& m);
+}  // namespace rnnkit_py
+
+PYBIND11_MODULE(_core, m) {
+  namespace py = pybind11;
+  m.doc() = "rnnkit's C++ kernels (Eigen + OpenMP). Use the rnnkit package, not this module.";
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
+    rnnkit::set_num_threads(n);
+  }, "Threads used by every kernel (OpenMP loops and Eigen GEMM).", py::arg("n"));
+  m.def("get_num_threads", &rnnkit::get_num_threads, "Threads used by the kernels.");
+  m.attr("arch") = RNNKIT_ARCH;
+  m.attr("simd") = Eigen::SimdInstructionSetsInUse();
+#ifdef _OPENMP
+  m.attr("openmp") = true;
+#else
+  m.attr("openmp") = false;
+#endif
+  rnnkit_py::init_basic_rnn(m);
+  rnnkit_py::init_lstm(m);
+}
