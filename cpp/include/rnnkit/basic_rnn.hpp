@@ -4,7 +4,7 @@
 // overwritten in place with d(pre-activation) by backward.
 #pragma once
 
-#include "rnnkit/common.hpp"
+#include "rnnkit/gemm.hpp"
 
 namespace rnnkit {
 
@@ -30,11 +30,7 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   T* z_all = training ? tape.h : z_ws;
   CMatMap<T> kernel(kernel_data, D + H, H);
   MatMap<T> z(z_all, seq.rows(), H);
-  if (D > 0) {
-    z.noalias() = CMatMap<T>(x, seq.rows(), D) * kernel.topRows(D);
-  } else {
-    z.setZero();
-  }
+  gemm(z, CMatMap<T>(x, seq.rows(), D), kernel.topRows(D));
   z.rowwise() += CRowMap<T>(bias_data, H);
 
   MatMap<T> h(h_final, B, H);
@@ -45,7 +41,7 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
     StepMap<T> zt = seq.step(z_all, t, H);
     StepMap<T> out = seq.step(outputs, t, H);
     if (training) seq.step(tape.h_prev, t, H) = h;
-    zt.noalias() += h * W_h;
+    gemm(zt, h, W_h, /*accumulate=*/true);
 #pragma omp parallel for if (worth_parallel(B, H))
     for (Index b = 0; b < B; ++b) {
       if (!active(sequence_length, t, b)) {
@@ -88,7 +84,7 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
       }
       for (Index k = 0; k < H; ++k) dz(b, k) = (dh(b, k) + d_out(b, k)) * activate_grad(act, dz(b, k));
     }
-    dh_rec.noalias() = dz * W_h.transpose();
+    gemm(dh_rec, dz, W_h.transpose());
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dh.row(b) = dh_rec.row(b);
   }
@@ -96,10 +92,10 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
   const Index rows = seq.rows();
   CMatMap<T> d_z(tape.h, rows, H);
   MatMap<T> dk(d_kernel, D + H, H);
-  if (D > 0) dk.topRows(D).noalias() = CMatMap<T>(x, rows, D).transpose() * d_z;
-  dk.bottomRows(H).noalias() = CMatMap<T>(tape.h_prev, rows, H).transpose() * d_z;
-  RowMap<T>(d_bias, H) = d_z.colwise().sum();
-  if (dx != nullptr && D > 0) MatMap<T>(dx, rows, D).noalias() = d_z * kernel.topRows(D).transpose();
+  gemm(dk.topRows(D), CMatMap<T>(x, rows, D).transpose(), d_z);
+  gemm(dk.bottomRows(H), CMatMap<T>(tape.h_prev, rows, H).transpose(), d_z);
+  column_sums(tape.h, rows, H, d_bias);
+  if (dx != nullptr) gemm(MatMap<T>(dx, rows, D), d_z, kernel.topRows(D).transpose());
 }
 
 }  // namespace rnnkit

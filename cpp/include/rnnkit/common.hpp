@@ -109,13 +109,27 @@ inline T clip_pass(T x, T limit) {
   return (x < -limit || x > limit) ? T(0) : T(1);
 }
 
+// out[k] = sum over rows of m(r, k), summed row after row. (Eigen's colwise()
+// reduction can round differently with the buffer's alignment; this order
+// is fixed.)
+template <typename T>
+void column_sums(const T* m, Index rows, Index cols, T* out) {
+  std::fill(out, out + cols, T(0));
+  for (Index r = 0; r < rows; ++r) {
+    const T* row = m + r * cols;
+    for (Index k = 0; k < cols; ++k) out[k] += row[k];
+  }
+}
+
 // ---- threads -------------------------------------------------------------
-// One knob for both OpenMP loops and Eigen's GEMM threads.
+// One knob for every kernel: the OpenMP loops, including the blocked GEMMs
+// of gemm.hpp (Eigen itself is built single-threaded, EIGEN_DONT_PARALLELIZE).
 inline void set_num_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
+#else
+  (void)n;
 #endif
-  Eigen::setNbThreads(n);
 }
 
 inline int get_num_threads() {

@@ -11,7 +11,7 @@
 // adds only m_prev W_h and makes one fused pass over the [B, 4H] tile.
 #pragma once
 
-#include "rnnkit/common.hpp"
+#include "rnnkit/gemm.hpp"
 
 namespace rnnkit {
 
@@ -73,11 +73,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   CMatMap<T> kernel(w.kernel, D + R, G);
   CRowMap<T> bias(w.bias, G);
   MatMap<T> all_gates(gates, seq.rows(), G);
-  if (D > 0) {
-    all_gates.noalias() = CMatMap<T>(x, seq.rows(), D) * kernel.topRows(D);
-  } else {
-    all_gates.setZero();
-  }
+  gemm(all_gates, CMatMap<T>(x, seq.rows(), D), kernel.topRows(D));
   all_gates.rowwise() += bias;
 
   MatMap<T> c_cur(c_final, B, H);
@@ -97,7 +93,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
     StepMap<T> z = seq.step(gates, t, G);
     StepMap<T> out = seq.step(outputs, t, R);
     if (training) seq.step(tape.m_prev, t, R) = m_cur;
-    z.noalias() += m_cur * W_h;
+    gemm(z, m_cur, W_h, /*accumulate=*/true);
 
 #pragma omp parallel for if (worth_parallel(B, G))
     for (Index b = 0; b < B; ++b) {
@@ -133,7 +129,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
     }
 
     if (P > 0) {
-      m_proj_step.noalias() = m_pre_step * CMatMap<T>(w.projection, H, P);
+      gemm(m_proj_step, m_pre_step, CMatMap<T>(w.projection, H, P));
       if (training) seq.step(tape.m_raw, t, P) = m_proj_step;
       for (Index b = 0; b < B; ++b) {
         if (!active(sequence_length, t, b)) continue;
@@ -193,7 +189,7 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
     if (P > 0) {
       // The projection's gradient is one GEMM after the loop: keep d(m P) per row.
       seq.step(tape.m_raw, t, P) = dm_step;
-      dm_pre_step.noalias() = dm_step * CMatMap<T>(w.projection, H, P).transpose();
+      gemm(dm_pre_step, dm_step, CMatMap<T>(w.projection, H, P).transpose());
       dm_pre_data = dm_pre_step.data();
     }
 
@@ -229,7 +225,7 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
       }
     }
 
-    dm_rec.noalias() = dz * W_h.transpose();
+    gemm(dm_rec, dz, W_h.transpose());
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dm.row(b) = dm_rec.row(b);
   }
@@ -238,13 +234,13 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
   const Index rows = seq.rows();
   CMatMap<T> d_gates(tape.gates, rows, G);
   MatMap<T> d_kernel(grads.kernel, D + R, G);
-  if (D > 0) d_kernel.topRows(D).noalias() = CMatMap<T>(x, rows, D).transpose() * d_gates;
-  d_kernel.bottomRows(R).noalias() = CMatMap<T>(tape.m_prev, rows, R).transpose() * d_gates;
-  RowMap<T>(grads.bias, G) = d_gates.colwise().sum();
-  if (dx != nullptr && D > 0) MatMap<T>(dx, rows, D).noalias() = d_gates * kernel.topRows(D).transpose();
+  gemm(d_kernel.topRows(D), CMatMap<T>(x, rows, D).transpose(), d_gates);
+  gemm(d_kernel.bottomRows(R), CMatMap<T>(tape.m_prev, rows, R).transpose(), d_gates);
+  column_sums(tape.gates, rows, G, grads.bias);
+  if (dx != nullptr) gemm(MatMap<T>(dx, rows, D), d_gates, kernel.topRows(D).transpose());
   if (P > 0)
-    MatMap<T>(grads.projection, H, P).noalias() =
-        CMatMap<T>(tape.m_pre, rows, H).transpose() * CMatMap<T>(tape.m_raw, rows, P);
+    gemm(MatMap<T>(grads.projection, H, P), CMatMap<T>(tape.m_pre, rows, H).transpose(),
+         CMatMap<T>(tape.m_raw, rows, P));
   if (cfg.peepholes) {
     RowMap<T> gi(grads.w_i_diag, H), gf(grads.w_f_diag, H), go(grads.w_o_diag, H);
     gi.setZero();

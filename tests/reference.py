@@ -1,0 +1,59 @@
+"""Plain numpy references, written from the spec one step at a time, with no
+attempt at speed. The kernels are checked against these."""
+
+import numpy as np
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+ACT = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), "sigmoid": sigmoid, "linear": lambda x: x}
+
+
+def basic_rnn_step(v, x, state, activation="tanh"):
+    (h,) = state
+    h = ACT[activation](np.concatenate([x, h], 1) @ v["kernel"] + v["bias"])
+    return h, (h,)
+
+
+def lstm_step(v, x, state, forget_bias=1.0, use_peepholes=False, cell_clip=None, num_proj=None,
+              proj_clip=None, activation="tanh"):
+    c, m = state
+    act = ACT[activation]
+    z = np.concatenate([x, m], 1) @ v["kernel"] + v["bias"]
+    i, j, f, o = np.split(z, 4, axis=1)
+    if use_peepholes:
+        c_new = sigmoid(f + forget_bias + v["w_f_diag"] * c) * c + sigmoid(i + v["w_i_diag"] * c) * act(j)
+    else:
+        c_new = sigmoid(f + forget_bias) * c + sigmoid(i) * act(j)
+    if cell_clip is not None:
+        c_new = np.clip(c_new, -cell_clip, cell_clip)
+    if use_peepholes:
+        m_new = sigmoid(o + v["w_o_diag"] * c_new) * act(c_new)
+    else:
+        m_new = sigmoid(o) * act(c_new)
+    if num_proj is not None:
+        m_new = m_new @ v["projection/kernel"]
+        if proj_clip is not None:
+            m_new = np.clip(m_new, -proj_clip, proj_clip)
+    return m_new, (c_new, m_new)
+
+
+def dynamic_rnn(step, x, state, sequence_length=None, time_major=False):
+    """TF's dynamic_rnn over a step function: zero outputs and carried state
+    past each row's length. x: [B, T, D] (or [T, B, D]); state: tuple of [B, w]."""
+    if time_major:
+        x = np.swapaxes(x, 0, 1)
+    B, T = x.shape[:2]
+    lengths = np.full(B, T) if sequence_length is None else np.asarray(sequence_length)
+    outputs = []
+    for t in range(T):
+        out, new_state = step(x[:, t], state)
+        live = (t < lengths)[:, None]
+        outputs.append(np.where(live, out, 0))
+        state = tuple(np.where(live, n, s) for n, s in zip(new_state, state))
+    out = np.stack(outputs, 1) if T else np.zeros((B, 0, state[-1].shape[1]))  # output width = last state's
+    if time_major:
+        out = np.swapaxes(out, 0, 1)
+    return out, state
