@@ -1,0 +1,1 @@
+"""rnnkit's benchmark harness: `python -m benchmarks.run` (see run.py)."""

@@ -1,0 +1,264 @@
+"""rnnkit against PyTorch on the CPU and against numpy's GEMM ceiling.
+
+    python -m benchmarks.run                 # every case, 2 threads, writes BENCHMARKS.md
+    python -m benchmarks.run --quick --out /tmp/B.md   # tiny shapes, one round (CI)
+
+Every row is first checked against a reference (PyTorch float64 with rnnkit's
+weights copied in, or a numpy float64 reference when torch is missing or
+computes a different function) and timed only when the check passes. rnnkit
+and PyTorch then run interleaved in this process, in blocks of calls, over
+several rounds (the order alternates every round); the medians over rounds
+are reported. torch.set_num_threads is set to rnnkit's thread count.
+"""
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+if __package__ in (None, ""):  # `python benchmarks/run.py`
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "benchmarks"
+
+import numpy as np  # noqa: E402
+
+import rnnkit  # noqa: E402
+
+from benchmarks import cases, machine, report  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def import_torch(disabled):
+    if disabled:
+        return None, "disabled with --no-torch"
+    try:
+        import torch
+    except ImportError as e:
+        return None, f"not importable ({e})"
+    return torch, None
+
+
+def set_threads(torch, n):
+    rnnkit.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def _block(f, n):
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            f()
+        return time.perf_counter() - t0
+    finally:
+        gc.enable()
+
+
+def time_interleaved(fns, rounds, min_block_s):
+    """fns: [(name, callable)]. Returns {name: [seconds per call, one per round]}.
+
+    Each callable first runs once to warm up (allocations, thread pools), then
+    a second time to size its block: enough calls to fill `min_block_s`. Each
+    round runs every callable's block once, alternating the order."""
+    inner = {}
+    for name, f in fns:
+        f()
+        one = _block(f, 1)
+        inner[name] = 1 if min_block_s <= 0 else max(1, min(100000, math.ceil(min_block_s / max(one, 1e-9))))
+    samples = {name: [] for name, _ in fns}
+    for r in range(rounds):
+        for name, f in (fns if r % 2 == 0 else fns[::-1]):
+            samples[name].append(_block(f, inner[name]) / inner[name])
+    return samples
+
+
+def run_rows(rows, torch, args, log):
+    for row in rows:
+        label = f"{row.case} / {row.mode} / {row.shape} / {row.threads} thr"
+        if row.skip:
+            row.check_summary = "skipped"
+            log(f"SKIP  {label}: {row.skip}")
+            continue
+        set_threads(torch, row.threads)
+        try:
+            chk = row.check()
+            row.check_ok, row.check_summary = chk.ok, chk.summary()
+        except Exception as e:  # a crash in the check is a failed check, reported as such
+            row.check_ok, row.check_summary = False, f"FAILED: {type(e).__name__}: {e}"
+        if not row.check_ok:
+            log(f"FAIL  {label}: {row.check_summary} -- not timed")
+            continue
+        fns = [("rnnkit", row.rnnkit)] + ([("torch", row.torch)] if row.torch is not None else [])
+        samples = time_interleaved(fns, args.rounds, args.min_block)
+        row.rnnkit_rounds = [s / row.units_per_call for s in samples["rnnkit"]]
+        row.rnnkit_s = statistics.median(row.rnnkit_rounds)
+        if "torch" in samples:
+            row.torch_rounds = [s / row.units_per_call for s in samples["torch"]]
+            row.torch_s = statistics.median(row.torch_rounds)
+        log(f"ok    {label}: rnnkit {report.fmt_time(row.rnnkit_s)}"
+            + (f", torch {report.fmt_time(row.torch_s)}, ratio {row.torch_s / row.rnnkit_s:.2f}" if row.torch_s else "")
+            + f"  [{row.check_summary}]")
+
+
+def gemm_shapes(shapes, quick):
+    """The square ceiling plus the two products of each LSTM case: the
+    hoisted input projection [B*T, D]x[D, 4H] and the per-step recurrent
+    [B, H]x[H, 4H]."""
+    n = 256 if quick else 2048
+    out = {"ceiling": (n, n, n)}
+    lstm = [("DeepBench 1", shapes.deepbench[0]), ("DeepBench 2", shapes.deepbench[1]), ("big", shapes.big)]
+    for name, s in lstm:
+        out[f"{name} input"] = (s["B"] * s["T"], s["D"], 4 * s["H"])
+        out[f"{name} recurrent"] = (s["B"], s["H"], 4 * s["H"])
+    return out
+
+
+def measure_gemm(threads_list, shapes, repeats, log):
+    result = {}
+    for t in threads_list:
+        names = list(shapes)
+        g = machine.gemm_ceiling(t, [shapes[k] for k in names], repeats=repeats)
+        result[t] = {"blas": g["blas"], "env": g["env"],
+                     "shapes": {k: dict(r) for k, r in zip(names, g["results"])}}
+        log(f"numpy sgemm, {t} thread(s), {g['blas'].get('architecture')} kernel: "
+            + ", ".join(f"{k} {r['gflops']:.1f}" for k, r in zip(names, g["results"])) + " GF/s")
+    return result
+
+
+def run_memory(args, torch_ok, log):
+    """Peak and flat-memory measurements in child processes."""
+    have_train = not cases.missing("Sequential", "Dense", "SequenceLoss", "AdamOptimizer")
+    train = "char-train" if have_train else "char-lstm"
+    frameworks = ["rnnkit"] + (["torch"] if torch_ok else [])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    out = {"train_workload": train, "peak": [], "flat": [],
+           "note": None if have_train else "rnnkit's training API (Sequential, Dense, SequenceLoss, Adam) is not in this "
+                                             "build: the 'training step' measured is the char-shaped LSTM forward+backward"}
+
+    def child(fw, workload, mode, steps=0):
+        cmd = [sys.executable, "-m", "benchmarks.memory", "--framework", fw, "--workload", workload,
+               "--threads", str(args.threads), "--mode", mode, "--steps", str(steps or 1)]
+        if args.quick:
+            cmd.append("--quick")
+        p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+        if p.returncode != 0:
+            return {"framework": fw, "workload": workload, "error": p.stderr.strip()[-1500:]}
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    for workload in (train, "big-lstm"):
+        for fw in frameworks:
+            r = child(fw, workload, "peak")
+            out["peak"].append(r)
+            log(f"memory peak {workload} {fw}: " + (r.get("error") or
+                f"first step +{r['first_step_peak_kib'] / 1024:.1f} MiB, steady step +{r['steady_step_peak_kib'] / 1024:.1f} MiB"))
+    for fw in frameworks:
+        r = child(fw, train, "flat", args.memory_steps)
+        out["flat"].append(r)
+        log(f"memory flat {train} {fw}: " + (r.get("error") or
+            f"RSS {r['rss_kib']} KiB, growth after step {r['growth_from_step']}: {r['growth_kib']} KiB"))
+    return out
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="tiny shapes, one round, short memory run (CI)")
+    p.add_argument("--threads", type=int, default=2, help="threads for rnnkit and torch (default 2)")
+    p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7; quick: 1)")
+    p.add_argument("--min-block", type=float, default=None,
+                   help="seconds each timed block of calls lasts at least (default 0.25; quick: 0)")
+    p.add_argument("--only", default=None, help="comma-separated subset of: " + ",".join(cases.CASE_NAMES))
+    p.add_argument("--no-torch", action="store_true", help="rnnkit only, numpy references")
+    p.add_argument("--skip-memory", action="store_true", help="skip the memory measurements")
+    p.add_argument("--memory-steps", type=int, default=None, help="steps of the flat-memory run (default 1000; quick: 20)")
+    p.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"), help="markdown report (default: BENCHMARKS.md)")
+    p.add_argument("--json", default=None, help="also write every number as JSON here")
+    p.add_argument("--notes", default=os.path.join(REPO, "benchmarks", "NOTES.md"),
+                   help="hand-written analysis appended to the report, if the file exists")
+    a = p.parse_args(argv)
+    if a.rounds is None:
+        a.rounds = 1 if a.quick else 7
+    if a.min_block is None:
+        a.min_block = 0.0 if a.quick else 0.25
+    if a.memory_steps is None:
+        a.memory_steps = 20 if a.quick else 1000
+    if a.only:
+        a.only = set(s.strip() for s in a.only.split(","))
+        unknown = a.only - set(cases.CASE_NAMES)
+        if unknown:
+            p.error(f"--only: unknown case(s) {sorted(unknown)}; choose from {', '.join(cases.CASE_NAMES)}")
+    if a.threads < 1:
+        p.error("--threads must be >= 1")
+    return a
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    torch, torch_note = import_torch(args.no_torch)
+    if torch is None:
+        log(f"PyTorch: {torch_note}; rnnkit only, checked against numpy references")
+    set_threads(torch, args.threads)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    facts = machine.machine_facts(torch)
+    facts["load_average_start"] = machine.load_average()
+    log(f"machine: {facts['cpu']}, {facts['logical_cpus']} CPUs, rnnkit {facts['rnnkit_arch']} ({facts['rnnkit_simd']})")
+
+    ctx = cases.Context(torch, args.threads, args.quick)
+    gshapes = gemm_shapes(ctx.shapes, args.quick)
+    threads_list = sorted({args.threads, 1})
+    repeats = 2 if args.quick else 7
+    gemm = {"before": measure_gemm(threads_list, gshapes, repeats, log)}
+
+    rows = cases.build_rows(ctx, args.only)
+    run_rows(rows, torch, args, log)
+
+    memory = None if args.skip_memory else run_memory(args, torch is not None, log)
+    gemm["after"] = measure_gemm(threads_list, {"ceiling": gshapes["ceiling"]}, repeats, log)
+    facts["load_average_end"] = machine.load_average()
+    finished = datetime.datetime.now(datetime.timezone.utc)
+
+    run = {
+        "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
+        "quick": args.quick, "threads": args.threads, "rounds": args.rounds, "min_block_s": args.min_block,
+        "torch_note": torch_note, "facts": facts, "gemm": gemm, "memory": memory,
+        "platform": platform.platform(),
+    }
+    run["rows"] = [report.row_dict(r, report.ceiling(gemm, r.threads)) for r in rows]
+    run["targets"] = report.evaluate_targets(run)
+    notes = None
+    if args.notes and os.path.exists(args.notes):
+        with open(args.notes) as f:
+            notes = f.read()
+    text = report.markdown(run, notes)
+    log("")
+    log(report.results_table(run))
+    log("")
+    log(report.targets_table(run))
+    with open(args.out, "w") as f:
+        f.write(text)
+    log(f"\nwrote {args.out}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(run, f, indent=1, default=float)
+        log(f"wrote {args.json}")
+    failed = [r for r in run["rows"] if r["check_ok"] is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+// Micro-benchmarks of the BasicRNNCell kernels (cpp/include/rnnkit/basic_rnn.hpp):
+// whole-sequence forward and backward at the vanilla-RNN shape.
+// Arguments are {B, T, D, H, threads}.
+#include <algorithm>
+
+#include "bench_common.hpp"
+#include "rnnkit/basic_rnn.hpp"
+
+namespace rnnkit_bench {
+namespace {
+
+using namespace rnnkit;
+
+struct RnnSetup {
+  BasicRnnConfig cfg;
+  SeqLayout seq;
+  std::vector<float> kernel, bias, x, h0, outputs, h_final, h, h_prev, ws, saved_h;
+  std::vector<float> d_out, dh_final, dx, dh0, dk, db;
+
+  RnnSetup(Index B, Index T, Index D, Index H) {
+    cfg.D = D;
+    cfg.H = H;
+    seq.B = B;
+    seq.T = T;
+    const Index rows = B * T;
+    kernel = random_vector(static_cast<size_t>((D + H) * H), 0.05f, 1);
+    bias = random_vector(static_cast<size_t>(H), 0.1f, 2);
+    x = random_vector(static_cast<size_t>(rows * D), 1.0f, 3);
+    h0.assign(static_cast<size_t>(B * H), 0.f);
+    outputs.resize(static_cast<size_t>(rows * H));
+    h_final.resize(static_cast<size_t>(B * H));
+    h.resize(static_cast<size_t>(rows * H));
+    h_prev.resize(static_cast<size_t>(rows * H));
+    ws.resize(static_cast<size_t>(rows * H));
+    d_out = random_vector(static_cast<size_t>(rows * H), 1.0f, 4);
+    dh_final.assign(static_cast<size_t>(B * H), 0.f);
+    dx.resize(static_cast<size_t>(rows * D));
+    dh0.resize(static_cast<size_t>(B * H));
+    dk.resize(static_cast<size_t>((D + H) * H));
+    db.resize(static_cast<size_t>(H));
+  }
+  BasicRnnTape<float> tape() { return BasicRnnTape<float>{h.data(), h_prev.data()}; }
+  void forward(bool training) {
+    basic_rnn_forward<float>(cfg, kernel.data(), bias.data(), seq, x.data(), nullptr, h0.data(), outputs.data(),
+                             h_final.data(), training ? tape() : BasicRnnTape<float>{}, ws.data());
+  }
+  void backward() {
+    basic_rnn_backward<float>(cfg, kernel.data(), seq, x.data(), nullptr, tape(), d_out.data(), dh_final.data(),
+                              dx.data(), dh0.data(), dk.data(), db.data());
+  }
+  double forward_flops() const { return 2.0 * seq.B * seq.T * (cfg.D + cfg.H) * cfg.H; }
+};
+
+void rnn_args(benchmark::internal::Benchmark* b) {
+  for (int threads : {1, 2}) b->Args({64, 100, 256, 512, threads});
+  b->ArgNames({"B", "T", "D", "H", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+RnnSetup setup_from(benchmark::State& state) {
+  set_threads(state, static_cast<int>(state.range(4)));
+  return RnnSetup(state.range(0), state.range(1), state.range(2), state.range(3));
+}
+
+void BM_BasicRnnForward(benchmark::State& state) {
+  RnnSetup s = setup_from(state);
+  for (auto _ : state) {
+    s.forward(false);
+    benchmark::DoNotOptimize(s.outputs.data());
+  }
+  set_flops(state, s.forward_flops());
+}
+BENCHMARK(BM_BasicRnnForward)->Apply(rnn_args);
+
+void BM_BasicRnnBackward(benchmark::State& state) {
+  RnnSetup s = setup_from(state);
+  s.forward(true);
+  s.saved_h = s.h;
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::copy(s.saved_h.begin(), s.saved_h.end(), s.h.begin());  // backward overwrites h with d z
+    state.ResumeTiming();
+    s.backward();
+    benchmark::DoNotOptimize(s.dk.data());
+  }
+  set_flops(state, 2.0 * s.forward_flops());
+}
+BENCHMARK(BM_BasicRnnBackward)->Apply(rnn_args);
+
+}  // namespace
+}  // namespace rnnkit_bench
