@@ -76,8 +76,8 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
   const LstmConfig& cfg = a.cfg;
   const Index H = cfg.H, R = cfg.R(), G = cfg.G();
   const LstmWeights<T> w = weights_of<T>(a);
-  Array<T> x = take<T>(x_obj, "inputs", {-1, -1, cfg.D});
-  const SeqLayout seq = layout_of(x, "inputs", cfg.D, time_major);
+  const InputArg<T> input = take_inputs<T>(x_obj, "inputs", cfg.D, time_major);
+  const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
   Array<T> c0 = take<T>(c0_obj, "initial_state.c", {B, H});
   Array<T> m0 = take<T>(m0_obj, "initial_state.h", {B, R});
@@ -98,7 +98,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
       tape.m_pre = tape_buffer<T>(d, "m_pre", {rows, H});
       tape.m_raw = tape_buffer<T>(d, "m_raw", {rows, cfg.P});
     }
-    d["x"] = x;
+    d["x"] = input.array;
     d["c0"] = c0;
     d["sequence_length"] = keep_lengths;
     d["time_major"] = time_major;
@@ -107,7 +107,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
   }
   {
     py::gil_scoped_release release;
-    lstm_forward<T>(cfg, w, seq, x.data(), lengths, c0.data(), m0.data(), outputs.mutable_data(),
+    lstm_forward<T>(cfg, w, seq, input.in, lengths, c0.data(), m0.data(), outputs.mutable_data(),
                     c_final.mutable_data(), m_final.mutable_data(), tape, ws);
   }
   return py::make_tuple(outputs, c_final, m_final);
@@ -120,8 +120,8 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   const Index D = cfg.D, H = cfg.H, R = cfg.R(), G = cfg.G(), P = cfg.P;
   const LstmWeights<T> w = weights_of<T>(a);
   if (!tape_d.contains("x")) throw py::value_error("backward called before forward(training)");
-  Array<T> x = take<T>(tape_d["x"], "tape x", {-1, -1, D});
-  const SeqLayout seq = layout_of(x, "tape x", D, tape_d["time_major"].cast<bool>());
+  const InputArg<T> input = take_inputs<T>(tape_d["x"], "tape x", D, tape_d["time_major"].cast<bool>());
+  const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
   Array<T> c0 = take<T>(tape_d["c0"], "tape c0", {B, H});
   py::object keep_lengths;
@@ -138,7 +138,8 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   Array<T> dc = take<T>(dc_obj, "d_final_state.c", {B, H});
   Array<T> dm = take<T>(dm_obj, "d_final_state.h", {B, R});
 
-  Array<T> dx = empty<T>(seq_shape(seq, D));
+  T* dx_data = nullptr;
+  py::object dx = input_grad_array(input, &dx_data);
   Array<T> dc0 = empty<T>({B, H});
   Array<T> dm0 = empty<T>({B, R});
   py::dict grads;
@@ -164,8 +165,8 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   }
   {
     py::gil_scoped_release release;
-    lstm_backward<T>(cfg, w, seq, x.data(), lengths, c0.data(), tape, d_out.data(), dc.data(),
-                     dm.data(), dx.mutable_data(), dc0.mutable_data(), dm0.mutable_data(), g);
+    lstm_backward<T>(cfg, w, seq, input.in, lengths, c0.data(), tape, d_out.data(), dc.data(),
+                     dm.data(), dx_data, dc0.mutable_data(), dm0.mutable_data(), g);
   }
   // The gate buffer now holds gradients: one backward per forward. The
   // buffers stay for the next forward to reuse.

@@ -4,7 +4,9 @@ from . import _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
+from .ops import one_hot
 from .rnn import RNN, dynamic_rnn
+from .sequential import Sequential
 
 __version__ = "0.1.0"
 
@@ -20,5 +22,5 @@ def get_num_threads():
 
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple",
-    "RNN", "dynamic_rnn", "set_num_threads", "get_num_threads",
+    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
 ]

@@ -11,7 +11,7 @@
 // adds only m_prev W_h and makes one fused pass over the [B, 4H] tile.
 #pragma once
 
-#include "rnnkit/gemm.hpp"
+#include "rnnkit/inputs.hpp"
 
 namespace rnnkit {
 
@@ -59,11 +59,11 @@ struct LstmTape {
                         //            backward overwrites it with d(m P)
 };
 
-// x: [rows, D]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
+// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
 // outputs: [rows, R] (zero on padded steps); c_final: [B, H]; m_final: [B, R]
 // gates_ws: [rows, 4H] scratch used when tape.gates is null.
 template <typename T>
-void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const T* x,
+void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
                   const int32_t* sequence_length, const T* c0, const T* m0, T* outputs, T* c_final,
                   T* m_final, const LstmTape<T>& tape, T* gates_ws) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
@@ -73,7 +73,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   CMatMap<T> kernel(w.kernel, D + R, G);
   CRowMap<T> bias(w.bias, G);
   MatMap<T> all_gates(gates, seq.rows(), G);
-  gemm(all_gates, CMatMap<T>(x, seq.rows(), D), kernel.topRows(D));
+  project_inputs(all_gates, in, seq.rows(), kernel.topRows(D));
   all_gates.rowwise() += bias;
 
   MatMap<T> c_cur(c_final, B, H);
@@ -147,9 +147,9 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
 
 // d_outputs: [rows, R]; dc_final: [B, H]; dm_final: [B, R]
 // -> dx: [rows, D] (may be null); dc0: [B, H]; dm0: [B, R]; grads.
-// x, c0 and the weights are those given to forward.
+// in, c0 and the weights are those given to forward; dx stays unset for ids.
 template <typename T>
-void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const T* x,
+void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
                    const int32_t* sequence_length, const T* c0, const LstmTape<T>& tape,
                    const T* d_outputs, const T* dc_final, const T* dm_final, T* dx, T* dc0, T* dm0,
                    const LstmGrads<T>& grads) {
@@ -234,10 +234,10 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
   const Index rows = seq.rows();
   CMatMap<T> d_gates(tape.gates, rows, G);
   MatMap<T> d_kernel(grads.kernel, D + R, G);
-  gemm(d_kernel.topRows(D), CMatMap<T>(x, rows, D).transpose(), d_gates);
+  input_weight_grad(d_kernel.topRows(D), in, rows, d_gates);
   gemm(d_kernel.bottomRows(R), CMatMap<T>(tape.m_prev, rows, R).transpose(), d_gates);
   column_sums(tape.gates, rows, G, grads.bias);
-  if (dx != nullptr) gemm(MatMap<T>(dx, rows, D), d_gates, kernel.topRows(D).transpose());
+  input_grad(dx, in, rows, d_gates, kernel.topRows(D));
   if (P > 0)
     gemm(MatMap<T>(grads.projection, H, P), CMatMap<T>(tape.m_pre, rows, H).transpose(),
          CMatMap<T>(tape.m_raw, rows, P));
