@@ -4,6 +4,8 @@ from . import _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
+from .cells.multi import MultiRNNCell
+from .cells.wrappers import ResidualWrapper
 from .ops import one_hot
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
@@ -21,6 +23,7 @@ def get_num_threads():
 
 
 __all__ = [
-    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple",
+    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell",
+    "ResidualWrapper",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
 ]

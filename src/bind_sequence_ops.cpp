@@ -1,0 +1,56 @@
+// Bindings for the sequence helpers of the wrappers and bidirectional layers.
+#include "bind_util.hpp"
+#include "rnnkit/sequence_ops.hpp"
+
+namespace rnnkit_py {
+namespace {
+
+using namespace rnnkit;
+
+// A float sequence [B, T, W] / [T, B, W] of dtype T and its layout.
+template <typename T>
+std::pair<Array<T>, SeqLayout> take_sequence(const py::object& obj, const char* name, bool time_major) {
+  if (!py::isinstance<py::array>(obj) || py::reinterpret_borrow<py::array>(obj).ndim() != 3)
+    throw py::value_error(std::string(name) + " must be a rank-3 array");
+  Array<T> a = take<T>(obj, name, {-1, -1, -1});
+  return {a, layout_of(a, name, a.shape(2), time_major)};
+}
+
+}  // namespace
+
+void init_sequence_ops(py::module_& m) {
+  m.def(
+      "reverse_sequence",
+      [](py::object x, py::object sequence_length, bool time_major) {
+        return dispatch_float(x, "x", [&](auto zero) -> py::object {
+          using T = decltype(zero);
+          auto [a, seq] = take_sequence<T>(x, "x", time_major);
+          py::object keep;
+          const int32_t* lengths = take_lengths(sequence_length, seq.B, seq.T, keep);
+          Array<T> out = empty<T>(shape_of(a));
+          py::gil_scoped_release release;
+          reverse_sequence<T>(seq, a.data(), lengths, a.shape(2), out.mutable_data());
+          return out;
+        });
+      },
+      "TF's reverse_sequence on the time axis: each row reversed within its length.",
+      py::arg("x"), py::arg("sequence_length") = py::none(), py::arg("time_major") = false);
+  m.def(
+      "add_on_live_steps",
+      [](py::object out, py::object x, py::object sequence_length, bool time_major) {
+        dispatch_float(out, "out", [&](auto zero) {
+          using T = decltype(zero);
+          auto [o, seq] = take_sequence<T>(out, "out", time_major);
+          Array<T> a = take<T>(x, "x", shape_of(o));
+          py::object keep;
+          const int32_t* lengths = take_lengths(sequence_length, seq.B, seq.T, keep);
+          py::gil_scoped_release release;
+          add_on_live_steps<T>(seq, a.data(), lengths, o.shape(2), o.mutable_data());
+          return 0;
+        });
+      },
+      "out += x in place on the steps inside each row's length.", py::arg("out"), py::arg("x"),
+      py::arg("sequence_length") = py::none(), py::arg("time_major") = false);
+}
+
+}  // namespace rnnkit_py
