@@ -21,7 +21,22 @@ std::pair<Array<T>, SeqLayout> take_sequence(const py::object& obj, const char* 
 void init_sequence_ops(py::module_& m) {
   m.def(
       "reverse_sequence",
-      [](py::object x, py::object sequence_length, bool time_major) {
+      [](py::object x, py::object sequence_length, bool time_major) -> py::object {
+        // token ids [B, T] (int32) are reversed as rows of width 1
+        if (py::isinstance<py::array>(x) &&
+            py::reinterpret_borrow<py::array>(x).dtype().is(py::dtype::of<int32_t>())) {
+          Array<int32_t> ids = take<int32_t>(x, "x", {-1, -1});
+          SeqLayout seq;
+          seq.time_major = time_major;
+          seq.T = ids.shape(time_major ? 0 : 1);
+          seq.B = ids.shape(time_major ? 1 : 0);
+          py::object keep;
+          const int32_t* lengths = take_lengths(sequence_length, seq.B, seq.T, keep);
+          Array<int32_t> out = empty<int32_t>(shape_of(ids));
+          py::gil_scoped_release release;
+          reverse_sequence<int32_t>(seq, ids.data(), lengths, 1, out.mutable_data());
+          return std::move(out);
+        }
         return dispatch_float(x, "x", [&](auto zero) -> py::object {
           using T = decltype(zero);
           auto [a, seq] = take_sequence<T>(x, "x", time_major);
@@ -30,10 +45,11 @@ void init_sequence_ops(py::module_& m) {
           Array<T> out = empty<T>(shape_of(a));
           py::gil_scoped_release release;
           reverse_sequence<T>(seq, a.data(), lengths, a.shape(2), out.mutable_data());
-          return out;
+          return std::move(out);
         });
       },
-      "TF's reverse_sequence on the time axis: each row reversed within its length.",
+      "TF's reverse_sequence on the time axis: each row reversed within its length "
+      "(float [B, T, W] sequences or int32 token ids [B, T]).",
       py::arg("x"), py::arg("sequence_length") = py::none(), py::arg("time_major") = false);
   m.def(
       "add_on_live_steps",

@@ -6,6 +6,7 @@ from .cells.basic_rnn import BasicRNNCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import ResidualWrapper
+from .bidirectional import Bidirectional, bidirectional_dynamic_rnn
 from .ops import one_hot
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
@@ -24,6 +25,6 @@ def get_num_threads():
 
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell",
-    "ResidualWrapper",
+    "ResidualWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
 ]
