@@ -4,6 +4,9 @@ from . import _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
+from .layers import Dense
+from .losses import SequenceLoss, sequence_loss
+from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
 
 __version__ = "0.1.0"
@@ -21,4 +24,6 @@ def get_num_threads():
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple",
     "RNN", "dynamic_rnn", "set_num_threads", "get_num_threads",
+    "Dense", "SequenceLoss", "sequence_loss",
+    "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
 ]
