@@ -87,9 +87,11 @@ class SequenceLoss:
         if d_loss is None:
             d = np.ones(shape, dtype)
         else:
-            d = as_float(d_loss, "d_loss", dtype)
+            d = np.asarray(d_loss)
             if d.shape != shape:
                 raise ValueError(f"d_loss must have shape {shape_str(shape)} (the loss's), got {shape_str(d.shape)}")
+            # as_float makes a 0-d array 1-d (np.ascontiguousarray): restore the shape
+            d = as_float(d, "d_loss", dtype).reshape(shape)
         return _core.sequence_loss_backward(self._tape, d)
 
     def __repr__(self):
