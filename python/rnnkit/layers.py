@@ -47,9 +47,9 @@ class Dense:
         self.variables._create("bias", np.zeros(self.units, self.dtype))
 
     def _prepare(self, x):
+        if np.ndim(x) < 2:
+            raise ValueError(f"x must have rank >= 2 [..., D], got shape {shape_str(np.shape(x))}")
         x = as_float(x, "x", self.dtype)
-        if x.ndim < 2:
-            raise ValueError(f"x must have rank >= 2 [..., D], got shape {shape_str(x.shape)}")
         self.build(x.shape[-1])
         return x
 
