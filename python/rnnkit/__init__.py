@@ -8,6 +8,9 @@ from .cells.multi import MultiRNNCell
 from .cells.wrappers import ResidualWrapper
 from .bidirectional import Bidirectional, bidirectional_dynamic_rnn
 from .ops import one_hot
+from .layers import Dense
+from .losses import SequenceLoss, sequence_loss
+from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
 
@@ -27,4 +30,6 @@ __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell",
     "ResidualWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
+    "Dense", "SequenceLoss", "sequence_loss",
+    "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
 ]
