@@ -93,7 +93,7 @@ class RNN:
         self._recorded = None
         dx, d_initial, grads = cell._backward(self._tape, d_out, d_final)
         cell.grads.clear()
-        cell.grads.update(grads)
+        cell.grads.update((name, grads[name]) for name in cell.variables)  # in variable order
         return dx, cell._pack_state(d_initial)
 
     def grads_and_vars(self):

@@ -105,7 +105,7 @@ class MultiRNNCell(RNNCell):
             cell, s = self.cells[i], self._splits()[i]
             d, d_init, cell_grads = cell._backward(tape[f"cell_{i}"], d, d_final[s])
             cell.grads.clear()
-            cell.grads.update(cell_grads)
+            cell.grads.update((name, cell_grads[name]) for name in cell.variables)
             d_initial[i] = d_init
             prefix = f"cell_{i}/{cell.scope_name}"
             grads.update({f"{prefix}/{k}": g for k, g in cell_grads.items()})
