@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "rnnkit/common.hpp"
+#include "rnnkit/inputs.hpp"
 
 namespace rnnkit_py {
 
@@ -172,6 +172,76 @@ inline rnnkit::SeqLayout layout_of(const py::array& x, const char* name, Index d
   s.T = time_major ? x.shape(0) : x.shape(1);
   s.B = time_major ? x.shape(1) : x.shape(0);
   return s;
+}
+
+// The inputs of a recurrent kernel: floats [B, T, D] ([T, B, D] when time
+// major) of dtype T, or int32 token ids [B, T] ([T, B]), each in [0, D).
+template <typename T>
+struct InputArg {
+  rnnkit::SeqLayout seq;
+  rnnkit::SeqInput<T> in;
+  py::array array;  // keeps the buffer alive
+
+  bool is_ids() const { return in.ids != nullptr; }
+};
+
+template <typename T>
+InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bool time_major) {
+  InputArg<T> r;
+  r.in.D = depth;
+  if (py::isinstance<py::array>(obj) &&
+      py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int32_t>())) {
+    py::array ids = py::reinterpret_borrow<py::array>(obj);
+    if (ids.ndim() != 2)
+      throw py::value_error(std::string(name) + " (token ids) must have rank 2 " +
+                            (time_major ? "[T, B]" : "[B, T]") + ", got shape " +
+                            shape_str(shape_of(ids)));
+    auto a = take<int32_t>(obj, name, {-1, -1});
+    r.seq.time_major = time_major;
+    r.seq.T = time_major ? a.shape(0) : a.shape(1);
+    r.seq.B = time_major ? a.shape(1) : a.shape(0);
+    const int32_t* p = a.data();
+    for (Index i = 0; i < r.seq.rows(); ++i)
+      if (p[i] < 0 || p[i] >= depth)
+        throw py::value_error(std::string(name) + " token ids must lie in [0, " +
+                              std::to_string(depth) + "), got " + std::to_string(p[i]));
+    r.in.ids = p;
+    r.array = a;
+    return r;
+  }
+  Array<T> x = take<T>(obj, name, {-1, -1, depth});
+  r.seq = layout_of(x, name, depth, time_major);
+  r.in.x = x.data();
+  r.array = x;
+  return r;
+}
+
+// Optional state dropout mask: [B, T, w] ([T, B, w] time major), a mask per
+// step, or [B, w], one mask reused at every step (variational).
+template <typename T>
+rnnkit::StateMask<T> take_state_mask(const py::object& obj, const rnnkit::SeqLayout& seq, Index width,
+                                     const char* name = "state_mask") {
+  rnnkit::StateMask<T> mask;
+  if (obj.is_none()) return mask;
+  if (py::isinstance<py::array>(obj) && py::reinterpret_borrow<py::array>(obj).ndim() == 2) {
+    mask.data = take<T>(obj, name, {seq.B, width}).data();
+    mask.per_step = false;
+  } else {
+    mask.data = take<T>(obj, name, seq_shape(seq, width)).data();
+  }
+  return mask;
+}
+
+// dx for dense inputs, None for token ids (they have no gradient).
+template <typename T>
+py::object input_grad_array(const InputArg<T>& a, T** data) {
+  if (a.is_ids()) {
+    *data = nullptr;
+    return py::none();
+  }
+  Array<T> dx = empty<T>(seq_shape(a.seq, a.in.D));
+  *data = dx.mutable_data();
+  return dx;
 }
 
 }  // namespace rnnkit_py

@@ -4,6 +4,10 @@
 namespace rnnkit_py {
 void init_basic_rnn(py::module_& m);
 void init_lstm(py::module_& m);
+void init_sequence_ops(py::module_& m);
+void init_dense(py::module_& m);
+void init_loss(py::module_& m);
+void init_optim(py::module_& m);
 }  // namespace rnnkit_py
 
 PYBIND11_MODULE(_core, m) {
@@ -23,4 +27,8 @@ PYBIND11_MODULE(_core, m) {
 #endif
   rnnkit_py::init_basic_rnn(m);
   rnnkit_py::init_lstm(m);
+  rnnkit_py::init_sequence_ops(m);
+  rnnkit_py::init_dense(m);
+  rnnkit_py::init_loss(m);
+  rnnkit_py::init_optim(m);
 }

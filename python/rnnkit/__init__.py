@@ -4,7 +4,15 @@ from . import _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
+from .cells.multi import MultiRNNCell
+from .cells.wrappers import DropoutWrapper, ResidualWrapper
+from .bidirectional import Bidirectional, bidirectional_dynamic_rnn
+from .ops import one_hot
+from .layers import Dense
+from .losses import SequenceLoss, sequence_loss
+from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
+from .sequential import Sequential
 
 __version__ = "0.1.0"
 
@@ -19,6 +27,9 @@ def get_num_threads():
 
 
 __all__ = [
-    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple",
-    "RNN", "dynamic_rnn", "set_num_threads", "get_num_threads",
+    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell",
+    "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
+    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
+    "Dense", "SequenceLoss", "sequence_loss",
+    "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
 ]

@@ -83,3 +83,13 @@ def non_negative_int(value, name):
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return int(value)
+
+
+def token_ids(value, depth, name="inputs"):
+    """Integer token ids as int32, every id in [0, depth)."""
+    ids = as_ints(value, name)
+    bad = (ids < 0) | (ids >= depth)
+    if bad.any():
+        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ids.shape))
+        raise ValueError(f"{name} token ids must lie in [0, {depth}), got {int(ids[index])} at index {list(index)}")
+    return np.ascontiguousarray(ids, dtype=np.int32)

@@ -11,7 +11,7 @@
 // adds only m_prev W_h and makes one fused pass over the [B, 4H] tile.
 #pragma once
 
-#include "rnnkit/gemm.hpp"
+#include "rnnkit/inputs.hpp"
 
 namespace rnnkit {
 
@@ -59,12 +59,12 @@ struct LstmTape {
                         //            backward overwrites it with d(m P)
 };
 
-// x: [rows, D]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
+// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
 // outputs: [rows, R] (zero on padded steps); c_final: [B, H]; m_final: [B, R]
 // gates_ws: [rows, 4H] scratch used when tape.gates is null.
 template <typename T>
-void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const T* x,
-                  const int32_t* sequence_length, const T* c0, const T* m0, T* outputs, T* c_final,
+void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
+                  const int32_t* sequence_length, const StateMask<T>& state_mask, const T* c0, const T* m0, T* outputs, T* c_final,
                   T* m_final, const LstmTape<T>& tape, T* gates_ws) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
   const bool training = tape.gates != nullptr;
@@ -73,7 +73,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   CMatMap<T> kernel(w.kernel, D + R, G);
   CRowMap<T> bias(w.bias, G);
   MatMap<T> all_gates(gates, seq.rows(), G);
-  gemm(all_gates, CMatMap<T>(x, seq.rows(), D), kernel.topRows(D));
+  project_inputs(all_gates, in, seq.rows(), kernel.topRows(D));
   all_gates.rowwise() += bias;
 
   MatMap<T> c_cur(c_final, B, H);
@@ -104,7 +104,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
         continue;
       }
       T* cb = &c_cur(b, 0);
-      T* mpre = P > 0 ? &m_pre_step(b, 0) : &m_cur(b, 0);
+      T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(b, 0);
       for (Index k = 0; k < H; ++k) {
         const T c_prev = cb[k];
         T zi = zb[k], zf = zb[2 * H + k] + fb;
@@ -125,7 +125,12 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
         cb[k] = c;
         mpre[k] = o * activate(act, c);
       }
-      if (P == 0) out.row(b) = m_cur.row(b);
+      if (P == 0) {
+        if (state_mask.data)
+          m_cur.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R));
+        else
+          m_cur.row(b) = out.row(b);
+      }
     }
 
     if (P > 0) {
@@ -133,9 +138,10 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
       if (training) seq.step(tape.m_raw, t, P) = m_proj_step;
       for (Index b = 0; b < B; ++b) {
         if (!active(sequence_length, t, b)) continue;
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, P) : nullptr;
         for (Index k = 0; k < P; ++k) {
           const T m = proj_clip > 0 ? clip_value(m_proj_step(b, k), proj_clip) : m_proj_step(b, k);
-          m_cur(b, k) = m;
+          m_cur(b, k) = mask ? m * mask[k] : m;
           out(b, k) = m;
         }
       }
@@ -147,10 +153,10 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
 
 // d_outputs: [rows, R]; dc_final: [B, H]; dm_final: [B, R]
 // -> dx: [rows, D] (may be null); dc0: [B, H]; dm0: [B, R]; grads.
-// x, c0 and the weights are those given to forward.
+// in, c0 and the weights are those given to forward; dx stays unset for ids.
 template <typename T>
-void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const T* x,
-                   const int32_t* sequence_length, const T* c0, const LstmTape<T>& tape,
+void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
+                   const int32_t* sequence_length, const StateMask<T>& state_mask, const T* c0, const LstmTape<T>& tape,
                    const T* d_outputs, const T* dc_final, const T* dm_final, T* dx, T* dc0, T* dm0,
                    const LstmGrads<T>& grads) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
@@ -179,7 +185,11 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
         dm_step.row(b).setZero();
         continue;
       }
-      dm_step.row(b) = dm.row(b) + d_out.row(b);
+      // the state gradient reaches m through the state mask, the output's directly
+      if (state_mask.data)
+        dm_step.row(b) = dm.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R)) + d_out.row(b);
+      else
+        dm_step.row(b) = dm.row(b) + d_out.row(b);
       if (P > 0 && proj_clip > 0) {
         const T* raw = tape.m_raw + seq.row(t, b) * P;
         for (Index k = 0; k < P; ++k) dm_step(b, k) *= clip_pass(raw[k], proj_clip);
@@ -234,10 +244,10 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
   const Index rows = seq.rows();
   CMatMap<T> d_gates(tape.gates, rows, G);
   MatMap<T> d_kernel(grads.kernel, D + R, G);
-  gemm(d_kernel.topRows(D), CMatMap<T>(x, rows, D).transpose(), d_gates);
+  input_weight_grad(d_kernel.topRows(D), in, rows, d_gates);
   gemm(d_kernel.bottomRows(R), CMatMap<T>(tape.m_prev, rows, R).transpose(), d_gates);
   column_sums(tape.gates, rows, G, grads.bias);
-  if (dx != nullptr) gemm(MatMap<T>(dx, rows, D), d_gates, kernel.topRows(D).transpose());
+  input_grad(dx, in, rows, d_gates, kernel.topRows(D));
   if (P > 0)
     gemm(MatMap<T>(grads.projection, H, P), CMatMap<T>(tape.m_pre, rows, H).transpose(),
          CMatMap<T>(tape.m_raw, rows, P));

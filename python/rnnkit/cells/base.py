@@ -12,7 +12,7 @@ is rebuilt by `_pack_state`.
 
 import numpy as np
 
-from .._checks import as_float, float_dtype, non_negative_int, positive_int, shape_str
+from .._checks import as_float, float_dtype, non_negative_int, positive_int, shape_str, token_ids
 from ..variables import Variables
 
 
@@ -70,6 +70,10 @@ class RNNCell:
     def _pack_state(self, arrays):
         return arrays[0]
 
+    def _state_droppable(self):
+        """Per flat state array: may DropoutWrapper drop it? (an LSTM's c: no)"""
+        return [True] * len(self._state_widths())
+
     def _flatten_state(self, state, batch_size, name="initial_state"):
         """The user's state as flat [B, width] arrays of the cell's dtype."""
         if isinstance(state, (tuple, list)):
@@ -84,22 +88,42 @@ class RNNCell:
 
     # ---- running ------------------------------------------------------------
     def _prepare_inputs(self, inputs, name="inputs", layout="[B, T, D]"):
-        """Float inputs of rank 3 as the cell's dtype; builds the cell on first use."""
-        x = as_float(inputs, name, self.dtype, ndim=3, layout=layout)
+        """Float inputs of rank 3 as the cell's dtype (building the cell on
+        first use), or integer token ids of rank 2 meaning one_hot(ids, input_depth)."""
+        arr = np.asarray(inputs)
+        if arr.dtype.kind in "iu" and arr.ndim == 2:
+            return self._token_ids(arr, name)
+        x = as_float(arr, name, self.dtype, ndim=3, layout=layout)
         self.build(x.shape[2])
         return x
 
+    def _token_ids(self, ids, name):
+        if not self.built:
+            raise ValueError(
+                f"integer {name} are token ids and need the cell's input_depth: "
+                f"construct it with input_depth=<vocabulary size>"
+            )
+        return token_ids(ids, self.input_depth, name)
+
     def __call__(self, inputs, state):
-        """One time step: inputs [B, D], state -> (output [B, out], new_state)."""
-        x = as_float(inputs, "inputs", self.dtype, ndim=2, layout="[B, D]")
-        self.build(x.shape[1])
-        flat = self._flatten_state(state, x.shape[0], name="state")
-        outputs, final = self._forward(x[None], None, flat, True, None)
+        """One time step: inputs [B, D] (or token ids [B]), state -> (output [B, out], new_state)."""
+        arr = np.asarray(inputs)
+        if arr.dtype.kind in "iu" and arr.ndim == 1:
+            x = self._token_ids(arr, "inputs")[None]
+        else:
+            x = as_float(arr, "inputs", self.dtype, ndim=2, layout="[B, D]")
+            self.build(x.shape[1])
+            x = x[None]
+        flat = self._flatten_state(state, x.shape[1], name="state")
+        outputs, final = self._forward(x, None, flat, True, None)
         return outputs[0], self._pack_state(final)
 
-    def _forward(self, x, lengths, state, time_major, tape):
-        """x [B, T, D] (or [T, B, D]) of the cell's dtype; lengths int32 [B] or None;
-        state: flat arrays. Fills `tape` (a dict) when not None.
+    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
+        """x [B, T, D] (or [T, B, D]) of the cell's dtype, or int32 ids [B, T];
+        lengths int32 [B] or None; state: flat arrays. Fills `tape` (a dict)
+        when not None. `training` turns dropout wrappers on; `state_masks`
+        (aligned with the flat state, None entries for no dropout) are
+        DropoutWrapper's masks on the state carried between steps.
         Returns (outputs, final flat state)."""
         raise NotImplementedError
 

@@ -1,0 +1,56 @@
+// The input side of a recurrent layer: dense inputs x [rows, D], or token ids
+// [rows] that stand for one_hot(ids, D) without ever building that matrix.
+// For ids the input projection is a row gather from W_x and the input-weight
+// gradient a row scatter-add; there is no input gradient.
+#pragma once
+
+#include "rnnkit/gemm.hpp"
+
+namespace rnnkit {
+
+template <typename T>
+struct SeqInput {
+  const T* x = nullptr;          // [rows, D] dense inputs, or
+  const int32_t* ids = nullptr;  // [rows] token ids, each in [0, D)
+  Index D = 0;
+};
+
+// dst [rows, G] = inputs · W_x [D, G]
+template <typename T, typename Dst, typename W>
+void project_inputs(Dst&& dst, const SeqInput<T>& in, Index rows, const W& W_x) {
+  if (in.ids == nullptr) {
+    gemm(dst, CMatMap<T>(in.x, rows, in.D), W_x);
+    return;
+  }
+#pragma omp parallel for if (worth_parallel(rows, dst.cols()))
+  for (Index r = 0; r < rows; ++r) dst.row(r) = W_x.row(in.ids[r]);
+}
+
+// dW_x [D, G] = inputs^T · dZ [rows, G]
+template <typename T, typename Dst, typename Src>
+void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src& dZ) {
+  if (in.ids == nullptr) {
+    gemm(dW_x, CMatMap<T>(in.x, rows, in.D).transpose(), dZ);
+    return;
+  }
+  dW_x.setZero();
+  // Rows are added in their own order, whatever the thread count; threads
+  // split the columns.
+  const Index G = dZ.cols();
+  const Index block = G >= 256 ? 128 : G;
+  const Index blocks = G == 0 ? 0 : (G + block - 1) / block;
+#pragma omp parallel for if (blocks > 1 && rows * G >= 16384)
+  for (Index i = 0; i < blocks; ++i) {
+    const Index start = i * block, size = std::min(block, G - start);
+    for (Index r = 0; r < rows; ++r) dW_x.row(in.ids[r]).segment(start, size) += dZ.row(r).segment(start, size);
+  }
+}
+
+// dx [rows, D] = dZ · W_x^T (dense inputs only; ids have no gradient)
+template <typename T, typename Src, typename W>
+void input_grad(T* dx, const SeqInput<T>& in, Index rows, const Src& dZ, const W& W_x, bool accumulate = false) {
+  if (dx == nullptr || in.ids != nullptr) return;
+  gemm(MatMap<T>(dx, rows, in.D), dZ, W_x.transpose(), accumulate);
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,87 @@
+"""Dense: TF1's tf.layers.dense (no activation), forward and backward in C++."""
+
+import numpy as np
+
+from . import _core
+from ._checks import as_float, float_dtype, positive_int, shape_str
+from .rnn import grads_and_vars
+from .variables import Variables, glorot_uniform
+
+
+class Dense:
+    """y = x · kernel + bias on the last axis of x (any rank >= 2).
+
+    Variables: kernel [D, units] (Glorot-uniform, seeded by `seed`),
+    bias [units] (zeros); created from x.shape[-1] on the first forward, or
+    at once when `input_depth` is given. forward(x) records x for
+    backward(dy), which returns dx and leaves the variable gradients in
+    `grads`."""
+
+    def __init__(self, units, dtype=np.float32, input_depth=None, seed=None):
+        self.units = positive_int(units, "units")
+        self.dtype = float_dtype(dtype)
+        self.seed = seed
+        self.variables = Variables("Dense")
+        self.grads = {}
+        self.input_depth = None
+        self._x = None  # the input of the last training forward
+        if input_depth is not None:
+            self.build(positive_int(input_depth, "input_depth"))
+
+    @property
+    def built(self):
+        return self.input_depth is not None
+
+    def build(self, input_depth):
+        """Creates kernel [input_depth, units] and bias [units]."""
+        if self.built:
+            if input_depth != self.input_depth:
+                raise ValueError(
+                    f"x must have depth {self.input_depth} (the layer's input_depth) on its last axis, "
+                    f"got {input_depth}"
+                )
+            return
+        self.input_depth = int(input_depth)
+        rng = np.random.default_rng(self.seed)
+        self.variables._create("kernel", glorot_uniform(rng, (self.input_depth, self.units), self.dtype))
+        self.variables._create("bias", np.zeros(self.units, self.dtype))
+
+    def _prepare(self, x):
+        if np.ndim(x) < 2:
+            raise ValueError(f"x must have rank >= 2 [..., D], got shape {shape_str(np.shape(x))}")
+        x = as_float(x, "x", self.dtype)
+        self.build(x.shape[-1])
+        return x
+
+    def __call__(self, x):
+        """Inference: x [..., D] -> y [..., units]; records nothing."""
+        x = self._prepare(x)
+        return _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
+
+    def forward(self, x):
+        """x [..., D] -> y [..., units]; keeps x for backward."""
+        x = self._prepare(x)
+        y = _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
+        self._x = x
+        return y
+
+    def backward(self, dy):
+        """dy [..., units] (the shape of forward's y) -> dx [..., D]. The
+        gradients of kernel and bias are left in `grads`."""
+        if self._x is None:
+            raise RuntimeError("Dense.backward called before forward: call forward(x) first")
+        expected = self._x.shape[:-1] + (self.units,)
+        dy = as_float(dy, "dy", self.dtype)
+        if dy.shape != expected:
+            raise ValueError(f"dy must have shape {shape_str(expected)} (forward's output), got {shape_str(dy.shape)}")
+        dx, d_kernel, d_bias = _core.dense_backward(self._x, self.variables["kernel"], dy)
+        self.grads.clear()
+        self.grads.update(kernel=d_kernel, bias=d_bias)
+        return dx
+
+    def grads_and_vars(self):
+        """[(gradient, variable)] for kernel and bias."""
+        return grads_and_vars(self)
+
+    def __repr__(self):
+        return f"Dense(units={self.units}, dtype={self.dtype.name})"

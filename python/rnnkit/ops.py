@@ -1,0 +1,15 @@
+"""Small array helpers of the TF1 API."""
+
+import numpy as np
+
+from ._checks import float_dtype, positive_int, token_ids
+
+
+def one_hot(ids, depth, dtype=np.float32):
+    """tf.one_hot(ids, depth): [...] integer ids -> [..., depth] floats.
+    Ids outside [0, depth) are an error (TF would give a zero row)."""
+    depth = positive_int(depth, "depth")
+    ids = token_ids(ids, depth, "ids")
+    out = np.zeros(ids.shape + (depth,), dtype=float_dtype(dtype))
+    np.put_along_axis(out, ids[..., None].astype(np.intp), 1, axis=-1)
+    return out

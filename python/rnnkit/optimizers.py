@@ -1,0 +1,145 @@
+"""TF1's AdamOptimizer and GradientDescentOptimizer, and clip_by_global_norm.
+Each call updates (or clips) the whole list in one C++ call; variables are
+numpy arrays updated in place."""
+
+import numbers
+
+import numpy as np
+
+from . import _core
+
+
+def _positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (value > 0 and np.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def _unit_interval(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must lie in [0, 1), got {value}")
+    return float(value)
+
+
+def _split(grads_and_vars):
+    """([grad or None], [variable]) with every variable a numpy array;
+    gradients made C-contiguous (their dtype and shape are checked in C++)."""
+    pairs = list(grads_and_vars)
+    grads, variables = [], []
+    for i, pair in enumerate(pairs):
+        try:
+            grad, var = pair
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"grads_and_vars[{i}] must be a (gradient, variable) pair") from e
+        if not isinstance(var, np.ndarray):
+            raise TypeError(f"grads_and_vars[{i}]: variable must be a numpy array, got {type(var).__name__}")
+        grads.append(None if grad is None else np.ascontiguousarray(grad))
+        variables.append(var)
+    if not pairs or all(g is None for g in grads):
+        raise ValueError("No gradients provided for any variable")
+    return grads, variables
+
+
+class GradientDescentOptimizer:
+    """var -= learning_rate · g (TF1's GradientDescentOptimizer)."""
+
+    def __init__(self, learning_rate):
+        self.learning_rate = _positive(learning_rate, "learning_rate")
+
+    def apply_gradients(self, grads_and_vars):
+        """Updates every variable in place; pairs whose gradient is None are skipped."""
+        grads, variables = _split(grads_and_vars)
+        _core.sgd_apply(variables, grads, self.learning_rate)
+
+    def __repr__(self):
+        return f"GradientDescentOptimizer(learning_rate={self.learning_rate})"
+
+
+class AdamOptimizer:
+    """TF1's AdamOptimizer (the "epsilon hat" form). At step t = 1, 2, ...:
+    lr_t = lr · sqrt(1 - beta2^t) / (1 - beta1^t);  m += (g - m)(1 - beta1);
+    v += (g² - v)(1 - beta2);  var -= lr_t · m / (sqrt(v) + epsilon).
+
+    Slots m and v (zeros, the variable's shape and dtype) are kept per
+    variable, keyed by the identity of the variable's array; `iterations` is
+    the number of apply_gradients calls so far (t of the last step)."""
+
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
+        self.learning_rate = _positive(learning_rate, "learning_rate")
+        self.beta1 = _unit_interval(beta1, "beta1")
+        self.beta2 = _unit_interval(beta2, "beta2")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
+            raise TypeError(f"epsilon must be a number, got {type(epsilon).__name__}")
+        if not (epsilon >= 0 and np.isfinite(epsilon)):
+            raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon}")
+        self.epsilon = float(epsilon)
+        self.iterations = 0
+        self._slots = {}  # id(variable) -> (variable, m, v); holding the variable keeps its id unique
+
+    def _slots_for(self, var):
+        entry = self._slots.get(id(var))
+        if entry is None or entry[0] is not var:
+            entry = (var, np.zeros_like(var, order="C"), np.zeros_like(var, order="C"))
+            self._slots[id(var)] = entry
+        return entry
+
+    def get_slot(self, var, name):
+        """The 'm' or 'v' slot of `var` (None before its first update)."""
+        if name not in ("m", "v"):
+            raise ValueError(f"name must be 'm' or 'v', got {name!r}")
+        entry = self._slots.get(id(var))
+        if entry is None or entry[0] is not var:
+            return None
+        return entry[1] if name == "m" else entry[2]
+
+    def apply_gradients(self, grads_and_vars):
+        """One Adam step on every variable in place; pairs whose gradient is
+        None are skipped (their slots are not created)."""
+        grads, variables = _split(grads_and_vars)
+        ms, vs = [], []
+        for grad, var in zip(grads, variables):
+            if grad is None:
+                ms.append(None)
+                vs.append(None)
+            else:
+                _, m, v = self._slots_for(var)
+                ms.append(m)
+                vs.append(v)
+        step = self.iterations + 1
+        _core.adam_apply(variables, grads, ms, vs, self.learning_rate, self.beta1, self.beta2, self.epsilon, step)
+        self.iterations = step
+
+    def __repr__(self):
+        return (f"AdamOptimizer(learning_rate={self.learning_rate}, beta1={self.beta1}, "
+                f"beta2={self.beta2}, epsilon={self.epsilon})")
+
+
+def clip_by_global_norm(tensors, clip_norm):
+    """TF1's tf.clip_by_global_norm.
+
+    Args:
+      tensors: a list of float arrays of one dtype (None entries pass through).
+      clip_norm: a number > 0.
+    Returns:
+      ([t · clip_norm / max(gn, clip_norm)], gn) where gn = sqrt(Σ‖t‖²) is the
+      unclipped global norm (a numpy scalar of the tensors' dtype). A
+      non-finite gn makes every entry of every clipped tensor NaN.
+    """
+    clip_norm = _positive(clip_norm, "clip_norm")
+    if isinstance(tensors, np.ndarray):
+        raise TypeError("tensors must be a list of arrays, got one array")
+    items = []
+    for i, t in enumerate(tensors):
+        if t is None:
+            items.append(None)
+            continue
+        arr = np.asarray(t)
+        if arr.dtype.kind != "f":
+            raise TypeError(f"tensors[{i}] must be a float array (float32 or float64), got dtype {arr.dtype}")
+        items.append(np.ascontiguousarray(arr))
+    clipped, norm = _core.clip_by_global_norm(items, clip_norm)
+    return clipped, norm[()]
