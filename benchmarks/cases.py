@@ -43,6 +43,7 @@ class Row:
     torch_s: Optional[float] = None
     rnnkit_rounds: list = field(default_factory=list)
     torch_rounds: list = field(default_factory=list)
+    foreign_cores: Optional[float] = None  # other processes' CPU use while this row was timed
 
 
 def missing(*names):
@@ -192,6 +193,11 @@ def char_rows(ctx, threads):
     def rk_train():
         model.train_step(x, targets, weights, optimizer)
 
+    ids = ids[:, :T].astype(np.int32)
+
+    def rk_train_ids():
+        model.train_step(ids, targets, weights, optimizer)
+
     def torch_pair(dtype):
         lstm = ref.torch_lstm(torch, cell.variables["kernel"], cell.variables["bias"], C, cell.forget_bias, dtype=dtype)
         lin = ref.torch_linear(torch, dense.variables["kernel"], dense.variables["bias"], dtype=dtype)
@@ -240,14 +246,14 @@ def char_rows(ctx, threads):
         chk.compare("logits", logits, r)
         return chk
 
-    def check_train():
+    def check_train(inputs=x):
         before = {("cell", k): v.copy() for k, v in cell.variables.items()}
         before.update({("dense", k): v.copy() for k, v in dense.variables.items()})
         pc, pd = numpy_params()
         if torch is not None:
             lstm, lin = torch_pair(torch.float64)
         opt = rnnkit.AdamOptimizer(lr)
-        loss = model.train_step(x, targets, weights, opt)
+        loss = model.train_step(inputs, targets, weights, opt)
         grads = {("cell", k): np.array(g) for k, g in rnn_layer.grads.items()}
         grads.update({("dense", k): np.array(g) for k, g in dense.grads.items()})
         if torch is not None:
@@ -280,10 +286,15 @@ def char_rows(ctx, threads):
             chk.compare("adam " + "/".join(key), var, ref.adam_first_step(before[key], grads[key], lr))
         return chk
 
-    return [
+    rows = [
         Row("char", "forward", shape, threads, f_fwd, rnnkit=rk_forward, torch=t_forward, check=check_forward, note=note),
         Row("char", "training step", shape, threads, 3 * f_fwd, rnnkit=rk_train, torch=t_train, check=check_train, note=note),
     ]
+    if hasattr(rnnkit, "one_hot"):  # token-id inputs: rnnkit gathers kernel rows instead of a one-hot GEMM
+        rows.append(Row("char", "training step (ids)", shape, threads, 3 * f_fwd, rnnkit=rk_train_ids, torch=t_train,
+                        check=lambda: check_train(ids),
+                        note="rnnkit takes int32 token ids [B, T] (row gathers), torch the same one-hot floats"))
+    return rows
 
 
 # ---- sampling: 100 single steps through cell(x, state) + Dense head ------------------------

@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -83,6 +84,37 @@ def physical_cores():
         return len(pairs) or None
     except OSError:
         return None
+
+
+class ForeignLoad:
+    """CPU time that other processes used while a block of work ran, in cores.
+
+    busy jiffies of the whole machine (/proc/stat) minus this process's own
+    CPU time (every thread), over the wall time. 0 on an idle machine; on a
+    shared 2-core machine, 1.0 means another job took a whole core."""
+
+    def __init__(self):
+        self._start = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                parts = f.readline().split()[1:]
+            v = [int(x) for x in parts]
+            busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+            busy_s = busy / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            busy_s = None
+        t = os.times()
+        return busy_s, t.user + t.system, time.perf_counter()
+
+    def cores(self):
+        busy1, own1, wall1 = self._sample()
+        busy0, own0, wall0 = self._start
+        if busy0 is None or busy1 is None or wall1 <= wall0:
+            return None
+        return max((busy1 - busy0) - (own1 - own0), 0.0) / (wall1 - wall0)
 
 
 def load_average():

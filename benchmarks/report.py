@@ -39,7 +39,8 @@ def _spread(samples):
 
 def row_dict(r, ceil):
     d = {k: getattr(r, k) for k in ("case", "mode", "shape", "threads", "flops", "units_per_call", "note", "skip",
-                                    "check_ok", "check_summary", "rnnkit_s", "torch_s", "rnnkit_rounds", "torch_rounds")}
+                                    "check_ok", "check_summary", "rnnkit_s", "torch_s", "rnnkit_rounds", "torch_rounds",
+                                    "foreign_cores")}
     d["ratio"] = r.torch_s / r.rnnkit_s if (r.rnnkit_s and r.torch_s) else None
     d["rnnkit_gflops"] = r.flops / r.rnnkit_s / 1e9 if r.rnnkit_s else None
     d["torch_gflops"] = r.flops / r.torch_s / 1e9 if r.torch_s else None
@@ -205,7 +206,7 @@ def _num(x, fmt="{:.2f}"):
 
 def results_table(run):
     head = ("| Case | Mode | Shape | Threads | rnnkit | PyTorch | torch/rnnkit | rnnkit GF/s | torch GF/s "
-            "| rnnkit % GEMM | torch % GEMM | spread | Check |")
+            "| rnnkit % GEMM | torch % GEMM | spread | others' CPU | Check |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in run["rows"]:
         status = "skipped: " + r["skip"] if r["skip"] else r["check_summary"]
@@ -213,7 +214,8 @@ def results_table(run):
             r["case"], r["mode"], r["shape"], str(r["threads"]),
             fmt_time(r["rnnkit_s"]), fmt_time(r["torch_s"]),
             _num(r["ratio"], "{:.2f}×"), _num(r["rnnkit_gflops"], "{:.1f}"), _num(r["torch_gflops"], "{:.1f}"),
-            _pct(r["rnnkit_pct_ceiling"]), _pct(r["torch_pct_ceiling"]), _pct(r["spread"]), status,
+            _pct(r["rnnkit_pct_ceiling"]), _pct(r["torch_pct_ceiling"]), _pct(r["spread"]),
+            _num(r["foreign_cores"]), status,
         ]) + " |")
     return "\n".join(lines)
 
@@ -316,6 +318,8 @@ def markdown(run, notes=None):
         "framework, alternating which goes first. torch/rnnkit > 1 means rnnkit is faster. GF/s counts matrix-product "
         "FLOPs only (forward+backward = 3× forward). % GEMM: of numpy's square-GEMM GF/s at the same thread count. "
         "spread: the larger interquartile range over the median of the two frameworks' rounds. "
+        "others' CPU: cores that other processes on this shared machine kept busy while the row was timed "
+        "(/proc/stat busy time minus this process's CPU time, over wall time); high values mean contended numbers. "
         "Sampling times are per step.",
         "",
         results_table(run),

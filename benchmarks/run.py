@@ -99,7 +99,9 @@ def run_rows(rows, torch, args, log):
             log(f"FAIL  {label}: {row.check_summary} -- not timed")
             continue
         fns = [("rnnkit", row.rnnkit)] + ([("torch", row.torch)] if row.torch is not None else [])
+        load = machine.ForeignLoad()
         samples = time_interleaved(fns, args.rounds, args.min_block)
+        row.foreign_cores = load.cores()
         row.rnnkit_rounds = [s / row.units_per_call for s in samples["rnnkit"]]
         row.rnnkit_s = statistics.median(row.rnnkit_rounds)
         if "torch" in samples:
@@ -107,6 +109,7 @@ def run_rows(rows, torch, args, log):
             row.torch_s = statistics.median(row.torch_rounds)
         log(f"ok    {label}: rnnkit {report.fmt_time(row.rnnkit_s)}"
             + (f", torch {report.fmt_time(row.torch_s)}, ratio {row.torch_s / row.rnnkit_s:.2f}" if row.torch_s else "")
+            + (f"; others used {row.foreign_cores:.2f} cores" if row.foreign_cores is not None else "")
             + f"  [{row.check_summary}]")
 
 

@@ -39,14 +39,15 @@ struct RnnSetup {
     dk.resize(static_cast<size_t>((D + H) * H));
     db.resize(static_cast<size_t>(H));
   }
+  SeqInput<float> input() const { return SeqInput<float>{x.data(), nullptr, cfg.D}; }
   BasicRnnTape<float> tape() { return BasicRnnTape<float>{h.data(), h_prev.data()}; }
   void forward(bool training) {
-    basic_rnn_forward<float>(cfg, kernel.data(), bias.data(), seq, x.data(), nullptr, h0.data(), outputs.data(),
-                             h_final.data(), training ? tape() : BasicRnnTape<float>{}, ws.data());
+    basic_rnn_forward<float>(cfg, kernel.data(), bias.data(), seq, input(), nullptr, StateMask<float>{}, h0.data(),
+                             outputs.data(), h_final.data(), training ? tape() : BasicRnnTape<float>{}, ws.data());
   }
   void backward() {
-    basic_rnn_backward<float>(cfg, kernel.data(), seq, x.data(), nullptr, tape(), d_out.data(), dh_final.data(),
-                              dx.data(), dh0.data(), dk.data(), db.data());
+    basic_rnn_backward<float>(cfg, kernel.data(), seq, input(), nullptr, StateMask<float>{}, tape(), d_out.data(),
+                              dh_final.data(), dx.data(), dh0.data(), dk.data(), db.data());
   }
   double forward_flops() const { return 2.0 * seq.B * seq.T * (cfg.D + cfg.H) * cfg.H; }
 };

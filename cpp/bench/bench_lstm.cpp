@@ -53,6 +53,7 @@ struct LstmSetup {
     lengths.assign(static_cast<size_t>(B), static_cast<int32_t>(T));
   }
 
+  SeqInput<float> input() const { return SeqInput<float>{x.data(), nullptr, cfg.D}; }
   LstmWeights<float> weights() const {
     LstmWeights<float> w;
     w.kernel = kernel.data();
@@ -70,15 +71,15 @@ struct LstmSetup {
     forward_with(training ? tape() : LstmTape<float>{}, seq_lengths);
   }
   void forward_with(const LstmTape<float>& t, const int32_t* seq_lengths) {
-    lstm_forward<float>(cfg, weights(), seq, x.data(), seq_lengths, c0.data(), m0.data(), outputs.data(),
-                        c_final.data(), m_final.data(), t, ws.data());
+    lstm_forward<float>(cfg, weights(), seq, input(), seq_lengths, StateMask<float>{}, c0.data(), m0.data(),
+                        outputs.data(), c_final.data(), m_final.data(), t, ws.data());
   }
   void backward() {
     LstmGrads<float> g;
     g.kernel = dk.data();
     g.bias = db.data();
-    lstm_backward<float>(cfg, weights(), seq, x.data(), nullptr, c0.data(), tape(), d_out.data(),
-                         dc_final.data(), dm_final.data(), dx.data(), dc0.data(), dm0.data(), g);
+    lstm_backward<float>(cfg, weights(), seq, input(), nullptr, StateMask<float>{}, c0.data(), tape(),
+                         d_out.data(), dc_final.data(), dm_final.data(), dx.data(), dc0.data(), dm0.data(), g);
   }
   double forward_flops() const {
     return 2.0 * seq.B * seq.T * (cfg.D + cfg.H) * 4.0 * cfg.H;
