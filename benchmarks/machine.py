@@ -117,6 +117,20 @@ class ForeignLoad:
         return max((busy1 - busy0) - (own1 - own0), 0.0) / (wall1 - wall0)
 
 
+def wait_until_quiet(max_wait_s, threshold=0.25, window_s=0.5):
+    """Sleep until other processes use less than `threshold` cores over a
+    `window_s` window, or `max_wait_s` has passed. Returns (seconds waited,
+    the last window's foreign load in cores)."""
+    waited = 0.0
+    while True:
+        probe = ForeignLoad()
+        time.sleep(window_s)
+        load = probe.cores()
+        waited += window_s
+        if load is None or load < threshold or waited >= max_wait_s:
+            return waited, load
+
+
 def load_average():
     try:
         return os.getloadavg()

@@ -319,7 +319,9 @@ def markdown(run, notes=None):
         "FLOPs only (forward+backward = 3× forward). % GEMM: of numpy's square-GEMM GF/s at the same thread count. "
         "spread: the larger interquartile range over the median of the two frameworks' rounds. "
         "others' CPU: cores that other processes on this shared machine kept busy while the row was timed "
-        "(/proc/stat busy time minus this process's CPU time, over wall time); high values mean contended numbers. "
+        "(/proc/stat busy time minus this process's CPU time, over wall time; median over rounds). Before each "
+        f"round the harness waits up to {run.get('quiet_wait_s', 0):g} s for that to fall under 0.25 cores; "
+        "rows above it ran contended and their 2-thread numbers are not trustworthy. "
         "Sampling times are per step.",
         "",
         results_table(run),

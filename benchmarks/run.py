@@ -64,8 +64,26 @@ def _block(f, n):
         gc.enable()
 
 
-def time_interleaved(fns, rounds, min_block_s):
-    """fns: [(name, callable)]. Returns {name: [seconds per call, one per round]}.
+class QuietGate:
+    """On a shared machine another job's busy core wrecks 2-thread timings
+    (every OpenMP barrier waits for a descheduled thread). Before each round
+    this waits, up to `per_wait_s` and `budget_s` in all, until other
+    processes use < 0.25 cores; it records the load every round ran under."""
+
+    def __init__(self, per_wait_s, budget_s):
+        self.per_wait_s, self.budget_s, self.waited = per_wait_s, budget_s, 0.0
+
+    def wait(self):
+        left = min(self.per_wait_s, self.budget_s - self.waited)
+        if left <= 0:
+            return
+        waited, _ = machine.wait_until_quiet(left)
+        self.waited += waited
+
+
+def time_interleaved(fns, rounds, min_block_s, gate=None):
+    """fns: [(name, callable)]. Returns ({name: [seconds per call, one per
+    round]}, [other processes' load in cores, one per round]).
 
     Each callable first runs once to warm up (allocations, thread pools), then
     a second time to size its block: enough calls to fill `min_block_s`. Each
@@ -76,13 +94,19 @@ def time_interleaved(fns, rounds, min_block_s):
         one = _block(f, 1)
         inner[name] = 1 if min_block_s <= 0 else max(1, min(100000, math.ceil(min_block_s / max(one, 1e-9))))
     samples = {name: [] for name, _ in fns}
+    loads = []
     for r in range(rounds):
+        if gate is not None:
+            gate.wait()
+        load = machine.ForeignLoad()
         for name, f in (fns if r % 2 == 0 else fns[::-1]):
             samples[name].append(_block(f, inner[name]) / inner[name])
-    return samples
+        loads.append(load.cores())
+    return samples, loads
 
 
 def run_rows(rows, torch, args, log):
+    gate = QuietGate(args.quiet_wait, args.quiet_budget) if args.quiet_wait > 0 else None
     for row in rows:
         label = f"{row.case} / {row.mode} / {row.shape} / {row.threads} thr"
         if row.skip:
@@ -99,9 +123,9 @@ def run_rows(rows, torch, args, log):
             log(f"FAIL  {label}: {row.check_summary} -- not timed")
             continue
         fns = [("rnnkit", row.rnnkit)] + ([("torch", row.torch)] if row.torch is not None else [])
-        load = machine.ForeignLoad()
-        samples = time_interleaved(fns, args.rounds, args.min_block)
-        row.foreign_cores = load.cores()
+        samples, loads = time_interleaved(fns, args.rounds, args.min_block, gate)
+        loads = [x for x in loads if x is not None]
+        row.foreign_cores = statistics.median(loads) if loads else None
         row.rnnkit_rounds = [s / row.units_per_call for s in samples["rnnkit"]]
         row.rnnkit_s = statistics.median(row.rnnkit_rounds)
         if "torch" in samples:
@@ -180,6 +204,10 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 7; quick: 1)")
     p.add_argument("--min-block", type=float, default=None,
                    help="seconds each timed block of calls lasts at least (default 0.25; quick: 0)")
+    p.add_argument("--quiet-wait", type=float, default=None,
+                   help="before each round, wait up to this many seconds for other processes to use < 0.25 cores "
+                        "(default 20; quick: 0)")
+    p.add_argument("--quiet-budget", type=float, default=900, help="total seconds of such waiting (default 900)")
     p.add_argument("--only", default=None, help="comma-separated subset of: " + ",".join(cases.CASE_NAMES))
     p.add_argument("--no-torch", action="store_true", help="rnnkit only, numpy references")
     p.add_argument("--skip-memory", action="store_true", help="skip the memory measurements")
@@ -193,6 +221,8 @@ def parse_args(argv):
         a.rounds = 1 if a.quick else 7
     if a.min_block is None:
         a.min_block = 0.0 if a.quick else 0.25
+    if a.quiet_wait is None:
+        a.quiet_wait = 0.0 if a.quick else 20.0
     if a.memory_steps is None:
         a.memory_steps = 20 if a.quick else 1000
     if a.only:
@@ -238,6 +268,7 @@ def main(argv=None):
         "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
         "quick": args.quick, "threads": args.threads, "rounds": args.rounds, "min_block_s": args.min_block,
+        "quiet_wait_s": args.quiet_wait, "quiet_budget_s": args.quiet_budget,
         "torch_note": torch_note, "facts": facts, "gemm": gemm, "memory": memory,
         "platform": platform.platform(),
     }
