@@ -4,6 +4,7 @@
 namespace rnnkit_py {
 void init_basic_rnn(py::module_& m);
 void init_lstm(py::module_& m);
+void init_gru(py::module_& m);
 }  // namespace rnnkit_py
 
 PYBIND11_MODULE(_core, m) {
@@ -23,4 +24,5 @@ PYBIND11_MODULE(_core, m) {
 #endif
   rnnkit_py::init_basic_rnn(m);
   rnnkit_py::init_lstm(m);
+  rnnkit_py::init_gru(m);
 }

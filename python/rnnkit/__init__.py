@@ -3,6 +3,7 @@
 from . import _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
+from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
 from .rnn import RNN, dynamic_rnn
 
@@ -19,6 +20,6 @@ def get_num_threads():
 
 
 __all__ = [
-    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple",
+    "RNNCell", "BasicRNNCell", "GRUCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple",
     "RNN", "dynamic_rnn", "set_num_threads", "get_num_threads",
 ]
