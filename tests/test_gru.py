@@ -160,6 +160,40 @@ def test_forward_matches_reference(reset_after, dtype, time_major, lengths, with
 
 
 @pytest.mark.parametrize("reset_after", [False, True])
+@pytest.mark.parametrize("B", [1, 70])
+def test_forward_and_gradients_at_gemm_sizes(reset_after, B):
+    """B = 1 takes Eigen's matrix-vector path; H = 80 gives more than one
+    64-wide GEMM panel; rows = 3B past 128 give row panels."""
+    T, D, H = 3, 5, 80
+    cell = make_cell(H, D, reset_after)
+    g = rng(14)
+    x = g.standard_normal((B, T, D))
+    h0 = g.standard_normal((B, H))
+    lengths = g.integers(0, T + 1, size=B)
+    lengths[0] = T  # at least one full row, so the checked output below is live
+    layer = rnnkit.RNN(cell)
+    outputs, final = layer.forward(x, sequence_length=lengths, initial_state=h0)
+    ref_out, ref_final = ref_gru(cell.variables, x, h0, lengths, reset_after)
+    assert_close(outputs, ref_out)
+    assert_close(final, ref_final)
+    # a linear loss in one output entry: its gradient w.r.t. h0 checked by differences
+    b = int(np.argmax(lengths))
+    W1 = np.zeros_like(outputs)
+    W1[b, lengths[b] - 1, :] = g.standard_normal(H)
+    _, dh0 = layer.backward(W1)
+
+    def loss():
+        return np.sum(rnnkit.dynamic_rnn(cell, x, sequence_length=lengths, initial_state=h0)[0] * W1)
+
+    h0_row = h0[b:b + 1]  # only row b feeds that output
+    expected = numeric_grad(loss, h0_row)
+    assert np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(dh0[b:b + 1], expected, **FD_TOL)
+    others = np.delete(np.arange(B), b)
+    assert not dh0[others].any()
+
+
+@pytest.mark.parametrize("reset_after", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "sigmoid", "linear"])
 def test_forward_activations(reset_after, activation):
     B, T, D, H = 2, 3, 3, 4
