@@ -36,6 +36,7 @@
 #pragma once
 
 #include "rnnkit/inputs.hpp"
+#include "rnnkit/rowmath.hpp"
 
 namespace rnnkit {
 
@@ -101,6 +102,7 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
   const auto W_gh = gates_kernel.bottomRows(H);
   const auto W_ch = cand_kernel.bottomRows(H);
   const Activation act = cfg.activation;
+  ThreadScratch<T> scratch(2 * H, 1), cand_scratch(H, 1);
 
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(gates, t, G);
@@ -119,12 +121,11 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
         rh.row(b).setZero();
         continue;
       }
-      for (Index k = 0; k < H; ++k) {
-        const T r = sigmoid(zb[k]);
-        zb[k] = r;
-        zb[H + k] = sigmoid(zb[H + k]);
-        rh(b, k) = r * h(b, k);
-      }
+      RowScratch<T>& s = scratch.mine();
+      Slot<T> ru = s.load(0, zb);  // r | u side by side: one pass
+      ru = ru.logistic();
+      s.store(0, zb);
+      for (Index k = 0; k < H; ++k) rh(b, k) = zb[k] * h(b, k);
     }
     if (training) seq.step(tape.rh, t, H) = rh;
     gemm(zt.rightCols(H), rh, W_ch, /*accumulate=*/true);
@@ -137,10 +138,13 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
       }
       T* zb = &zt(b, 0);
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      RowScratch<T>& s = cand_scratch.mine();
+      Slot<T> cand = s.load(0, zb + 2 * H);
+      activate_inplace(cand, act);
+      s.store(0, zb + 2 * H);
       for (Index k = 0; k < H; ++k) {
-        const T c = activate(act, zb[2 * H + k]);
+        const T c = zb[2 * H + k];
         const T u = zb[H + k];
-        zb[2 * H + k] = c;
         const T h_new = u * h(b, k) + (T(1) - u) * c;
         h(b, k) = mask ? h_new * mask[k] : h_new;
         out(b, k) = h_new;
@@ -303,6 +307,7 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
   h = CMatMap<T>(h0, B, H);
   const Mat<T> W_h = detail::reset_after_W_h(w, D, H);
   const Activation act = cfg.activation;
+  ThreadScratch<T> scratch(2 * H, 1), cand_scratch(H, 1);  // r | u; the candidate
 
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(gates, t, G);
@@ -318,13 +323,18 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
       }
       T* zb = &zt(b, 0);
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      RowScratch<T>& s = scratch.mine();
+      Slot<T> ru = s.load(0, zb + H);  // r | u
+      ru = ru.logistic();
+      s.store(0, zb + H);
+      RowScratch<T>& sc = cand_scratch.mine();
+      Slot<T> cand = sc.slot(0);
+      for (Index k = 0; k < H; ++k) cand[k] = zb[k] + zb[H + k] * zb[3 * H + k];  // x side + r ⊙ hn
+      activate_inplace(cand, act);
+      sc.store(0, zb);
       for (Index k = 0; k < H; ++k) {
-        const T r = sigmoid(zb[H + k]);
-        const T u = sigmoid(zb[2 * H + k]);
-        const T c = activate(act, zb[k] + r * zb[3 * H + k]);
-        zb[k] = c;
-        zb[H + k] = r;
-        zb[2 * H + k] = u;
+        const T u = zb[2 * H + k];
+        const T c = zb[k];
         const T h_new = u * h(b, k) + (T(1) - u) * c;
         h(b, k) = mask ? h_new * mask[k] : h_new;
         out(b, k) = h_new;
