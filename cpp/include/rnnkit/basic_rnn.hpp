@@ -5,6 +5,7 @@
 #pragma once
 
 #include "rnnkit/inputs.hpp"
+#include "rnnkit/rowmath.hpp"
 
 namespace rnnkit {
 
@@ -38,6 +39,7 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   h = CMatMap<T>(h0, B, H);
   const auto W_h = kernel.bottomRows(H);
   const Activation act = cfg.activation;
+  ThreadScratch<T> scratch(H, 1);
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(z_all, t, H);
     StepMap<T> out = seq.step(outputs, t, H);
@@ -49,13 +51,15 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
         out.row(b).setZero();
         continue;
       }
-      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      for (Index k = 0; k < H; ++k) {
-        const T y = activate(act, zt(b, k));
-        zt(b, k) = y;
-        h(b, k) = mask ? y * mask[k] : y;
-        out(b, k) = y;
-      }
+      RowScratch<T>& s = scratch.mine();
+      Slot<T> y = s.load(0, &zt(b, 0));
+      activate_inplace(y, act);
+      s.store(0, &zt(b, 0));
+      s.store(0, &out(b, 0));
+      if (state_mask.data)
+        h.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, H), H));
+      else
+        h.row(b) = out.row(b);
     }
   }
 }

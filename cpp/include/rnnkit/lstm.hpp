@@ -12,6 +12,7 @@
 #pragma once
 
 #include "rnnkit/inputs.hpp"
+#include "rnnkit/rowmath.hpp"
 
 namespace rnnkit {
 
@@ -59,6 +60,93 @@ struct LstmTape {
                         //            backward overwrites it with d(m P)
 };
 
+namespace detail {
+
+// Scratch slots of the fused row passes; the peephole weights are loaded once.
+enum LstmSlot { kI, kJ, kF, kO, kCPrev, kC, kM, kWI, kWF, kWO, kDC, kG, kSlots };
+
+template <typename T>
+ThreadScratch<T> lstm_scratch(const LstmConfig& cfg, const LstmWeights<T>& w) {
+  ThreadScratch<T> scratch(cfg.H, kSlots);
+  if (cfg.peepholes)
+    for (RowScratch<T>& s : scratch.all()) {
+      s.load(kWI, w.w_i_diag);
+      s.load(kWF, w.w_f_diag);
+      s.load(kWO, w.w_o_diag);
+    }
+  return scratch;
+}
+
+// One row of a step, fused. z: [4H] pre-activations in, activated i, j, f, o
+// out; c: [H] c_prev in, c out; m: [H] o ⊙ act(c) out.
+template <typename T>
+void lstm_row_forward(const LstmConfig& cfg, T* z, T* c, T* m, RowScratch<T>& s) {
+  const Index H = cfg.H;
+  const Activation act = cfg.activation;
+  Slot<T> i = s.load(kI, z), j = s.load(kJ, z + H), f = s.load(kF, z + 2 * H), o = s.load(kO, z + 3 * H);
+  Slot<T> c_prev = s.load(kCPrev, c), c_new = s.slot(kC), m_new = s.slot(kM);
+  if (cfg.peepholes) {
+    i += s.slot(kWI) * c_prev;
+    f += s.slot(kWF) * c_prev;
+  }
+  i = i.logistic();
+  activate_inplace(j, act);
+  f = (f + T(cfg.forget_bias)).logistic();
+  c_new = f * c_prev + i * j;
+  if (cfg.cell_clip > 0) c_new = c_new.max(T(-cfg.cell_clip)).min(T(cfg.cell_clip));
+  if (cfg.peepholes) o += s.slot(kWO) * c_new;
+  o = o.logistic();
+  m_new = c_new;
+  activate_inplace(m_new, act);
+  m_new *= o;
+  s.store(kI, z);
+  s.store(kJ, z + H);
+  s.store(kF, z + 2 * H);
+  s.store(kO, z + 3 * H);
+  s.store(kC, c);
+  s.store(kM, m);
+}
+
+// One row of the backward step. z: [4H] activated i, j, f, o in, d of their
+// pre-activations out; c, c_prev: [H] from the tape; dm: [H] d m (before the
+// projection); dc: [H] d c in, d c_prev out.
+template <typename T>
+void lstm_row_backward(const LstmConfig& cfg, T* z, const T* c, const T* c_prev, const T* dm, T* dc,
+                       RowScratch<T>& s) {
+  const Index H = cfg.H;
+  const Activation act = cfg.activation;
+  Slot<T> i = s.load(kI, z), j = s.load(kJ, z + H), f = s.load(kF, z + 2 * H), o = s.load(kO, z + 3 * H);
+  Slot<T> cp = s.load(kCPrev, c_prev), ac = s.load(kC, c), d_m = s.load(kM, dm), d_c = s.load(kDC, dc);
+  Slot<T> g = s.slot(kG);
+  activate_inplace(ac, act);
+  // through m = o ⊙ act(c)
+  activation_grad(g, ac, act);
+  d_c += d_m * o * g;
+  o = d_m * ac * o * (T(1) - o);  // o: d(o pre-activation)
+  if (cfg.peepholes) d_c += o * s.slot(kWO);
+  if (cfg.cell_clip > 0) {  // clip_by_value passes the gradient where -clip <= c <= clip
+    const T lim = T(cfg.cell_clip);
+    g = f * cp + i * j;
+    d_c *= ((g >= -lim) && (g <= lim)).template cast<T>();
+  }
+  // through c = f ⊙ c_prev + i ⊙ act(j)
+  Slot<T> d_cp = ac;  // act(c) is spent
+  d_cp = d_c * f;
+  f = d_c * cp * f * (T(1) - f);  // f: d(f pre-activation)
+  activation_grad(g, j, act);
+  g = d_c * i * g;                // d(j pre-activation)
+  i = d_c * j * i * (T(1) - i);   // i: d(i pre-activation)
+  j = g;
+  if (cfg.peepholes) d_cp += i * s.slot(kWI) + f * s.slot(kWF);
+  s.store(kI, z);
+  s.store(kJ, z + H);
+  s.store(kF, z + 2 * H);
+  s.store(kO, z + 3 * H);
+  s.store(kC, dc);
+}
+
+}  // namespace detail
+
 // in: x [rows, D] or ids [rows]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
 // outputs: [rows, R] (zero on padded steps); c_final: [B, H]; m_final: [B, R]
 // gates_ws: [rows, 4H] scratch used when tape.gates is null.
@@ -85,9 +173,8 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   Mat<T> m_proj_step(P > 0 ? B : 0, P > 0 ? P : 0);
 
   const auto W_h = kernel.bottomRows(R);
-  const T fb = T(cfg.forget_bias);
-  const T cell_clip = T(cfg.cell_clip), proj_clip = T(cfg.proj_clip);
-  const Activation act = cfg.activation;
+  const T proj_clip = T(cfg.proj_clip);
+  ThreadScratch<T> scratch = detail::lstm_scratch(cfg, w);
 
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> z = seq.step(gates, t, G);
@@ -103,28 +190,8 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
         if (P > 0) m_pre_step.row(b).setZero();
         continue;
       }
-      T* cb = &c_cur(b, 0);
       T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(b, 0);
-      for (Index k = 0; k < H; ++k) {
-        const T c_prev = cb[k];
-        T zi = zb[k], zf = zb[2 * H + k] + fb;
-        if (cfg.peepholes) {
-          zi += w.w_i_diag[k] * c_prev;
-          zf += w.w_f_diag[k] * c_prev;
-        }
-        const T i = sigmoid(zi), j = activate(act, zb[H + k]), f = sigmoid(zf);
-        T c = f * c_prev + i * j;
-        if (cell_clip > 0) c = clip_value(c, cell_clip);
-        T zo = zb[3 * H + k];
-        if (cfg.peepholes) zo += w.w_o_diag[k] * c;
-        const T o = sigmoid(zo);
-        zb[k] = i;
-        zb[H + k] = j;
-        zb[2 * H + k] = f;
-        zb[3 * H + k] = o;
-        cb[k] = c;
-        mpre[k] = o * activate(act, c);
-      }
+      detail::lstm_row_forward(cfg, zb, &c_cur(b, 0), mpre, scratch.mine());
       if (P == 0) {
         if (state_mask.data)
           m_cur.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R));
@@ -162,8 +229,8 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
   CMatMap<T> kernel(w.kernel, D + R, G);
   const auto W_h = kernel.bottomRows(R);
-  const T cell_clip = T(cfg.cell_clip), proj_clip = T(cfg.proj_clip);
-  const Activation act = cfg.activation;
+  const T proj_clip = T(cfg.proj_clip);
+  ThreadScratch<T> scratch = detail::lstm_scratch(cfg, w);
 
   MatMap<T> dc(dc0, B, H);
   MatMap<T> dm(dm0, B, R);
@@ -210,29 +277,8 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
         std::fill(zb, zb + G, T(0));
         continue;
       }
-      const T* cp = c_prev_row(t, b);
-      const T* cn = tape.c + seq.row(t, b) * H;
-      const T* dmp = dm_pre_data + b * H;
-      T* dcb = &dc(b, 0);
-      for (Index k = 0; k < H; ++k) {
-        const T i = zb[k], j = zb[H + k], f = zb[2 * H + k], o = zb[3 * H + k];
-        const T c = cn[k], c_prev = cp[k];
-        const T ac = activate(act, c);
-        const T d_o = dmp[k] * ac * o * (T(1) - o);
-        T d_c = dcb[k] + dmp[k] * o * activate_grad(act, ac);
-        if (cfg.peepholes) d_c += d_o * w.w_o_diag[k];
-        if (cell_clip > 0) d_c *= clip_pass(f * c_prev + i * j, cell_clip);
-        const T d_i = d_c * j * i * (T(1) - i);
-        const T d_j = d_c * i * activate_grad(act, j);
-        const T d_f = d_c * c_prev * f * (T(1) - f);
-        T d_cp = d_c * f;
-        if (cfg.peepholes) d_cp += d_i * w.w_i_diag[k] + d_f * w.w_f_diag[k];
-        zb[k] = d_i;
-        zb[H + k] = d_j;
-        zb[2 * H + k] = d_f;
-        zb[3 * H + k] = d_o;
-        dcb[k] = d_cp;
-      }
+      detail::lstm_row_backward(cfg, zb, tape.c + seq.row(t, b) * H, c_prev_row(t, b), dm_pre_data + b * H,
+                                &dc(b, 0), scratch.mine());
     }
 
     gemm(dm_rec, dz, W_h.transpose());
