@@ -386,18 +386,28 @@ def sampling_rows(ctx, threads):
 
 
 # ---- GRU and vanilla RNN ------------------------------------------------------------------------------
-def gru_rows(ctx, threads):
+def gru_rows(ctx, threads, reset_after=False):
+    """TF1's GRU (the issue's case) against nn.GRU, which computes the
+    reset-after variant at the same FLOPs; and rnnkit's reset-after variant,
+    the same function as nn.GRU, checked against it with copied weights."""
     s = ctx.shapes.gru
     B, T, D, H = s["B"], s["T"], s["D"], s["H"]
     shape = seq_shape(B, T, D, H)
     f = 2.0 * B * T * (D + H) * 3 * H
-    note = ("TF1 GRU (reset before the matmul) vs torch nn.GRU (reset after; same FLOPs, "
-            "a different function): checked against the numpy TF1 reference")
+    case = "GRU reset-after" if reset_after else "GRU"
+    if reset_after:
+        note = "GRUCell(reset_after=True): the same function as torch nn.GRU, checked against it"
+    else:
+        note = ("TF1 GRU (reset before the matmul) vs torch nn.GRU (reset after; same FLOPs, "
+                "a different function): checked against the numpy TF1 reference")
     if missing("GRUCell"):
-        return [Row("GRU", m, shape, threads, ff, note=note, skip=_skip_note(["GRUCell"]))
+        return [Row(case, m, shape, threads, ff, note=note, skip=_skip_note(["GRUCell"]))
                 for m, ff in (("forward", f), ("forward+backward", 3 * f))]
     torch = ctx.torch
-    cell = rnnkit.GRUCell(H, input_depth=D, seed=1)
+    cell = rnnkit.GRUCell(H, input_depth=D, seed=1, reset_after=reset_after)
+    for name in list(cell.variables):
+        if name.endswith("bias"):  # exercise every bias in the check
+            cell.variables[name] = cell.variables[name] + ctx.normal(*cell.variables[name].shape, scale=0.1)
     x = ctx.normal(B, T, D)
     d_out = ctx.normal(B, T, H)
     layer = rnnkit.RNN(cell)
@@ -411,7 +421,8 @@ def gru_rows(ctx, threads):
 
     t_forward = t_train = None
     if torch is not None:
-        mod = torch.nn.GRU(D, H, batch_first=True)
+        mod = (ref.torch_gru_reset_after(torch, cell.variables, D) if reset_after
+               else torch.nn.GRU(D, H, batch_first=True))
         xt = torch.from_numpy(x)
         xg = xt.clone().requires_grad_(True)
         dt = torch.from_numpy(d_out)
@@ -430,18 +441,44 @@ def gru_rows(ctx, threads):
         return {k: v.astype(np.float64) for k, v in cell.variables.items()}
 
     def check_forward():
-        chk = ref.Check("numpy float64 (TF1 GRU)")
         out, state = rnnkit.dynamic_rnn(cell, x)
-        r_out, (r_h,) = ref.gru_forward(p64(), x.astype(np.float64))
+        if reset_after:
+            if torch is None:
+                chk = ref.Check("nothing")
+                chk.fail("reset-after GRU", "has no numpy reference here; needs torch")
+                return chk
+            chk = ref.Check("torch float64")
+            with torch.no_grad():
+                o, h_n = ref.torch_gru_reset_after(torch, cell.variables, D, torch.float64)(
+                    torch.from_numpy(x.astype(np.float64)))
+            r_out, r_h = o.numpy(), h_n[0].numpy()
+        else:
+            chk = ref.Check("numpy float64 (TF1 GRU)")
+            r_out, (r_h,) = ref.gru_forward(p64(), x.astype(np.float64))
         chk.compare("outputs", out, r_out)
         chk.compare("final h", state, r_h)
         return chk
 
     def check_train():
-        chk = ref.Check("numpy float64 (TF1 GRU, directional derivative)")
-        layer.forward(x)
+        out, _ = layer.forward(x)
         dx, _ = layer.backward(d_out)
-        grads = dict(cell.grads, x=dx)
+        grads = {k: v.copy() for k, v in cell.grads.items()}
+        if reset_after:
+            if torch is None:
+                chk = ref.Check("nothing")
+                chk.fail("reset-after GRU", "has no numpy reference here; needs torch")
+                return chk
+            chk = ref.Check("torch float64")
+            m64 = ref.torch_gru_reset_after(torch, cell.variables, D, torch.float64)
+            x64 = torch.from_numpy(x.astype(np.float64)).requires_grad_(True)
+            o, _ = m64(x64)
+            o.backward(torch.from_numpy(d_out.astype(np.float64)))
+            chk.compare("outputs", out, o.detach().numpy())
+            chk.compare("d_inputs", dx, x64.grad.numpy())
+            for name, r in ref.torch_gru_reset_after_grads(m64, D, H).items():
+                chk.compare("d " + name, grads[name], r)
+            return chk
+        chk = ref.Check("numpy float64 (TF1 GRU, directional derivative)")
         params = dict(p64(), x=x.astype(np.float64))
         d64 = d_out.astype(np.float64)
 
@@ -449,12 +486,12 @@ def gru_rows(ctx, threads):
             o, _ = ref.gru_forward(p, p["x"])
             return float(np.sum(o * d64))
 
-        ref.directional_check(chk, "grad . v", loss, params, grads, ctx.rng)
+        ref.directional_check(chk, "grad . v", loss, params, dict(grads, x=dx), ctx.rng)
         return chk
 
     return [
-        Row("GRU", "forward", shape, threads, f, rnnkit=rk_forward, torch=t_forward, check=check_forward, note=note),
-        Row("GRU", "forward+backward", shape, threads, 3 * f, rnnkit=rk_train, torch=t_train, check=check_train, note=note),
+        Row(case, "forward", shape, threads, f, rnnkit=rk_forward, torch=t_forward, check=check_forward, note=note),
+        Row(case, "forward+backward", shape, threads, 3 * f, rnnkit=rk_train, torch=t_train, check=check_train, note=note),
     ]
 
 
@@ -569,6 +606,8 @@ def build_rows(ctx, only=None):
             rows += lstm_sequence_rows(ctx, "big", threads=1, **sh.big)
     if want("gru"):
         rows += gru_rows(ctx, t)
+        if ctx.torch is not None:
+            rows += gru_rows(ctx, t, reset_after=True)
     if want("vanilla"):
         rows += vanilla_rows(ctx, t)
     return rows

@@ -232,3 +232,34 @@ def torch_linear(torch, kernel, bias, dtype=None):
         mod.weight.copy_(torch.from_numpy(np.ascontiguousarray(np.asarray(kernel).T)))
         mod.bias.copy_(torch.from_numpy(np.asarray(bias)))
     return mod
+
+
+def torch_gru_reset_after(torch, v, D, dtype=None):
+    """nn.GRU (batch_first) holding a GRUCell(reset_after=True)'s variables.
+    torch's gates are r, z, n with z = rnnkit's u and n = its candidate."""
+    H = v["candidate/input/bias"].shape[0]
+    gk = np.asarray(v["gates/kernel"])
+    w_ih = np.concatenate([gk[:D].T, np.asarray(v["candidate/input/kernel"]).T], 0)
+    w_hh = np.concatenate([gk[D:].T, np.asarray(v["candidate/hidden/kernel"]).T], 0)
+    b_ih = np.concatenate([v["gates/bias"], v["candidate/input/bias"]])
+    b_hh = np.concatenate([np.zeros(2 * H, b_ih.dtype), v["candidate/hidden/bias"]])
+    mod = torch.nn.GRU(D, H, batch_first=True).to(dtype or torch.float32)
+    with torch.no_grad():
+        for name, a in (("weight_ih_l0", w_ih), ("weight_hh_l0", w_hh), ("bias_ih_l0", b_ih), ("bias_hh_l0", b_hh)):
+            getattr(mod, name).copy_(torch.from_numpy(np.ascontiguousarray(a)))
+    return mod
+
+
+def torch_gru_reset_after_grads(mod, D, H):
+    g_ih = mod.weight_ih_l0.grad.detach().double().numpy()
+    g_hh = mod.weight_hh_l0.grad.detach().double().numpy()
+    b_ih = mod.bias_ih_l0.grad.detach().double().numpy()
+    b_hh = mod.bias_hh_l0.grad.detach().double().numpy()
+    return {
+        "gates/kernel": np.concatenate([g_ih[:2 * H].T, g_hh[:2 * H].T], 0),
+        "gates/bias": b_ih[:2 * H],
+        "candidate/input/kernel": g_ih[2 * H:].T,
+        "candidate/input/bias": b_ih[2 * H:],
+        "candidate/hidden/kernel": g_hh[2 * H:].T,
+        "candidate/hidden/bias": b_hh[2 * H:],
+    }
