@@ -43,7 +43,10 @@ class Row:
     torch_s: Optional[float] = None
     rnnkit_rounds: list = field(default_factory=list)
     torch_rounds: list = field(default_factory=list)
-    foreign_cores: Optional[float] = None  # other processes' CPU use while this row was timed
+    foreign_cores: Optional[float] = None  # other processes' CPU use while this row was timed (cores)
+    rounds_total: int = 0
+    rounds_used: int = 0                   # rounds the medians are taken over
+    contended: bool = False                # some used rounds ran while others kept >= 0.25 cores busy
 
 
 def missing(*names):

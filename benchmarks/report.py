@@ -20,13 +20,18 @@ def fmt_mib(kib):
     return "–" if kib is None else f"{kib / 1024:.1f} MiB"
 
 
-def ceiling(gemm, threads):
-    """numpy's square-GEMM GF/s at `threads`: the better of the measurements
-    before and after the cases (the machine is shared; the higher one is the
-    closer to what it can do, and the stricter bar)."""
-    vals = [g[threads]["shapes"]["ceiling"]["gflops"] for g in (gemm.get("before"), gemm.get("after"))
-            if g and threads in g]
+def gemm_best(gemm, threads, shape):
+    """numpy's GF/s on a named product at `threads`: the better of the
+    measurements before and after the cases (the machine is shared; the
+    higher one is the closer to what it can do, and the stricter bar)."""
+    vals = [g[threads]["shapes"][shape]["gflops"] for g in (gemm.get("before"), gemm.get("after"))
+            if g and threads in g and shape in g[threads]["shapes"]]
     return max(vals) if vals else None
+
+
+def ceiling(gemm, threads):
+    """numpy's square-GEMM GF/s at `threads` (see gemm_best)."""
+    return gemm_best(gemm, threads, "ceiling")
 
 
 def _spread(samples):
@@ -40,7 +45,7 @@ def _spread(samples):
 def row_dict(r, ceil):
     d = {k: getattr(r, k) for k in ("case", "mode", "shape", "threads", "flops", "units_per_call", "note", "skip",
                                     "check_ok", "check_summary", "rnnkit_s", "torch_s", "rnnkit_rounds", "torch_rounds",
-                                    "foreign_cores")}
+                                    "foreign_cores", "rounds_total", "rounds_used", "contended")}
     d["ratio"] = r.torch_s / r.rnnkit_s if (r.rnnkit_s and r.torch_s) else None
     d["rnnkit_gflops"] = r.flops / r.rnnkit_s / 1e9 if r.rnnkit_s else None
     d["torch_gflops"] = r.flops / r.torch_s / 1e9 if r.torch_s else None
@@ -119,9 +124,10 @@ def evaluate_targets(run):
                 inp = gemm.get(t, {}).get("shapes", {}).get(f"{key} input")
                 msg = f"{pct:.0%} of the square-GEMM ceiling"
                 if rec and inp:
-                    msg += (f"; numpy itself reaches {rec['gflops']:.0f} GF/s on the per-step "
-                            f"[{rec['m']}, {rec['k']}]·[{rec['k']}, {rec['n']}] product and {inp['gflops']:.0f} GF/s "
-                            f"on the hoisted [{inp['m']}, {inp['k']}]·[{inp['k']}, {inp['n']}] one")
+                    msg += (f"; numpy itself reaches {gemm_best(run['gemm'], t, key + ' recurrent'):.0f} GF/s on the "
+                            f"per-step [{rec['m']}, {rec['k']}]·[{rec['k']}, {rec['n']}] product and "
+                            f"{gemm_best(run['gemm'], t, key + ' input'):.0f} GF/s on the hoisted "
+                            f"[{inp['m']}, {inp['k']}]·[{inp['k']}, {inp['n']}] one")
                 if r["torch_pct_ceiling"] is not None:
                     msg += f"; torch reaches {r['torch_pct_ceiling']:.0%}"
                 reasons.append(msg)
@@ -214,8 +220,9 @@ def results_table(run):
             r["case"], r["mode"], r["shape"], str(r["threads"]),
             fmt_time(r["rnnkit_s"]), fmt_time(r["torch_s"]),
             _num(r["ratio"], "{:.2f}×"), _num(r["rnnkit_gflops"], "{:.1f}"), _num(r["torch_gflops"], "{:.1f}"),
-            _pct(r["rnnkit_pct_ceiling"]), _pct(r["torch_pct_ceiling"]), _pct(r["spread"]),
-            _num(r["foreign_cores"]), status,
+            _pct(r["rnnkit_pct_ceiling"]), _pct(r["torch_pct_ceiling"]),
+            _pct(r["spread"]) + (f" ({r['rounds_used']}/{r['rounds_total']})" if r.get("rounds_total") else ""),
+            _num(r["foreign_cores"]) + (" ⚠" if r.get("contended") else ""), status,
         ]) + " |")
     return "\n".join(lines)
 
@@ -240,21 +247,26 @@ def _gemm_section(run):
                      f"(in the benchmark's own environment they were: "
                      f"{', '.join(f'{k}={v}' for k, v in were.items()) if were else 'not set'}); "
                      f"OpenBLAS {any_t['blas'].get('version')} then ran its `{any_t['blas'].get('architecture')}` kernel. "
-                     f"Median of {run['rounds'] if not run['quick'] else 2}+ timed samples per shape.")
+                     f"Median of {run.get('gemm_repeats', '?')} timed samples (each ≥ 50 ms of calls) per shape.")
         lines.append("")
         names = list(any_t["shapes"])
-        lines.append("| Product [m, k]·[k, n] | " + " | ".join(f"{t} thread{'s' if t > 1 else ''} GF/s" for t in before) + " |")
-        lines.append("|---|" + "---|" * len(before))
-        for name in names:
-            s = any_t["shapes"][name]
-            label = f"{name}: [{s['m']}, {s['k']}]·[{s['k']}, {s['n']}]"
-            lines.append(f"| {label} | " + " | ".join(f"{before[t]['shapes'][name]['gflops']:.1f}" for t in before) + " |")
         after = g.get("after", {})
-        if after:
-            lines.append("| ceiling again, after the cases | "
-                         + " | ".join(f"{after[t]['shapes']['ceiling']['gflops']:.1f}" if t in after else "–" for t in before) + " |")
+        cols = [f"{t} thread{'s' if t > 1 else ''}" for t in before]
+        lines.append("| Product [m, k]·[k, n] | " + " | ".join(f"{c} GF/s (before / after the cases)" for c in cols) + " |")
+        lines.append("|---|" + "---|" * len(before))
+
+        def cell(t, name):
+            b = before[t]["shapes"][name]["gflops"]
+            a = after.get(t, {}).get("shapes", {}).get(name)
+            return f"{b:.1f} / {a['gflops']:.1f}" if a else f"{b:.1f} / –"
+
+        for name in names:
+            s_ = any_t["shapes"][name]
+            label = f"{name}: [{s_['m']}, {s_['k']}]·[{s_['k']}, {s_['n']}]"
+            lines.append(f"| {label} | " + " | ".join(cell(t, name) for t in before) + " |")
         lines.append("")
-        lines.append("The ceiling used for \"% GEMM\" is the better of the two square-GEMM measurements at the row's thread count.")
+        lines.append("The ceiling used for \"% GEMM\" is the better of the two square-GEMM measurements at the row's "
+                     "thread count; each child waits for the machine to be quiet first, like the rounds.")
     return "\n".join(lines)
 
 
@@ -321,7 +333,9 @@ def markdown(run, notes=None):
         "others' CPU: cores that other processes on this shared machine kept busy while the row was timed "
         "(/proc/stat busy time minus this process's CPU time, over wall time; median over rounds). Before each "
         f"round the harness waits up to {run.get('quiet_wait_s', 0):g} s for that to fall under 0.25 cores; "
-        "rows above it ran contended and their 2-thread numbers are not trustworthy. "
+        "Rounds that still ran above it are dropped when at least 3 quiet rounds exist (extra rounds are run to get "
+        "them); the spread column gives (rounds used/rounds run), and ⚠ marks rows that had to keep contended "
+        "rounds: their 2-thread numbers are not trustworthy. "
         "Sampling times are per step.",
         "",
         results_table(run),

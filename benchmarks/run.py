@@ -81,13 +81,20 @@ class QuietGate:
         self.waited += waited
 
 
+QUIET_CORES = 0.25  # other processes' load under which a round counts as quiet
+MIN_QUIET_ROUNDS = 3
+
+
 def time_interleaved(fns, rounds, min_block_s, gate=None):
     """fns: [(name, callable)]. Returns ({name: [seconds per call, one per
     round]}, [other processes' load in cores, one per round]).
 
     Each callable first runs once to warm up (allocations, thread pools), then
     a second time to size its block: enough calls to fill `min_block_s`. Each
-    round runs every callable's block once, alternating the order."""
+    round runs every callable's block once, alternating the order. With a
+    gate, rounds that ran while other processes used >= QUIET_CORES are
+    followed by extra rounds (at most `rounds` more) until MIN_QUIET_ROUNDS
+    quiet ones exist."""
     inner = {}
     for name, f in fns:
         f()
@@ -95,14 +102,29 @@ def time_interleaved(fns, rounds, min_block_s, gate=None):
         inner[name] = 1 if min_block_s <= 0 else max(1, min(100000, math.ceil(min_block_s / max(one, 1e-9))))
     samples = {name: [] for name, _ in fns}
     loads = []
-    for r in range(rounds):
+
+    def quiet_rounds():
+        return sum(1 for x in loads if x is not None and x < QUIET_CORES)
+
+    r = 0
+    while r < rounds or (gate is not None and r < 2 * rounds and quiet_rounds() < min(MIN_QUIET_ROUNDS, rounds)):
         if gate is not None:
             gate.wait()
         load = machine.ForeignLoad()
         for name, f in (fns if r % 2 == 0 else fns[::-1]):
             samples[name].append(_block(f, inner[name]) / inner[name])
         loads.append(load.cores())
+        r += 1
     return samples, loads
+
+
+def select_rounds(samples, loads, quiet_only):
+    """The rounds to take medians over: the quiet ones when there are at least
+    MIN_QUIET_ROUNDS of them (and quiet_only), else all. Returns (indices, contended)."""
+    quiet = [i for i, x in enumerate(loads) if x is not None and x < QUIET_CORES]
+    if quiet_only and len(quiet) >= min(MIN_QUIET_ROUNDS, len(loads)):
+        return quiet, False
+    return list(range(len(loads))), len(quiet) < len(loads)
 
 
 def run_rows(rows, torch, args, log):
@@ -124,16 +146,19 @@ def run_rows(rows, torch, args, log):
             continue
         fns = [("rnnkit", row.rnnkit)] + ([("torch", row.torch)] if row.torch is not None else [])
         samples, loads = time_interleaved(fns, args.rounds, args.min_block, gate)
-        loads = [x for x in loads if x is not None]
-        row.foreign_cores = statistics.median(loads) if loads else None
-        row.rnnkit_rounds = [s / row.units_per_call for s in samples["rnnkit"]]
+        keep, row.contended = select_rounds(samples, loads, quiet_only=gate is not None)
+        row.rounds_total, row.rounds_used = len(loads), len(keep)
+        kept_loads = [loads[i] for i in keep if loads[i] is not None]
+        row.foreign_cores = statistics.median(kept_loads) if kept_loads else None
+        row.rnnkit_rounds = [samples["rnnkit"][i] / row.units_per_call for i in keep]
         row.rnnkit_s = statistics.median(row.rnnkit_rounds)
         if "torch" in samples:
-            row.torch_rounds = [s / row.units_per_call for s in samples["torch"]]
+            row.torch_rounds = [samples["torch"][i] / row.units_per_call for i in keep]
             row.torch_s = statistics.median(row.torch_rounds)
         log(f"ok    {label}: rnnkit {report.fmt_time(row.rnnkit_s)}"
             + (f", torch {report.fmt_time(row.torch_s)}, ratio {row.torch_s / row.rnnkit_s:.2f}" if row.torch_s else "")
             + (f"; others used {row.foreign_cores:.2f} cores" if row.foreign_cores is not None else "")
+            + f"; {row.rounds_used}/{row.rounds_total} rounds" + (" CONTENDED" if row.contended else "")
             + f"  [{row.check_summary}]")
 
 
@@ -150,9 +175,11 @@ def gemm_shapes(shapes, quick):
     return out
 
 
-def measure_gemm(threads_list, shapes, repeats, log):
+def measure_gemm(threads_list, shapes, repeats, log, quiet_wait=0.0):
     result = {}
     for t in threads_list:
+        if quiet_wait > 0:
+            machine.wait_until_quiet(quiet_wait)
         names = list(shapes)
         g = machine.gemm_ceiling(t, [shapes[k] for k in names], repeats=repeats)
         result[t] = {"blas": g["blas"], "env": g["env"],
@@ -254,13 +281,13 @@ def main(argv=None):
     gshapes = gemm_shapes(ctx.shapes, args.quick)
     threads_list = sorted({args.threads, 1})
     repeats = 2 if args.quick else 7
-    gemm = {"before": measure_gemm(threads_list, gshapes, repeats, log)}
+    gemm = {"before": measure_gemm(threads_list, gshapes, repeats, log, args.quiet_wait)}
 
     rows = cases.build_rows(ctx, args.only)
     run_rows(rows, torch, args, log)
 
     memory = None if args.skip_memory else run_memory(args, torch is not None, log)
-    gemm["after"] = measure_gemm(threads_list, {"ceiling": gshapes["ceiling"]}, repeats, log)
+    gemm["after"] = measure_gemm(threads_list, gshapes, repeats, log, args.quiet_wait)
     facts["load_average_end"] = machine.load_average()
     finished = datetime.datetime.now(datetime.timezone.utc)
 
@@ -268,7 +295,7 @@ def main(argv=None):
         "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
         "quick": args.quick, "threads": args.threads, "rounds": args.rounds, "min_block_s": args.min_block,
-        "quiet_wait_s": args.quiet_wait, "quiet_budget_s": args.quiet_budget,
+        "quiet_wait_s": args.quiet_wait, "quiet_budget_s": args.quiet_budget, "gemm_repeats": repeats,
         "torch_note": torch_note, "facts": facts, "gemm": gemm, "memory": memory,
         "platform": platform.platform(),
     }
