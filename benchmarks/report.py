@@ -2,6 +2,8 @@
 
 import statistics
 
+from . import cpp_bench
+
 GEMM_FRACTION = 0.85
 FLAT_KIB = 1024  # RSS growth over a long run that still counts as flat
 
@@ -350,13 +352,20 @@ def markdown(run, notes=None):
                 seen.add((case, note))
                 out.append(f"- {case}: {note}.")
         out.append("")
-    out += ["## Targets (issue 4)", "", targets_table(run), "", "## Memory", "", _memory_section(run), "",
-            "## Method", "",
+    out += ["## Targets (issue 4)", "", targets_table(run), "", "## Memory", "", _memory_section(run), ""]
+    if run.get("cpp_bench") is not None:
+        out += ["## Kernel micro-benchmarks (C++)", "",
+                "A subset of `cpp/bench` (Google Benchmark, wall time, same run). `BM_LstmRecurrentGemm` is the "
+                "per-step `m_prev · W_h` product exactly as the step loop calls it; `BM_LstmFusedGates` is a step "
+                "with every row live minus the same step with every row past its sequence_length (both GEMMs run, "
+                "the gate pass is skipped), i.e. the fused gate pass alone. Arguments: B, T, D, H, threads.",
+                "", cpp_bench.table(run["cpp_bench"]), ""]
+    out += ["## Method", "",
             "- Each row first compares rnnkit's result with a reference and is timed only if that check passes: "
             "PyTorch in float64 with rnnkit's weights copied in (TF gates i, j, f, o → torch i, f, g, o; "
             "forget_bias folded into torch's bias), or a numpy float64 reference written from the spec "
-            "(always for the GRU, whose TF1 variant PyTorch does not have; gradients then by a directional "
-            "derivative against central differences). Tolerance: |a − ref| ≤ atol + rtol·|ref|, rtol = 1e-4, "
+            "(always for TF1's GRU, which PyTorch does not have; gradients then by a directional "
+            "derivative against central differences; rnnkit's reset-after GRU is checked against nn.GRU). Tolerance: |a − ref| ≤ atol + rtol·|ref|, rtol = 1e-4, "
             "atol = 1e-5·max|ref|; the Check column gives the worst error as a fraction of it.",
             "- PyTorch's forward runs under `torch.inference_mode()`; its forward+backward computes the input "
             "gradient too, as rnnkit's backward does.",

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 import rnnkit  # noqa: E402
 
-from benchmarks import cases, machine, report  # noqa: E402
+from benchmarks import cases, cpp_bench, machine, report  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -239,8 +239,13 @@ def parse_args(argv):
     p.add_argument("--no-torch", action="store_true", help="rnnkit only, numpy references")
     p.add_argument("--skip-memory", action="store_true", help="skip the memory measurements")
     p.add_argument("--memory-steps", type=int, default=None, help="steps of the flat-memory run (default 1000; quick: 20)")
+    p.add_argument("--cpp-bench", default=None,
+                   help=f"Google Benchmark binary to run a subset of (default in full mode: {os.path.relpath(cpp_bench.DEFAULT_BINARY, REPO)} if built)")
+    p.add_argument("--no-cpp-bench", action="store_true", help="do not run the C++ micro-benchmarks")
     p.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"), help="markdown report (default: BENCHMARKS.md)")
     p.add_argument("--json", default=None, help="also write every number as JSON here")
+    p.add_argument("--render", default=None, metavar="JSON",
+                   help="measure nothing: rewrite --out from a run saved with --json (e.g. after editing the notes)")
     p.add_argument("--notes", default=os.path.join(REPO, "benchmarks", "NOTES.md"),
                    help="hand-written analysis appended to the report, if the file exists")
     a = p.parse_args(argv)
@@ -262,11 +267,35 @@ def parse_args(argv):
     return a
 
 
+def load_run(path):
+    """A run saved with --json, with the thread-count keys JSON turned into strings made ints again."""
+    with open(path) as f:
+        run = json.load(f)
+    for when in ("before", "after"):
+        if run["gemm"].get(when):
+            run["gemm"][when] = {int(k): v for k, v in run["gemm"][when].items()}
+    return run
+
+
+def read_notes(path):
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return f.read()
+    return None
+
+
 def main(argv=None):
     args = parse_args(argv)
 
     def log(msg):
         print(msg, flush=True)
+
+    if args.render:
+        run = load_run(args.render)
+        with open(args.out, "w") as f:
+            f.write(report.markdown(run, read_notes(args.notes)))
+        log(f"wrote {args.out} from {args.render}")
+        return 0
 
     torch, torch_note = import_torch(args.no_torch)
     if torch is None:
@@ -287,6 +316,12 @@ def main(argv=None):
     run_rows(rows, torch, args, log)
 
     memory = None if args.skip_memory else run_memory(args, torch is not None, log)
+    cpp = None
+    if not args.no_cpp_bench and (args.cpp_bench or not args.quick):
+        if args.quiet_wait > 0:
+            machine.wait_until_quiet(args.quiet_wait)
+        cpp = cpp_bench.run(args.cpp_bench or cpp_bench.DEFAULT_BINARY, min_time=0.05 if args.quick else 0.2)
+        log("C++ micro-benchmarks: " + (cpp.get("skipped") or f"{len(cpp['rows'])} results"))
     gemm["after"] = measure_gemm(threads_list, gshapes, repeats, log, args.quiet_wait)
     facts["load_average_end"] = machine.load_average()
     finished = datetime.datetime.now(datetime.timezone.utc)
@@ -296,16 +331,12 @@ def main(argv=None):
         "started": started.isoformat(timespec="seconds"), "finished": finished.isoformat(timespec="seconds"),
         "quick": args.quick, "threads": args.threads, "rounds": args.rounds, "min_block_s": args.min_block,
         "quiet_wait_s": args.quiet_wait, "quiet_budget_s": args.quiet_budget, "gemm_repeats": repeats,
-        "torch_note": torch_note, "facts": facts, "gemm": gemm, "memory": memory,
+        "torch_note": torch_note, "facts": facts, "gemm": gemm, "memory": memory, "cpp_bench": cpp,
         "platform": platform.platform(),
     }
     run["rows"] = [report.row_dict(r, report.ceiling(gemm, r.threads)) for r in rows]
     run["targets"] = report.evaluate_targets(run)
-    notes = None
-    if args.notes and os.path.exists(args.notes):
-        with open(args.notes) as f:
-            notes = f.read()
-    text = report.markdown(run, notes)
+    text = report.markdown(run, read_notes(args.notes))
     log("")
     log(report.results_table(run))
     log("")
