@@ -159,6 +159,6 @@ inline int get_num_threads() {
 // Elementwise loops go parallel over batch rows only when there is enough
 // work to pay for waking the threads. Each row is computed by exactly one
 // thread in a fixed order, so results do not depend on the thread count.
-inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 16384; }
+inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 65536; }
 
 }  // namespace rnnkit

@@ -15,9 +15,12 @@ namespace rnnkit {
 
 namespace detail {
 // Blocks of at least 64 rows/columns (a multiple of every SIMD width), at most
-// 8 of them; products under ~0.25 MFLOP stay whole.
+// 8 of them. Products under 4M multiply-adds (~0.1 ms on one core) stay whole:
+// a parallel region per time step costs microseconds on an idle machine but
+// a scheduler time slice when the cores are shared, so only work that
+// amortises that risk is split.
 inline Index gemm_block(Index m, Index n, Index k, Index split_extent) {
-  if (m * n * k < (Index(1) << 17) || split_extent < 128) return split_extent;
+  if (m * n * k < (Index(1) << 22) || split_extent < 128) return split_extent;
   const Index target = (split_extent + 7) / 8;
   return std::max<Index>(64, (target + 15) / 16 * 16);
 }
