@@ -159,6 +159,7 @@ def _unbuilt_message(owner, path):
 
 def _build_from(obj, shapes, rename, source):
     """Builds every unbuilt cell / Dense of `obj` from the depth the file implies."""
+    built_here = set()
     for path, owner in _owners(obj):
         if owner.built:
             continue
@@ -175,6 +176,9 @@ def _build_from(obj, shapes, rename, source):
                 f"{source} {found})"
             )
         owner.build(int(shape[axis] - base))
+        built_here.add(id(owner))
+    if isinstance(obj, Sequential):
+        _check_chain(obj, built_here, rename, source)
     for _, layer in _top_scopes(obj):
         if isinstance(layer, Bidirectional):
             fw, bw = layer.cells
@@ -183,6 +187,28 @@ def _build_from(obj, shapes, rename, source):
                     f"{source}: the fw cell has input depth {fw.input_depth} and the bw cell {bw.input_depth}; "
                     f"a Bidirectional layer's cells read the same inputs"
                 )
+
+
+def _io_sizes(layer):
+    """(the owner that reads the layer's input, its input depth, its output depth) of an RNN or Dense."""
+    if isinstance(layer, RNN):
+        return layer.cell, layer.cell.input_depth, layer.cell.output_size
+    if isinstance(layer, Dense):
+        return layer, layer.input_depth, layer.units
+    return None
+
+
+def _check_chain(model, built_here, rename, source):
+    """In a Sequential, a layer built from the file must read what the layer before it writes."""
+    scopes = dict((id(layer), scope) for scope, layer in _top_scopes(model))
+    for before, after in zip(model.layers, model.layers[1:]):
+        a, b = _io_sizes(before), _io_sizes(after)
+        if a is None or b is None or id(b[0]) not in built_here or b[1] == a[2]:
+            continue
+        raise ValueError(
+            f"{source}: the variables under '{rename(scopes[id(after)])}' give {type(after).__name__} input depth "
+            f"{b[1]}, but the layer before it ('{rename(scopes[id(before)])}') outputs depth {a[2]}"
+        )
 
 
 # ---- restoring ------------------------------------------------------------------------------

@@ -58,6 +58,12 @@ def _torch_dtype(torch, dtype):
 
 
 # ---- rnnkit -> torch ------------------------------------------------------------------------------
+def _empty(module_class, *args, **kwargs):
+    """The module with uninitialised CPU parameters: built on the meta device,
+    so that converting neither spends time on nor draws from torch's RNG."""
+    return module_class(*args, device="meta", **kwargs).to_empty(device="cpu")
+
+
 def _check_convertible_lstm(cell):
     problems = []
     if cell.use_peepholes:
@@ -108,7 +114,7 @@ def to_torch(cell):
     if isinstance(cell, LSTMCell):
         _check_convertible_lstm(cell)
         P = cell.num_proj or 0
-        module = torch.nn.utils.skip_init(torch.nn.LSTM, D, H, batch_first=True, proj_size=P, dtype=dtype)
+        module = _empty(torch.nn.LSTM, D, H, batch_first=True, proj_size=P, dtype=dtype)
         kernel_t = v["kernel"].T  # [4H, D + R], rows in TF's gate order
         params["weight_ih_l0"] = _blocks(kernel_t[:, :D], _LSTM_TORCH_FROM_TF, H)
         params["weight_hh_l0"] = _blocks(kernel_t[:, D:], _LSTM_TORCH_FROM_TF, H)
@@ -122,7 +128,7 @@ def to_torch(cell):
         if cell.activation not in ("tanh", "relu"):
             raise ValueError(f"BasicRNNCell with activation={cell.activation!r} has no torch.nn.RNN equivalent "
                              f"(its nonlinearity is 'tanh' or 'relu')")
-        module = torch.nn.utils.skip_init(torch.nn.RNN, D, H, nonlinearity=cell.activation, batch_first=True,
+        module = _empty(torch.nn.RNN, D, H, nonlinearity=cell.activation, batch_first=True,
                                           dtype=dtype)
         params["weight_ih_l0"] = v["kernel"][:D].T
         params["weight_hh_l0"] = v["kernel"][D:].T
@@ -138,7 +144,7 @@ def to_torch(cell):
         if cell.activation != "tanh":
             raise ValueError(f"GRUCell with activation={cell.activation!r} has no torch.nn.GRU equivalent "
                              f"(torch.nn.GRU uses tanh)")
-        module = torch.nn.utils.skip_init(torch.nn.GRU, D, H, batch_first=True, dtype=dtype)
+        module = _empty(torch.nn.GRU, D, H, batch_first=True, dtype=dtype)
         gates_t = v["gates/kernel"].T  # [2H, D + H], rows r then u (torch's r then z)
         params["weight_ih_l0"] = np.concatenate([gates_t[:, :D], v["candidate/input/kernel"].T])
         params["weight_hh_l0"] = np.concatenate([gates_t[:, D:], v["candidate/hidden/kernel"].T])
