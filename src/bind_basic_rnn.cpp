@@ -25,7 +25,7 @@ BasicRnnConfig rnn_config(const py::object& kernel, const py::object& bias,
 template <typename T>
 py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::object bias_obj,
                        py::object x_obj, py::object h0_obj, py::object lengths_obj,
-                       bool time_major, py::object tape_obj) {
+                       py::object mask_obj, bool time_major, py::object tape_obj) {
   const Index D = cfg.D, H = cfg.H;
   Array<T> kernel = take<T>(kernel_obj, "kernel", {D + H, H});
   Array<T> bias = take<T>(bias_obj, "bias", {H});
@@ -35,6 +35,7 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
   Array<T> h0 = take<T>(h0_obj, "initial_state", {B, H});
   py::object keep_lengths;
   const int32_t* lengths = take_lengths(lengths_obj, B, seq.T, keep_lengths);
+  const StateMask<T> state_mask = take_state_mask<T>(mask_obj, seq, H);
   Array<T> outputs = empty<T>(seq_shape(seq, H));
   Array<T> h_final = empty<T>({B, H});
   BasicRnnTape<T> tape;
@@ -45,13 +46,14 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
     tape.h_prev = tape_buffer<T>(d, "h_prev", {rows, H});
     d["x"] = input.array;
     d["sequence_length"] = keep_lengths;
+    d["state_mask"] = mask_obj;
     d["time_major"] = time_major;
   } else {
     ws = scratch<T>(static_cast<size_t>(rows * H));
   }
   {
     py::gil_scoped_release release;
-    basic_rnn_forward<T>(cfg, kernel.data(), bias.data(), seq, input.in, lengths, h0.data(),
+    basic_rnn_forward<T>(cfg, kernel.data(), bias.data(), seq, input.in, lengths, state_mask, h0.data(),
                          outputs.mutable_data(), h_final.mutable_data(), tape, ws);
   }
   return py::make_tuple(outputs, h_final);
@@ -68,6 +70,7 @@ py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::di
   const Index B = seq.B, rows = seq.rows();
   py::object keep_lengths;
   const int32_t* lengths = take_lengths(tape_d["sequence_length"], B, seq.T, keep_lengths);
+  const StateMask<T> state_mask = take_state_mask<T>(tape_d["state_mask"], seq, H);
   BasicRnnTape<T> tape;
   tape.h = tape_entry<T>(tape_d, "h", {rows, H});
   tape.h_prev = tape_entry<T>(tape_d, "h_prev", {rows, H});
@@ -79,7 +82,7 @@ py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::di
   Array<T> dk = empty<T>({D + H, H}), db = empty<T>({H});
   {
     py::gil_scoped_release release;
-    basic_rnn_backward<T>(cfg, kernel.data(), seq, input.in, lengths, tape, d_out.data(), dh.data(),
+    basic_rnn_backward<T>(cfg, kernel.data(), seq, input.in, lengths, state_mask, tape, d_out.data(), dh.data(),
                           dx_data, dh0.mutable_data(), dk.mutable_data(),
                           db.mutable_data());
   }
@@ -97,17 +100,18 @@ void init_basic_rnn(py::module_& m) {
       "basic_rnn_forward",
       [](py::object x, py::object kernel, py::object bias, py::object h0,
          py::object sequence_length, bool time_major, const std::string& activation,
-         py::object tape) {
+         py::object state_mask, py::object tape) {
         BasicRnnConfig cfg = rnn_config(kernel, bias, activation);
         return dispatch_float(kernel, "kernel", [&](auto zero) {
           return forward_impl<decltype(zero)>(cfg, kernel, bias, x, h0, sequence_length,
-                                              time_major, tape);
+                                              state_mask, time_major, tape);
         });
       },
       "BasicRNNCell over a sequence. Returns (outputs, h_final); fills `tape` when given.",
       py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("h0"),
       py::arg("sequence_length") = py::none(), py::arg("time_major") = false,
-      py::arg("activation") = "tanh", py::arg("tape") = py::none());
+      py::arg("activation") = "tanh", py::arg("state_mask") = py::none(),
+      py::arg("tape") = py::none());
   m.def(
       "basic_rnn_backward",
       [](py::dict tape, py::object d_outputs, py::object dh_final, py::object kernel,

@@ -72,7 +72,8 @@ LstmWeights<T> weights_of(const LstmArgs& a) {
 
 template <typename T>
 py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, py::object m0_obj,
-                       py::object lengths_obj, bool time_major, py::object tape_obj) {
+                       py::object lengths_obj, py::object mask_obj, bool time_major,
+                       py::object tape_obj) {
   const LstmConfig& cfg = a.cfg;
   const Index H = cfg.H, R = cfg.R(), G = cfg.G();
   const LstmWeights<T> w = weights_of<T>(a);
@@ -83,6 +84,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
   Array<T> m0 = take<T>(m0_obj, "initial_state.h", {B, R});
   py::object keep_lengths;
   const int32_t* lengths = take_lengths(lengths_obj, B, seq.T, keep_lengths);
+  const StateMask<T> state_mask = take_state_mask<T>(mask_obj, seq, R);
 
   Array<T> outputs = empty<T>(seq_shape(seq, R));
   Array<T> c_final = empty<T>({B, H});
@@ -101,13 +103,14 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
     d["x"] = input.array;
     d["c0"] = c0;
     d["sequence_length"] = keep_lengths;
+    d["state_mask"] = mask_obj;
     d["time_major"] = time_major;
   } else {
     ws = scratch<T>(static_cast<size_t>(rows * G));
   }
   {
     py::gil_scoped_release release;
-    lstm_forward<T>(cfg, w, seq, input.in, lengths, c0.data(), m0.data(), outputs.mutable_data(),
+    lstm_forward<T>(cfg, w, seq, input.in, lengths, state_mask, c0.data(), m0.data(), outputs.mutable_data(),
                     c_final.mutable_data(), m_final.mutable_data(), tape, ws);
   }
   return py::make_tuple(outputs, c_final, m_final);
@@ -126,6 +129,7 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   Array<T> c0 = take<T>(tape_d["c0"], "tape c0", {B, H});
   py::object keep_lengths;
   const int32_t* lengths = take_lengths(tape_d["sequence_length"], B, seq.T, keep_lengths);
+  const StateMask<T> state_mask = take_state_mask<T>(tape_d["state_mask"], seq, R);
   LstmTape<T> tape;
   tape.gates = tape_entry<T>(tape_d, "gates", {rows, G});
   tape.c = tape_entry<T>(tape_d, "c", {rows, H});
@@ -165,7 +169,7 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   }
   {
     py::gil_scoped_release release;
-    lstm_backward<T>(cfg, w, seq, input.in, lengths, c0.data(), tape, d_out.data(), dc.data(),
+    lstm_backward<T>(cfg, w, seq, input.in, lengths, state_mask, c0.data(), tape, d_out.data(), dc.data(),
                      dm.data(), dx_data, dc0.mutable_data(), dm0.mutable_data(), g);
   }
   // The gate buffer now holds gradients: one backward per forward. The
@@ -183,11 +187,12 @@ void init_lstm(py::module_& m) {
          py::object sequence_length, bool time_major, double forget_bias,
          const std::string& activation, py::object w_i_diag, py::object w_f_diag,
          py::object w_o_diag, py::object projection, py::object cell_clip, py::object proj_clip,
-         py::object tape) {
+         py::object state_mask, py::object tape) {
         LstmArgs a = lstm_args(kernel, bias, w_i_diag, w_f_diag, w_o_diag, projection, forget_bias,
                                activation, cell_clip, proj_clip);
         return dispatch_float(kernel, "kernel", [&](auto zero) {
-          return forward_impl<decltype(zero)>(a, x, c0, m0, sequence_length, time_major, tape);
+          return forward_impl<decltype(zero)>(a, x, c0, m0, sequence_length, state_mask, time_major,
+                                              tape);
         });
       },
       "LSTM over a sequence. Returns (outputs, c_final, m_final); fills `tape` (a dict) when given.",
@@ -197,7 +202,7 @@ void init_lstm(py::module_& m) {
       py::arg("w_i_diag") = py::none(), py::arg("w_f_diag") = py::none(),
       py::arg("w_o_diag") = py::none(), py::arg("projection") = py::none(),
       py::arg("cell_clip") = py::none(), py::arg("proj_clip") = py::none(),
-      py::arg("tape") = py::none());
+      py::arg("state_mask") = py::none(), py::arg("tape") = py::none());
   m.def(
       "lstm_backward",
       [](py::dict tape, py::object d_outputs, py::object dc_final, py::object dm_final,

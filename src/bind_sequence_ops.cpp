@@ -52,6 +52,22 @@ void init_sequence_ops(py::module_& m) {
       "(float [B, T, W] sequences or int32 token ids [B, T]).",
       py::arg("x"), py::arg("sequence_length") = py::none(), py::arg("time_major") = false);
   m.def(
+      "apply_mask",
+      [](py::object x, py::object mask, bool time_major) {
+        return dispatch_float(x, "x", [&](auto zero) -> py::object {
+          using T = decltype(zero);
+          auto [a, seq] = take_sequence<T>(x, "x", time_major);
+          const StateMask<T> m = take_state_mask<T>(mask, seq, a.shape(2), "mask");
+          if (m.data == nullptr) throw py::value_error("mask must be an array, got None");
+          Array<T> out = empty<T>(shape_of(a));
+          py::gil_scoped_release release;
+          apply_mask<T>(seq, a.data(), m.data, m.per_step, a.shape(2), out.mutable_data());
+          return std::move(out);
+        });
+      },
+      "x * mask for a sequence x; mask is shaped like x or [B, W] (the same at every step).",
+      py::arg("x"), py::arg("mask"), py::arg("time_major") = false);
+  m.def(
       "add_on_live_steps",
       [](py::object out, py::object x, py::object sequence_length, bool time_major) {
         dispatch_float(out, "out", [&](auto zero) {

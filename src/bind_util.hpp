@@ -216,6 +216,22 @@ InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bo
   return r;
 }
 
+// Optional state dropout mask: [B, T, w] ([T, B, w] time major), a mask per
+// step, or [B, w], one mask reused at every step (variational).
+template <typename T>
+rnnkit::StateMask<T> take_state_mask(const py::object& obj, const rnnkit::SeqLayout& seq, Index width,
+                                     const char* name = "state_mask") {
+  rnnkit::StateMask<T> mask;
+  if (obj.is_none()) return mask;
+  if (py::isinstance<py::array>(obj) && py::reinterpret_borrow<py::array>(obj).ndim() == 2) {
+    mask.data = take<T>(obj, name, {seq.B, width}).data();
+    mask.per_step = false;
+  } else {
+    mask.data = take<T>(obj, name, seq_shape(seq, width)).data();
+  }
+  return mask;
+}
+
 // dx for dense inputs, None for token ids (they have no gradient).
 template <typename T>
 py::object input_grad_array(const InputArg<T>& a, T** data) {

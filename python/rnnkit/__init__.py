@@ -5,7 +5,7 @@ from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
 from .cells.multi import MultiRNNCell
-from .cells.wrappers import ResidualWrapper
+from .cells.wrappers import DropoutWrapper, ResidualWrapper
 from .bidirectional import Bidirectional, bidirectional_dynamic_rnn
 from .ops import one_hot
 from .layers import Dense
@@ -29,7 +29,7 @@ def get_num_threads():
 
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell",
-    "ResidualWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
+    "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",

@@ -11,7 +11,7 @@ def _time_axes(x, time_major):
     return (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
 
 
-def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape):
+def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape, training=False):
     """Shared by dynamic_rnn and RNN.forward: checks, then one cell._forward."""
     x = cell._prepare_inputs(inputs, layout="[T, B, D]" if time_major else "[B, T, D]")
     steps, batch = _time_axes(x, time_major)
@@ -20,7 +20,7 @@ def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape)
         state = cell._flatten_state(cell.zero_state(batch), batch)
     else:
         state = cell._flatten_state(initial_state, batch)
-    outputs, final = cell._forward(x, lengths, state, bool(time_major), tape)
+    outputs, final = cell._forward(x, lengths, state, bool(time_major), tape, training=bool(training))
     return x, outputs, final
 
 
@@ -63,9 +63,12 @@ class RNN:
     def grads(self):
         return self.cell.grads
 
-    def forward(self, x, sequence_length=None, initial_state=None, time_major=False, training=True):
-        """x: [B, T, D] ([T, B, D] when time_major). Returns (outputs, final_state)."""
-        xs, outputs, final = _run_forward(self.cell, x, sequence_length, initial_state, time_major, self._tape)
+    def forward(self, x, sequence_length=None, initial_state=None, time_major=False, training=False):
+        """x: [B, T, D] ([T, B, D] when time_major), or token ids [B, T].
+        `training=True` turns on the dropout of DropoutWrapper cells.
+        Returns (outputs, final_state)."""
+        xs, outputs, final = _run_forward(self.cell, x, sequence_length, initial_state, time_major, self._tape,
+                                          training)
         self._recorded = (outputs.shape, [a.shape for a in final])
         return outputs, self.cell._pack_state(final)
 

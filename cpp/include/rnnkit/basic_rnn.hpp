@@ -23,7 +23,8 @@ struct BasicRnnTape {
 // outputs: [rows, H] (zero on padded steps); h_final: [B, H]; z_ws: [rows, H] scratch
 template <typename T>
 void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T* bias_data,
-                       const SeqLayout& seq, const SeqInput<T>& in, const int32_t* sequence_length, const T* h0,
+                       const SeqLayout& seq, const SeqInput<T>& in, const int32_t* sequence_length,
+                       const StateMask<T>& state_mask, const T* h0,
                        T* outputs, T* h_final, const BasicRnnTape<T>& tape, T* z_ws) {
   const Index D = cfg.D, H = cfg.H, B = seq.B;
   const bool training = tape.h != nullptr;
@@ -48,10 +49,11 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
         out.row(b).setZero();
         continue;
       }
+      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
       for (Index k = 0; k < H; ++k) {
         const T y = activate(act, zt(b, k));
         zt(b, k) = y;
-        h(b, k) = y;
+        h(b, k) = mask ? y * mask[k] : y;
         out(b, k) = y;
       }
     }
@@ -62,7 +64,8 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
 // d_kernel: [D + H, H]; d_bias: [H]
 template <typename T>
 void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const SeqLayout& seq,
-                        const SeqInput<T>& in, const int32_t* sequence_length, const BasicRnnTape<T>& tape,
+                        const SeqInput<T>& in, const int32_t* sequence_length,
+                        const StateMask<T>& state_mask, const BasicRnnTape<T>& tape,
                         const T* d_outputs, const T* dh_final, T* dx, T* dh0, T* d_kernel,
                         T* d_bias) {
   const Index D = cfg.D, H = cfg.H, B = seq.B;
@@ -82,7 +85,11 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
         dz.row(b).setZero();
         continue;
       }
-      for (Index k = 0; k < H; ++k) dz(b, k) = (dh(b, k) + d_out(b, k)) * activate_grad(act, dz(b, k));
+      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      for (Index k = 0; k < H; ++k) {
+        const T d_state = mask ? dh(b, k) * mask[k] : dh(b, k);
+        dz(b, k) = (d_state + d_out(b, k)) * activate_grad(act, dz(b, k));
+      }
     }
     gemm(dh_rec, dz, W_h.transpose());
     for (Index b = 0; b < B; ++b)

@@ -67,6 +67,22 @@ inline bool active(const int32_t* sequence_length, Index t, Index b) {
   return sequence_length == nullptr || t < sequence_length[b];
 }
 
+// Dropout on the recurrent state (DropoutWrapper's state_keep_prob): the state
+// handed to the next step (and returned as the final state) is m ⊙ mask while
+// the step's output keeps m. Mask values are 0 or 1/keep_prob; one row per
+// (step, batch row), or per batch row only when the same mask is reused at
+// every step (variational). No data: no state dropout.
+template <typename T>
+struct StateMask {
+  const T* data = nullptr;
+  bool per_step = true;
+
+  // [width] mask of row b at step t
+  const T* row(const SeqLayout& seq, Index t, Index b, Index width) const {
+    return data + (per_step ? seq.row(t, b) : b) * width;
+  }
+};
+
 // Activations used by the cells. Every derivative is written in terms of the
 // activation's *output* y, so backward needs only what forward stored.
 enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Identity = 3 };

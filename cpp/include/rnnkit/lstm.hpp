@@ -64,7 +64,7 @@ struct LstmTape {
 // gates_ws: [rows, 4H] scratch used when tape.gates is null.
 template <typename T>
 void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
-                  const int32_t* sequence_length, const T* c0, const T* m0, T* outputs, T* c_final,
+                  const int32_t* sequence_length, const StateMask<T>& state_mask, const T* c0, const T* m0, T* outputs, T* c_final,
                   T* m_final, const LstmTape<T>& tape, T* gates_ws) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
   const bool training = tape.gates != nullptr;
@@ -104,7 +104,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
         continue;
       }
       T* cb = &c_cur(b, 0);
-      T* mpre = P > 0 ? &m_pre_step(b, 0) : &m_cur(b, 0);
+      T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(b, 0);
       for (Index k = 0; k < H; ++k) {
         const T c_prev = cb[k];
         T zi = zb[k], zf = zb[2 * H + k] + fb;
@@ -125,7 +125,12 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
         cb[k] = c;
         mpre[k] = o * activate(act, c);
       }
-      if (P == 0) out.row(b) = m_cur.row(b);
+      if (P == 0) {
+        if (state_mask.data)
+          m_cur.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R));
+        else
+          m_cur.row(b) = out.row(b);
+      }
     }
 
     if (P > 0) {
@@ -133,9 +138,10 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
       if (training) seq.step(tape.m_raw, t, P) = m_proj_step;
       for (Index b = 0; b < B; ++b) {
         if (!active(sequence_length, t, b)) continue;
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, P) : nullptr;
         for (Index k = 0; k < P; ++k) {
           const T m = proj_clip > 0 ? clip_value(m_proj_step(b, k), proj_clip) : m_proj_step(b, k);
-          m_cur(b, k) = m;
+          m_cur(b, k) = mask ? m * mask[k] : m;
           out(b, k) = m;
         }
       }
@@ -150,7 +156,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
 // in, c0 and the weights are those given to forward; dx stays unset for ids.
 template <typename T>
 void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
-                   const int32_t* sequence_length, const T* c0, const LstmTape<T>& tape,
+                   const int32_t* sequence_length, const StateMask<T>& state_mask, const T* c0, const LstmTape<T>& tape,
                    const T* d_outputs, const T* dc_final, const T* dm_final, T* dx, T* dc0, T* dm0,
                    const LstmGrads<T>& grads) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
@@ -179,7 +185,11 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
         dm_step.row(b).setZero();
         continue;
       }
-      dm_step.row(b) = dm.row(b) + d_out.row(b);
+      // the state gradient reaches m through the state mask, the output's directly
+      if (state_mask.data)
+        dm_step.row(b) = dm.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R)) + d_out.row(b);
+      else
+        dm_step.row(b) = dm.row(b) + d_out.row(b);
       if (P > 0 && proj_clip > 0) {
         const T* raw = tape.m_raw + seq.row(t, b) * P;
         for (Index k = 0; k < P; ++k) dm_step(b, k) *= clip_pass(raw[k], proj_clip);

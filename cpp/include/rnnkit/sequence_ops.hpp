@@ -35,4 +35,18 @@ void add_on_live_steps(const SeqLayout& seq, const T* x, const int32_t* lengths,
   }
 }
 
+// out = x ⊙ mask (inverted dropout: mask values 0 or 1/keep_prob). The mask is
+// [rows, W] like x, or [B, W] reused at every step (variational).
+template <typename T>
+void apply_mask(const SeqLayout& seq, const T* x, const T* mask, bool per_step, Index W, T* out) {
+#pragma omp parallel for if (worth_parallel(seq.B, seq.T * W))
+  for (Index b = 0; b < seq.B; ++b) {
+    for (Index t = 0; t < seq.T; ++t) {
+      const Index r = seq.row(t, b);
+      const T* m = mask + (per_step ? r : b) * W;
+      for (Index k = 0; k < W; ++k) out[r * W + k] = x[r * W + k] * m[k];
+    }
+  }
+}
+
 }  // namespace rnnkit

@@ -70,6 +70,10 @@ class RNNCell:
     def _pack_state(self, arrays):
         return arrays[0]
 
+    def _state_droppable(self):
+        """Per flat state array: may DropoutWrapper drop it? (an LSTM's c: no)"""
+        return [True] * len(self._state_widths())
+
     def _flatten_state(self, state, batch_size, name="initial_state"):
         """The user's state as flat [B, width] arrays of the cell's dtype."""
         if isinstance(state, (tuple, list)):
@@ -114,9 +118,12 @@ class RNNCell:
         outputs, final = self._forward(x, None, flat, True, None)
         return outputs[0], self._pack_state(final)
 
-    def _forward(self, x, lengths, state, time_major, tape):
-        """x [B, T, D] (or [T, B, D]) of the cell's dtype; lengths int32 [B] or None;
-        state: flat arrays. Fills `tape` (a dict) when not None.
+    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
+        """x [B, T, D] (or [T, B, D]) of the cell's dtype, or int32 ids [B, T];
+        lengths int32 [B] or None; state: flat arrays. Fills `tape` (a dict)
+        when not None. `training` turns dropout wrappers on; `state_masks`
+        (aligned with the flat state, None entries for no dropout) are
+        DropoutWrapper's masks on the state carried between steps.
         Returns (outputs, final flat state)."""
         raise NotImplementedError
 

@@ -33,10 +33,11 @@ class BasicRNNCell(RNNCell):
             ("bias", np.zeros(H, self.dtype)),
         ]
 
-    def _forward(self, x, lengths, state, time_major, tape):
+    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         v = self.variables
         outputs, h = _core.basic_rnn_forward(
-            x, v["kernel"], v["bias"], state[0], lengths, time_major, self.activation, tape
+            x, v["kernel"], v["bias"], state[0], lengths, time_major, self.activation,
+            state_mask=state_masks[0] if state_masks else None, tape=tape,
         )
         return outputs, [h]
 

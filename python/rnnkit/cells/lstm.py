@@ -110,9 +110,14 @@ class LSTMCell(RNNCell):
             args["projection"] = v["projection/kernel"]
         return args
 
-    def _forward(self, x, lengths, state, time_major, tape):
+    def _state_droppable(self):
+        return [False, True]  # c is never dropped
+
+    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         outputs, c, m = _core.lstm_forward(x, c0=state[0], m0=state[1], sequence_length=lengths,
-                                           time_major=time_major, tape=tape, **self._kernel_args())
+                                           time_major=time_major, tape=tape,
+                                           state_mask=state_masks[1] if state_masks else None,
+                                           **self._kernel_args())
         return outputs, [c, m]
 
     def _backward(self, tape, d_outputs, d_final):

@@ -90,11 +90,15 @@ class MultiRNNCell(RNNCell):
             flat += cell._flatten_state(s, batch_size, name=f"{name}[{i}]")
         return flat
 
-    def _forward(self, x, lengths, state, time_major, tape):
+    def _state_droppable(self):
+        return [d for cell in self.cells for d in cell._state_droppable()]
+
+    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         finals = []
         for i, (cell, s) in enumerate(zip(self.cells, self._splits())):
             sub = None if tape is None else tape.setdefault(f"cell_{i}", {})
-            x, final = cell._forward(x, lengths, state[s], time_major, sub)
+            masks = state_masks[s] if state_masks else None
+            x, final = cell._forward(x, lengths, state[s], time_major, sub, training, masks)
             finals += final
         return x, finals
 
