@@ -76,7 +76,7 @@ MODELS = {
         lambda seed, built=True: rnnkit.RNN(rnnkit.MultiRNNCell([
             rnnkit.BasicLSTMCell(3, input_depth=D if built else None, seed=seed),
             rnnkit.ResidualWrapper(rnnkit.LSTMCell(3, seed=seed + 1)),
-            rnnkit.BasicRNNCell(2, seed=seed + 2)])),
+            rnnkit.DropoutWrapper(rnnkit.BasicRNNCell(2, seed=seed + 2), output_keep_prob=0.5)])),
         lambda m, x: m(x),
         ["rnn/multi_rnn_cell/cell_0/basic_lstm_cell/kernel", "rnn/multi_rnn_cell/cell_0/basic_lstm_cell/bias",
          "rnn/multi_rnn_cell/cell_1/lstm_cell/kernel", "rnn/multi_rnn_cell/cell_1/lstm_cell/bias",

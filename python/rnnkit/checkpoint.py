@@ -172,8 +172,8 @@ def _build_from(obj, shapes, rename, source):
         if shape is None or len(shape) <= axis or shape[axis] - base < 1:
             found = "it has none" if shape is None else f"its shape {shape_str(shape)} gives no input depth"
             raise ValueError(
-                f"{_unbuilt_message(owner, path)} (or loaded from a file with '{file_key}' to infer it from: "
-                f"{source} {found})"
+                f"{_unbuilt_message(owner, path)}, or load a file with '{file_key}' to infer the depth from "
+                f"({source}: {found})"
             )
         owner.build(int(shape[axis] - base))
         built_here.add(id(owner))
@@ -223,7 +223,6 @@ def _restore(obj, shapes, read, source, rename, unexpected):
 
     shapes: {checkpoint name: shape tuple}; read(name) -> array;
     unexpected(expected names) -> checkpoint names that are an error."""
-    _owners(obj)  # type check first
     needs_build = any(not owner.built for _, owner in _owners(obj))
     # build a copy first so that a file that does not fit leaves obj untouched
     plan_obj = copy.deepcopy(obj) if needs_build else obj
