@@ -40,6 +40,22 @@ def lstm_step(v, x, state, forget_bias=1.0, use_peepholes=False, cell_clip=None,
     return m_new, (c_new, m_new)
 
 
+def gru_step(v, x, state, reset_after=False, activation="tanh"):
+    """TF1's GRUCell, or (reset_after) the PyTorch / Keras 3 / cuDNN variant."""
+    (h,) = state
+    act = ACT[activation]
+    H = h.shape[1]
+    gates = sigmoid(np.concatenate([x, h], 1) @ v["gates/kernel"] + v["gates/bias"])
+    r, u = gates[:, :H], gates[:, H:]
+    if reset_after:
+        c = act(x @ v["candidate/input/kernel"] + v["candidate/input/bias"]
+                + r * (h @ v["candidate/hidden/kernel"] + v["candidate/hidden/bias"]))
+    else:
+        c = act(np.concatenate([x, r * h], 1) @ v["candidate/kernel"] + v["candidate/bias"])
+    h = u * h + (1.0 - u) * c
+    return h, (h,)
+
+
 def dynamic_rnn(step, x, state, sequence_length=None, time_major=False):
     """TF's dynamic_rnn over a step function: zero outputs and carried state
     past each row's length. x: [B, T, D] (or [T, B, D]); state: tuple of [B, w]."""

@@ -49,8 +49,10 @@ def reference_with_masks(cell, x, lengths, state, time_major, inp, out_mask, sta
 
 @pytest.mark.parametrize("make", [lambda dt: rnnkit.BasicLSTMCell(4, dtype=dt, seed=1),
                                   lambda dt: rnnkit.BasicRNNCell(4, dtype=dt, seed=1),
-                                  lambda dt: rnnkit.LSTMCell(4, num_proj=3, dtype=dt, seed=1)],
-                         ids=["lstm", "rnn", "lstm_proj"])
+                                  lambda dt: rnnkit.LSTMCell(4, num_proj=3, dtype=dt, seed=1),
+                                  lambda dt: rnnkit.GRUCell(4, dtype=dt, seed=1),
+                                  lambda dt: rnnkit.GRUCell(4, reset_after=True, dtype=dt, seed=1)],
+                         ids=["lstm", "rnn", "lstm_proj", "gru", "gru_reset_after"])
 @pytest.mark.parametrize("variational", [False, True])
 @pytest.mark.parametrize("time_major", [False, True])
 def test_matches_reference_with_the_recorded_masks(make, variational, time_major):
@@ -118,8 +120,10 @@ def test_gradients_with_fixed_masks(variational):
     stack = rnnkit.MultiRNNCell([
         rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(3, dtype=np.float64, seed=1), 0.8, 0.7, 0.6,
                               variational_recurrent=variational, seed=5),
-        rnnkit.DropoutWrapper(rnnkit.BasicRNNCell(2, dtype=np.float64, seed=2), 0.9, 0.5, 0.5,
+        rnnkit.DropoutWrapper(rnnkit.GRUCell(3, dtype=np.float64, seed=2), 0.9, 0.5, 0.5,
                               variational_recurrent=variational, seed=6),
+        rnnkit.DropoutWrapper(rnnkit.GRUCell(2, reset_after=True, dtype=np.float64, seed=4), 0.9, 0.5, 0.5,
+                              variational_recurrent=variational, seed=7),
     ])
     r = rng(2)
     x = r.normal(size=(B, T, D))
@@ -129,7 +133,7 @@ def test_gradients_with_fixed_masks(variational):
     w_fin = [r.normal(size=(B, w)) for w in stack._state_widths()]
 
     def reseed():
-        for c, s in zip(stack.cells, (5, 6)):
+        for c, s in zip(stack.cells, (5, 6, 7)):
             c._rng = np.random.default_rng(s)
 
     def f():

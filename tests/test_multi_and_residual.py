@@ -33,6 +33,8 @@ def ref_step_for(cell):
             out, s = inner(x, state)
             return x + out, s
         return step
+    if isinstance(cell, rnnkit.GRUCell):
+        return functools.partial(ref.gru_step, v, reset_after=cell.reset_after, activation=cell.activation)
     if isinstance(cell, rnnkit.BasicRNNCell):
         return functools.partial(ref.basic_rnn_step, v, activation=cell.activation)
     return functools.partial(ref.lstm_step, v, forget_bias=cell.forget_bias, use_peepholes=cell.use_peepholes,
@@ -71,11 +73,11 @@ def test_stack_forward_matches_reference(dtype, time_major):
 
 
 def test_variable_names_and_live_arrays():
-    cell = rnnkit.MultiRNNCell([rnnkit.GRUCell(3) if hasattr(rnnkit, "GRUCell") else rnnkit.BasicRNNCell(3),
-                                rnnkit.BasicLSTMCell(2)])
+    cell = rnnkit.MultiRNNCell([rnnkit.GRUCell(3), rnnkit.BasicLSTMCell(2)])
     rnnkit.dynamic_rnn(cell, np.zeros((1, 2, 4), np.float32))
     names = list(cell.variables)
-    assert names[0].startswith("cell_0/") and names[-1] == "cell_1/basic_lstm_cell/bias"
+    assert names[:4] == ["cell_0/gru_cell/gates/kernel", "cell_0/gru_cell/gates/bias",
+                         "cell_0/gru_cell/candidate/kernel", "cell_0/gru_cell/candidate/bias"] and names[-1] == "cell_1/basic_lstm_cell/bias"
     assert cell.variables["cell_1/basic_lstm_cell/kernel"] is cell.cells[1].variables["kernel"]
     assert cell.variables["cell_1/basic_lstm_cell/kernel"].shape == (3 + 2, 8)
     assert cell.state_size[1] == (2, 2) and cell.output_size == 2

@@ -11,6 +11,8 @@ MAKERS = {
     "rnn": lambda dt: rnnkit.BasicRNNCell(4, input_depth=7, dtype=dt, seed=1),
     "lstm": lambda dt: rnnkit.BasicLSTMCell(4, input_depth=7, dtype=dt, seed=1),
     "lstm_proj": lambda dt: rnnkit.LSTMCell(4, num_proj=3, use_peepholes=True, input_depth=7, dtype=dt, seed=1),
+    "gru": lambda dt: rnnkit.GRUCell(4, input_depth=7, dtype=dt, seed=1),
+    "gru_reset_after": lambda dt: rnnkit.GRUCell(4, reset_after=True, input_depth=7, dtype=dt, seed=1),
 }
 
 

@@ -77,3 +77,11 @@ def test_sequential_errors():
     with pytest.raises(ValueError, match="train_step needs a loss"):
         rnnkit.Sequential([rnnkit.Dense(2)]).train_step(np.zeros((1, 1, 2)), np.zeros((1, 1), int),
                                                         np.ones((1, 1)), rnnkit.AdamOptimizer())
+
+
+def test_two_layer_char_model_learns_the_sentence():
+    from rnnkit.examples import sentence
+    losses, accuracy, text = sentence.train(steps=150, seed=0, verbose=False)
+    assert losses[-1] < 0.1 * losses[0]
+    assert accuracy > 0.85
+    assert "build a ship" in text

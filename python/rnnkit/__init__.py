@@ -3,6 +3,7 @@
 from . import _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
+from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
@@ -28,7 +29,7 @@ def get_num_threads():
 
 
 __all__ = [
-    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "MultiRNNCell",
+    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "GRUCell", "MultiRNNCell",
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
     "Dense", "SequenceLoss", "sequence_loss",

@@ -1,0 +1,401 @@
+// GRU over a whole sequence, in two variants that are different functions:
+//
+// TF1's GRUCell (gru_forward / gru_backward): the reset gate scales h
+// *before* the candidate's matmul.
+//   [r, u] = σ([x, h] · gates/kernel + gates/bias)
+//   c      = act([x, r ⊙ h] · candidate/kernel + candidate/bias)
+//   h'     = u ⊙ h + (1 - u) ⊙ c
+//
+// "Reset after" (gru_reset_after_forward / gru_reset_after_backward): the
+// formula of PyTorch's nn.GRU, Keras 3's GRU(reset_after=True) and cuDNN; the
+// reset gate scales h · W_h *after* the matmul.
+//   [r, u] = σ([x, h] · gates/kernel + gates/bias)
+//   c      = act(x · candidate/input/kernel + candidate/input/bias
+//                + r ⊙ (h · candidate/hidden/kernel + candidate/hidden/bias))
+//   h'     = u ⊙ h + (1 - u) ⊙ c
+// Its variables (rnnkit's names; TF1 has no such cell):
+//   gates/kernel [D + H, 2H] (columns r | u), gates/bias [2H],
+//   candidate/input/kernel [D, H], candidate/input/bias [H],
+//   candidate/hidden/kernel [H, H], candidate/hidden/bias [H].
+// From PyTorch (gate rows r, z, n; PyTorch's z is u and n is c, so
+// h' = (1 - z) ⊙ n + z ⊙ h):
+//   gates/kernel = [[W_ir; W_iz]^T ; [W_hr; W_hz]^T],
+//   gates/bias = b_i[r,z] + b_h[r,z] (the two gate biases only ever appear
+//   summed), candidate/input/kernel = W_in^T, candidate/input/bias = b_in,
+//   candidate/hidden/kernel = W_hn^T, candidate/hidden/bias = b_hn
+//   (b_hn cannot be folded: r multiplies it).
+//
+// Both pairs follow basic_rnn.hpp: x · W_x for all T*B rows is one GEMM before
+// the loop, each step does only the recurrent GEMM(s) and fused elementwise
+// passes over batch rows, and the weight gradients and dx are single GEMMs
+// over all rows after the backward loop. Backward overwrites the tape's gate
+// buffer in place with the gradients of the pre-activations. Every GEMM and
+// bias sum goes through gemm.hpp / column_sums, so results are bit-identical
+// for every thread count. Inputs may be token ids (inputs.hpp) and the
+// carried state may be dropped (StateMask) as in the other cells.
+#pragma once
+
+#include "rnnkit/inputs.hpp"
+
+namespace rnnkit {
+
+struct GruConfig {
+  Index D = 0, H = 0;
+  Activation activation = Activation::Tanh;
+};
+
+// ---- TF1's GRUCell ------------------------------------------------------------
+
+template <typename T>
+struct GruWeights {
+  const T* gates_kernel = nullptr;      // [D + H, 2H]: rows [0, D) act on x, [D, D+H) on h; columns r | u
+  const T* gates_bias = nullptr;        // [2H]
+  const T* candidate_kernel = nullptr;  // [D + H, H]: rows [0, D) act on x, [D, D+H) on r ⊙ h
+  const T* candidate_bias = nullptr;    // [H]
+};
+
+template <typename T>
+struct GruGrads {
+  T* gates_kernel = nullptr;      // [D + H, 2H]
+  T* gates_bias = nullptr;        // [2H]
+  T* candidate_kernel = nullptr;  // [D + H, H]
+  T* candidate_bias = nullptr;    // [H]
+};
+
+// What backward needs, all [rows, *] in the sequence's own order; owned by
+// the caller; null `gates` means inference (no tape).
+template <typename T>
+struct GruTape {
+  T* gates = nullptr;   // [rows, 3H] r | u | c after activation; backward: d(pre-activations)
+  T* h_prev = nullptr;  // [rows, H] recurrent input of step t
+  T* rh = nullptr;      // [rows, H] r ⊙ h_prev, the candidate's recurrent input (zero on padded steps)
+};
+
+// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; h0: [B, H]
+// outputs: [rows, H] (zero on padded steps); h_final: [B, H]
+// gates_ws: [rows, 3H] scratch used when tape.gates is null.
+template <typename T>
+void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
+                 const int32_t* sequence_length, const StateMask<T>& state_mask, const T* h0, T* outputs, T* h_final,
+                 const GruTape<T>& tape, T* gates_ws) {
+  const Index D = cfg.D, H = cfg.H, G = 3 * H, B = seq.B, rows = seq.rows();
+  const bool training = tape.gates != nullptr;
+  T* gates = training ? tape.gates : gates_ws;
+  CMatMap<T> gates_kernel(w.gates_kernel, D + H, 2 * H);
+  CMatMap<T> cand_kernel(w.candidate_kernel, D + H, H);
+
+  // Both x halves side by side ([D, 3H], columns r | u | c) so that x is
+  // read by one GEMM; copying the weights costs D*3H, the GEMM rows*D*3H.
+  MatMap<T> z(gates, rows, G);
+  {
+    Mat<T> W_x(D, G);
+    W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
+    project_inputs(z, in, rows, W_x);
+  }
+  z.leftCols(2 * H).rowwise() += CRowMap<T>(w.gates_bias, 2 * H);
+  z.rightCols(H).rowwise() += CRowMap<T>(w.candidate_bias, H);
+
+  MatMap<T> h(h_final, B, H);
+  h = CMatMap<T>(h0, B, H);
+  Mat<T> rh(B, H);
+  const auto W_gh = gates_kernel.bottomRows(H);
+  const auto W_ch = cand_kernel.bottomRows(H);
+  const Activation act = cfg.activation;
+
+  for (Index t = 0; t < seq.T; ++t) {
+    StepMap<T> zt = seq.step(gates, t, G);
+    StepMap<T> out = seq.step(outputs, t, H);
+    if (training) seq.step(tape.h_prev, t, H) = h;
+    gemm(zt.leftCols(2 * H), h, W_gh, /*accumulate=*/true);
+
+    // The candidate's matmul needs r ⊙ h, so TF's GRU takes two passes per
+    // step: the gates first, then (after that GEMM) the candidate and h'.
+#pragma omp parallel for if (worth_parallel(B, 2 * H))
+    for (Index b = 0; b < B; ++b) {
+      T* zb = &zt(b, 0);
+      if (!active(sequence_length, t, b)) {
+        // Zero keeps the padded rows of the tape finite: backward multiplies
+        // them by zero gradients in the weight GEMMs.
+        rh.row(b).setZero();
+        continue;
+      }
+      for (Index k = 0; k < H; ++k) {
+        const T r = sigmoid(zb[k]);
+        zb[k] = r;
+        zb[H + k] = sigmoid(zb[H + k]);
+        rh(b, k) = r * h(b, k);
+      }
+    }
+    if (training) seq.step(tape.rh, t, H) = rh;
+    gemm(zt.rightCols(H), rh, W_ch, /*accumulate=*/true);
+
+#pragma omp parallel for if (worth_parallel(B, H))
+    for (Index b = 0; b < B; ++b) {
+      if (!active(sequence_length, t, b)) {
+        out.row(b).setZero();
+        continue;
+      }
+      T* zb = &zt(b, 0);
+      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      for (Index k = 0; k < H; ++k) {
+        const T c = activate(act, zb[2 * H + k]);
+        const T u = zb[H + k];
+        zb[2 * H + k] = c;
+        const T h_new = u * h(b, k) + (T(1) - u) * c;
+        h(b, k) = mask ? h_new * mask[k] : h_new;
+        out(b, k) = h_new;
+      }
+    }
+  }
+}
+
+// d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H]; grads.
+// in and the weights are those given to forward (dx stays unset for ids); the tape is spent afterwards.
+template <typename T>
+void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
+                  const int32_t* sequence_length, const StateMask<T>& state_mask, const GruTape<T>& tape, const T* d_outputs,
+                  const T* dh_final, T* dx, T* dh0, const GruGrads<T>& grads) {
+  const Index D = cfg.D, H = cfg.H, G = 3 * H, B = seq.B, rows = seq.rows();
+  CMatMap<T> gates_kernel(w.gates_kernel, D + H, 2 * H);
+  CMatMap<T> cand_kernel(w.candidate_kernel, D + H, H);
+  const auto W_gh = gates_kernel.bottomRows(H);
+  const auto W_ch = cand_kernel.bottomRows(H);
+  const Activation act = cfg.activation;
+
+  // dh: gradient w.r.t. the state entering the step being processed; padded
+  // steps carry it through untouched, as forward carries the state.
+  MatMap<T> dh(dh0, B, H);
+  dh = CMatMap<T>(dh_final, B, H);
+  Mat<T> d_rh(B, H), dh_rec(B, H);
+
+  for (Index t = seq.T - 1; t >= 0; --t) {
+    StepMap<T> dz = seq.step(tape.gates, t, G);  // r, u, c in; d(pre-activations) out
+    CStepMap<T> d_out = seq.step(d_outputs, t, H);
+    CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
+
+    // Pass 1: through h' = u ⊙ h + (1 - u) ⊙ c and the candidate's activation.
+#pragma omp parallel for if (worth_parallel(B, G))
+    for (Index b = 0; b < B; ++b) {
+      T* zb = &dz(b, 0);
+      if (!active(sequence_length, t, b)) {
+        std::fill(zb, zb + G, T(0));
+        continue;
+      }
+      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      for (Index k = 0; k < H; ++k) {
+        const T g = (mask ? dh(b, k) * mask[k] : dh(b, k)) + d_out(b, k);  // d h' of this step
+        const T u = zb[H + k], c = zb[2 * H + k];
+        zb[H + k] = g * (h_prev(b, k) - c) * u * (T(1) - u);
+        zb[2 * H + k] = g * (T(1) - u) * activate_grad(act, c);
+        dh(b, k) = g * u;
+      }
+    }
+    gemm(d_rh, dz.rightCols(H), W_ch.transpose());
+
+    // Pass 2: through r ⊙ h and σ of the reset gate.
+#pragma omp parallel for if (worth_parallel(B, H))
+    for (Index b = 0; b < B; ++b) {
+      if (!active(sequence_length, t, b)) continue;
+      T* zb = &dz(b, 0);
+      for (Index k = 0; k < H; ++k) {
+        const T r = zb[k];
+        zb[k] = d_rh(b, k) * h_prev(b, k) * r * (T(1) - r);
+        dh(b, k) += d_rh(b, k) * r;
+      }
+    }
+    gemm(dh_rec, dz.leftCols(2 * H), W_gh.transpose());
+    for (Index b = 0; b < B; ++b)
+      if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);
+  }
+
+  // Weight gradients and dx: one GEMM each over all rows.
+  CMatMap<T> d_z(tape.gates, rows, G);
+  MatMap<T> d_gates_kernel(grads.gates_kernel, D + H, 2 * H);
+  MatMap<T> d_cand_kernel(grads.candidate_kernel, D + H, H);
+  {
+    Mat<T> dW_x(D, G);
+    input_weight_grad(dW_x, in, rows, d_z);
+    d_gates_kernel.topRows(D) = dW_x.leftCols(2 * H);
+    d_cand_kernel.topRows(D) = dW_x.rightCols(H);
+  }
+  gemm(d_gates_kernel.bottomRows(H), CMatMap<T>(tape.h_prev, rows, H).transpose(), d_z.leftCols(2 * H));
+  gemm(d_cand_kernel.bottomRows(H), CMatMap<T>(tape.rh, rows, H).transpose(), d_z.rightCols(H));
+  RowVec<T> d_bias(G);
+  column_sums(tape.gates, rows, G, d_bias.data());
+  RowMap<T>(grads.gates_bias, 2 * H) = d_bias.leftCols(2 * H);
+  RowMap<T>(grads.candidate_bias, H) = d_bias.rightCols(H);
+  if (dx != nullptr) {
+    Mat<T> W_x(D, G);
+    W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
+    input_grad(dx, in, rows, d_z, W_x);
+  }
+}
+
+// ---- reset after (PyTorch / Keras 3 / cuDNN) -----------------------------------
+
+template <typename T>
+struct GruResetAfterWeights {
+  const T* gates_kernel = nullptr;             // [D + H, 2H]: rows [0, D) act on x, [D, D+H) on h; columns r | u
+  const T* gates_bias = nullptr;               // [2H]
+  const T* candidate_input_kernel = nullptr;   // [D, H]
+  const T* candidate_input_bias = nullptr;     // [H]
+  const T* candidate_hidden_kernel = nullptr;  // [H, H]
+  const T* candidate_hidden_bias = nullptr;    // [H]
+};
+
+template <typename T>
+struct GruResetAfterGrads {
+  T* gates_kernel = nullptr;             // [D + H, 2H]
+  T* gates_bias = nullptr;               // [2H]
+  T* candidate_input_kernel = nullptr;   // [D, H]
+  T* candidate_input_bias = nullptr;     // [H]
+  T* candidate_hidden_kernel = nullptr;  // [H, H]
+  T* candidate_hidden_bias = nullptr;    // [H]
+};
+
+// The gate buffer's columns are ordered c | r | u | hn (hn = h · W_ch + b_ch)
+// so that both fused matrices see one contiguous window of it: the x side
+// (c, r, u: columns [0, 3H)) and the h side (r, u, hn: columns [H, 4H)). Each
+// step is then one recurrent GEMM into the window [H, 4H), and after the
+// backward loop dW_x, dW_h and dx are one GEMM each.
+template <typename T>
+struct GruResetAfterTape {
+  T* gates = nullptr;   // [rows, 4H] c | r | u (activated) | hn; backward: d(pre-activations) | d hn
+  T* h_prev = nullptr;  // [rows, H] recurrent input of step t
+};
+
+namespace detail {
+// [D, 3H] = [candidate/input/kernel | gates/kernel's x rows]: the x side, columns c | r | u.
+template <typename T>
+Mat<T> reset_after_W_x(const GruResetAfterWeights<T>& w, Index D, Index H) {
+  Mat<T> W_x(D, 3 * H);
+  W_x << CMatMap<T>(w.candidate_input_kernel, D, H), CMatMap<T>(w.gates_kernel, D + H, 2 * H).topRows(D);
+  return W_x;
+}
+// [H, 3H] = [gates/kernel's h rows | candidate/hidden/kernel]: the h side, columns r | u | hn.
+template <typename T>
+Mat<T> reset_after_W_h(const GruResetAfterWeights<T>& w, Index D, Index H) {
+  Mat<T> W_h(H, 3 * H);
+  W_h << CMatMap<T>(w.gates_kernel, D + H, 2 * H).bottomRows(H), CMatMap<T>(w.candidate_hidden_kernel, H, H);
+  return W_h;
+}
+}  // namespace detail
+
+// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; h0: [B, H]
+// outputs: [rows, H] (zero on padded steps); h_final: [B, H]
+// gates_ws: [rows, 4H] scratch used when tape.gates is null.
+template <typename T>
+void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>& w, const SeqLayout& seq,
+                             const SeqInput<T>& in, const int32_t* sequence_length,
+                             const StateMask<T>& state_mask, const T* h0, T* outputs,
+                             T* h_final, const GruResetAfterTape<T>& tape, T* gates_ws) {
+  const Index D = cfg.D, H = cfg.H, G = 4 * H, B = seq.B, rows = seq.rows();
+  const bool training = tape.gates != nullptr;
+  T* gates = training ? tape.gates : gates_ws;
+
+  MatMap<T> z(gates, rows, G);
+  project_inputs(z.leftCols(3 * H), in, rows, detail::reset_after_W_x(w, D, H));
+  z.leftCols(H).rowwise() += CRowMap<T>(w.candidate_input_bias, H);
+  z.middleCols(H, 2 * H).rowwise() += CRowMap<T>(w.gates_bias, 2 * H);
+  z.rightCols(H) = CRowMap<T>(w.candidate_hidden_bias, H).replicate(rows, 1);  // hn starts at b_ch: no x part
+
+  MatMap<T> h(h_final, B, H);
+  h = CMatMap<T>(h0, B, H);
+  const Mat<T> W_h = detail::reset_after_W_h(w, D, H);
+  const Activation act = cfg.activation;
+
+  for (Index t = 0; t < seq.T; ++t) {
+    StepMap<T> zt = seq.step(gates, t, G);
+    StepMap<T> out = seq.step(outputs, t, H);
+    if (training) seq.step(tape.h_prev, t, H) = h;
+    gemm(zt.rightCols(3 * H), h, W_h, /*accumulate=*/true);
+
+#pragma omp parallel for if (worth_parallel(B, G))
+    for (Index b = 0; b < B; ++b) {
+      if (!active(sequence_length, t, b)) {
+        out.row(b).setZero();
+        continue;
+      }
+      T* zb = &zt(b, 0);
+      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      for (Index k = 0; k < H; ++k) {
+        const T r = sigmoid(zb[H + k]);
+        const T u = sigmoid(zb[2 * H + k]);
+        const T c = activate(act, zb[k] + r * zb[3 * H + k]);
+        zb[k] = c;
+        zb[H + k] = r;
+        zb[2 * H + k] = u;
+        const T h_new = u * h(b, k) + (T(1) - u) * c;
+        h(b, k) = mask ? h_new * mask[k] : h_new;
+        out(b, k) = h_new;
+      }
+    }
+  }
+}
+
+// d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H]; grads.
+// in and the weights are those given to forward (dx stays unset for ids); the tape is spent afterwards.
+template <typename T>
+void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T>& w, const SeqLayout& seq,
+                              const SeqInput<T>& in, const int32_t* sequence_length,
+                              const StateMask<T>& state_mask, const GruResetAfterTape<T>& tape, const T* d_outputs, const T* dh_final,
+                              T* dx, T* dh0, const GruResetAfterGrads<T>& grads) {
+  const Index D = cfg.D, H = cfg.H, G = 4 * H, B = seq.B, rows = seq.rows();
+  const Mat<T> W_h = detail::reset_after_W_h(w, D, H);
+  const Activation act = cfg.activation;
+
+  MatMap<T> dh(dh0, B, H);
+  dh = CMatMap<T>(dh_final, B, H);
+  Mat<T> dh_rec(B, H);
+
+  for (Index t = seq.T - 1; t >= 0; --t) {
+    StepMap<T> dz = seq.step(tape.gates, t, G);  // c, r, u, hn in; their gradients out
+    CStepMap<T> d_out = seq.step(d_outputs, t, H);
+    CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
+
+#pragma omp parallel for if (worth_parallel(B, G))
+    for (Index b = 0; b < B; ++b) {
+      T* zb = &dz(b, 0);
+      if (!active(sequence_length, t, b)) {
+        std::fill(zb, zb + G, T(0));
+        continue;
+      }
+      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      for (Index k = 0; k < H; ++k) {
+        const T g = (mask ? dh(b, k) * mask[k] : dh(b, k)) + d_out(b, k);  // d h' of this step
+        const T c = zb[k], r = zb[H + k], u = zb[2 * H + k], hn = zb[3 * H + k];
+        const T d_zc = g * (T(1) - u) * activate_grad(act, c);
+        zb[k] = d_zc;
+        zb[H + k] = d_zc * hn * r * (T(1) - r);
+        zb[2 * H + k] = g * (h_prev(b, k) - c) * u * (T(1) - u);
+        zb[3 * H + k] = d_zc * r;
+        dh(b, k) = g * u;
+      }
+    }
+    gemm(dh_rec, dz.rightCols(3 * H), W_h.transpose());
+    for (Index b = 0; b < B; ++b)
+      if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);
+  }
+
+  // Weight gradients and dx: one GEMM each over all rows, then split by variable.
+  CMatMap<T> d_z(tape.gates, rows, G);
+  MatMap<T> d_gates_kernel(grads.gates_kernel, D + H, 2 * H);
+  {
+    Mat<T> dW_x(D, 3 * H);  // columns c | r | u
+    input_weight_grad(dW_x, in, rows, d_z.leftCols(3 * H));
+    MatMap<T>(grads.candidate_input_kernel, D, H) = dW_x.leftCols(H);
+    d_gates_kernel.topRows(D) = dW_x.rightCols(2 * H);
+  }
+  Mat<T> dW_h(H, 3 * H);  // columns r | u | hn
+  gemm(dW_h, CMatMap<T>(tape.h_prev, rows, H).transpose(), d_z.rightCols(3 * H));
+  d_gates_kernel.bottomRows(H) = dW_h.leftCols(2 * H);
+  MatMap<T>(grads.candidate_hidden_kernel, H, H) = dW_h.rightCols(H);
+  RowVec<T> d_bias(G);
+  column_sums(tape.gates, rows, G, d_bias.data());
+  RowMap<T>(grads.candidate_input_bias, H) = d_bias.leftCols(H);
+  RowMap<T>(grads.gates_bias, 2 * H) = d_bias.middleCols(H, 2 * H);
+  RowMap<T>(grads.candidate_hidden_bias, H) = d_bias.rightCols(H);
+  input_grad(dx, in, rows, d_z.leftCols(3 * H), detail::reset_after_W_x(w, D, H));
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,93 @@
+"""GRUCell: TF1's GRU, or with reset_after=True the PyTorch / Keras 3 / cuDNN variant.
+
+TF1 (reset before the candidate's matmul):
+    [r, u] = σ([x, h] · gates/kernel + gates/bias)
+    c      = act([x, r ⊙ h] · candidate/kernel + candidate/bias)
+    h'     = u ⊙ h + (1 - u) ⊙ c
+reset_after=True (a different function; PyTorch's z is u and n is c):
+    c      = act(x · candidate/input/kernel + candidate/input/bias
+                 + r ⊙ (h · candidate/hidden/kernel + candidate/hidden/bias))
+"""
+
+import numpy as np
+
+from .. import _core
+from ..variables import glorot_uniform
+from .base import RNNCell
+from .basic_rnn import activation_name
+
+_TF_NAMES = ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias")
+_RESET_AFTER_NAMES = (
+    "gates/kernel", "gates/bias",
+    "candidate/input/kernel", "candidate/input/bias",
+    "candidate/hidden/kernel", "candidate/hidden/bias",
+)
+
+
+class GRUCell(RNNCell):
+    """TF1's GRUCell, or the "reset after" GRU.
+
+    Args:
+      num_units: H.
+      activation: the candidate's activation ('tanh', 'relu', 'sigmoid', 'linear').
+      reset_after: False for TF1's formula, True for PyTorch's / Keras 3's / cuDNN's.
+      dtype, input_depth, seed: as for every cell.
+
+    Variables (TF's creation order):
+      TF1: gates/kernel [D + H, 2H] (columns r | u), gates/bias [2H] (init 1.0),
+        candidate/kernel [D + H, H], candidate/bias [H] (init 0).
+      reset_after: gates/kernel [D + H, 2H], gates/bias [2H] (init 1.0),
+        candidate/input/kernel [D, H], candidate/input/bias [H],
+        candidate/hidden/kernel [H, H], candidate/hidden/bias [H] (biases init 0).
+    State: one array [B, H]; output = new state."""
+
+    scope_name = "gru_cell"
+
+    def __init__(self, num_units, activation="tanh", reset_after=False, dtype=np.float32,
+                 input_depth=None, seed=None):
+        self.activation = activation_name(activation)
+        if not isinstance(reset_after, (bool, np.bool_)):
+            raise TypeError(f"reset_after must be a bool, got {type(reset_after).__name__}")
+        self.reset_after = bool(reset_after)
+        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed)
+
+    def _variable_specs(self, rng, input_depth):
+        H, D = self.num_units, input_depth
+        specs = [
+            ("gates/kernel", glorot_uniform(rng, (D + H, 2 * H), self.dtype)),
+            ("gates/bias", np.ones(2 * H, self.dtype)),
+        ]
+        if self.reset_after:
+            specs += [
+                ("candidate/input/kernel", glorot_uniform(rng, (D, H), self.dtype)),
+                ("candidate/input/bias", np.zeros(H, self.dtype)),
+                ("candidate/hidden/kernel", glorot_uniform(rng, (H, H), self.dtype)),
+                ("candidate/hidden/bias", np.zeros(H, self.dtype)),
+            ]
+        else:
+            specs += [
+                ("candidate/kernel", glorot_uniform(rng, (D + H, H), self.dtype)),
+                ("candidate/bias", np.zeros(H, self.dtype)),
+            ]
+        return specs
+
+    def _weights(self):
+        """The variables as the kernels' keyword arguments, in creation order."""
+        names = _RESET_AFTER_NAMES if self.reset_after else _TF_NAMES
+        return {name.replace("/", "_"): self.variables[name] for name in names}
+
+    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
+        run = _core.gru_reset_after_forward if self.reset_after else _core.gru_forward
+        outputs, h = run(x, h0=state[0], sequence_length=lengths, time_major=time_major,
+                         activation=self.activation, state_mask=state_masks[0] if state_masks else None,
+                         tape=tape, **self._weights())
+        return outputs, [h]
+
+    def _backward(self, tape, d_outputs, d_final):
+        run = _core.gru_reset_after_backward if self.reset_after else _core.gru_backward
+        dx, dh0, grads = run(tape, d_outputs, d_final[0], activation=self.activation, **self._weights())
+        return dx, [dh0], grads
+
+    def __repr__(self):
+        return (f"GRUCell(num_units={self.num_units}, activation={self.activation!r}, "
+                f"reset_after={self.reset_after}, dtype={self.dtype.name})")
