@@ -41,9 +41,12 @@ def _torch():
 
 
 def _gru_cell_class():
+    """rnnkit's GRUCell, or None in a build of rnnkit that predates it."""
     try:
         from .cells.gru import GRUCell
-    except ImportError:
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.cells.gru":
+            raise
         return None
     return GRUCell
 
