@@ -40,8 +40,7 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
   const Index extent = split_rows ? m : n;
   const Index block = detail::gemm_block(m, n, k, extent);
   const Index blocks = (extent + block - 1) / block;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (Index i = 0; i < blocks; ++i) {
+  parallel_for(blocks, blocks > 1, [&](Index i) {
     const Index start = i * block, size = std::min(block, extent - start);
     if (split_rows) {
       if (accumulate)
@@ -54,7 +53,7 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
       else
         C.middleCols(start, size).noalias() = A * B.middleCols(start, size);
     }
-  }
+  });
 }
 
 }  // namespace rnnkit
