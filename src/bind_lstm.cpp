@@ -181,13 +181,16 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
 }  // namespace
 
 void init_lstm(py::module_& m) {
+  // Arguments are ordered so that the cell passes its weights and options as
+  // one cached tuple, positionally: a single step from Python pays for as
+  // little argument matching as possible.
   m.def(
       "lstm_forward",
-      [](py::object x, py::object kernel, py::object bias, py::object c0, py::object m0,
-         py::object sequence_length, bool time_major, double forget_bias,
-         const std::string& activation, py::object w_i_diag, py::object w_f_diag,
-         py::object w_o_diag, py::object projection, py::object cell_clip, py::object proj_clip,
-         py::object state_mask, py::object tape) {
+      [](py::object x, py::object c0, py::object m0, py::object sequence_length, bool time_major,
+         py::object state_mask, py::object tape, py::object kernel, py::object bias,
+         double forget_bias, const std::string& activation, py::object w_i_diag,
+         py::object w_f_diag, py::object w_o_diag, py::object projection, py::object cell_clip,
+         py::object proj_clip) {
         LstmArgs a = lstm_args(kernel, bias, w_i_diag, w_f_diag, w_o_diag, projection, forget_bias,
                                activation, cell_clip, proj_clip);
         return dispatch_float(kernel, "kernel", [&](auto zero) {
@@ -196,13 +199,12 @@ void init_lstm(py::module_& m) {
         });
       },
       "LSTM over a sequence. Returns (outputs, c_final, m_final); fills `tape` (a dict) when given.",
-      py::arg("x"), py::arg("kernel"), py::arg("bias"), py::arg("c0"), py::arg("m0"),
-      py::arg("sequence_length") = py::none(), py::arg("time_major") = false,
+      py::arg("x"), py::arg("c0"), py::arg("m0"), py::arg("sequence_length"), py::arg("time_major"),
+      py::arg("state_mask"), py::arg("tape"), py::arg("kernel"), py::arg("bias"),
       py::arg("forget_bias") = 1.0, py::arg("activation") = "tanh",
       py::arg("w_i_diag") = py::none(), py::arg("w_f_diag") = py::none(),
       py::arg("w_o_diag") = py::none(), py::arg("projection") = py::none(),
-      py::arg("cell_clip") = py::none(), py::arg("proj_clip") = py::none(),
-      py::arg("state_mask") = py::none(), py::arg("tape") = py::none());
+      py::arg("cell_clip") = py::none(), py::arg("proj_clip") = py::none());
   m.def(
       "lstm_backward",
       [](py::dict tape, py::object d_outputs, py::object dc_final, py::object dm_final,

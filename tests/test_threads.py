@@ -24,12 +24,13 @@ def run_training_pass(cell, x, lengths):
 
 
 @pytest.mark.parametrize("make_cell", [
-    lambda: rnnkit.BasicLSTMCell(128, input_depth=64, seed=0),
-    lambda: rnnkit.LSTMCell(96, use_peepholes=True, num_proj=64, cell_clip=1.0, input_depth=64, seed=0),
-    lambda: rnnkit.BasicRNNCell(256, input_depth=64, seed=0),
+    lambda: rnnkit.BasicLSTMCell(256, input_depth=64, seed=0),
+    lambda: rnnkit.LSTMCell(256, use_peepholes=True, num_proj=128, cell_clip=1.0, input_depth=64, seed=0),
+    lambda: rnnkit.BasicRNNCell(1024, input_depth=64, seed=0),
 ])
 def test_identical_results_with_one_and_two_threads(make_cell, restore_threads):
-    # big enough for both the parallel elementwise path and Eigen's parallel GEMM
+    # big enough for the parallel row passes (B * gate width >= 65536) and
+    # for gemm.hpp to split every product into blocks
     x = rng(0).normal(size=(64, 12, 64)).astype(np.float32)
     lengths = rng(1).integers(0, 13, size=64)
     results = {}

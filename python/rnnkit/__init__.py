@@ -14,6 +14,7 @@ from .losses import SequenceLoss, sequence_loss
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
+from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
 
 __version__ = "0.1.0"
 
@@ -33,4 +34,5 @@ __all__ = [
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
+    "save", "load", "load_tf_checkpoint", "checkpoint_names",
 ]

@@ -88,6 +88,8 @@ def non_negative_int(value, name):
 def token_ids(value, depth, name="inputs"):
     """Integer token ids as int32, every id in [0, depth)."""
     ids = as_ints(value, name)
+    if ids.size == 0 or (ids.min() >= 0 and ids.max() < depth):
+        return np.ascontiguousarray(ids, dtype=np.int32)
     bad = (ids < 0) | (ids >= depth)
     if bad.any():
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ids.shape))

@@ -45,11 +45,10 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
     StepMap<T> out = seq.step(outputs, t, H);
     if (training) seq.step(tape.h_prev, t, H) = h;
     gemm(zt, h, W_h, /*accumulate=*/true);
-#pragma omp parallel for if (worth_parallel(B, H))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, H), [&](Index b) {
       if (!active(sequence_length, t, b)) {
         out.row(b).setZero();
-        continue;
+        return;
       }
       RowScratch<T>& s = scratch.mine();
       Slot<T> y = s.load(0, &zt(b, 0));
@@ -60,7 +59,7 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
         h.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, H), H));
       else
         h.row(b) = out.row(b);
-    }
+    });
   }
 }
 
@@ -83,18 +82,17 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
   for (Index t = seq.T - 1; t >= 0; --t) {
     StepMap<T> dz = seq.step(tape.h, t, H);  // h in, d z out
     CStepMap<T> d_out = seq.step(d_outputs, t, H);
-#pragma omp parallel for if (worth_parallel(B, H))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, H), [&](Index b) {
       if (!active(sequence_length, t, b)) {
         dz.row(b).setZero();
-        continue;
+        return;
       }
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
       for (Index k = 0; k < H; ++k) {
         const T d_state = mask ? dh(b, k) * mask[k] : dh(b, k);
         dz(b, k) = (d_state + d_out(b, k)) * activate_grad(act, dz(b, k));
       }
-    }
+    });
     gemm(dh_rec, dz, W_h.transpose());
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dh.row(b) = dh_rec.row(b);

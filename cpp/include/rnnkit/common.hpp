@@ -156,9 +156,27 @@ inline int get_num_threads() {
 #endif
 }
 
+// Runs body(i) for i in [0, n): split over the OpenMP threads when
+// `parallel`, inline otherwise. Inline means no parallel region at all: a
+// region turned off by an if() clause still costs about a microsecond, which
+// is most of a small step.
+template <typename F>
+void parallel_for(Index n, bool parallel, F&& body) {
+#ifdef _OPENMP
+  if (parallel && n > 1 && omp_get_max_threads() > 1) {
+#pragma omp parallel for schedule(static)
+    for (Index i = 0; i < n; ++i) body(i);
+    return;
+  }
+#else
+  (void)parallel;
+#endif
+  for (Index i = 0; i < n; ++i) body(i);
+}
+
 // Elementwise loops go parallel over batch rows only when there is enough
 // work to pay for waking the threads. Each row is computed by exactly one
 // thread in a fixed order, so results do not depend on the thread count.
-inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 16384; }
+inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 65536; }
 
 }  // namespace rnnkit

@@ -15,9 +15,12 @@ namespace rnnkit {
 
 namespace detail {
 // Blocks of at least 64 rows/columns (a multiple of every SIMD width), at most
-// 8 of them; products under ~0.25 MFLOP stay whole.
+// 8 of them. Products under 4M multiply-adds (~0.1 ms on one core) stay whole:
+// a parallel region per time step costs microseconds on an idle machine but
+// a scheduler time slice when the cores are shared, so only work that
+// amortises that risk is split.
 inline Index gemm_block(Index m, Index n, Index k, Index split_extent) {
-  if (m * n * k < (Index(1) << 17) || split_extent < 128) return split_extent;
+  if (m * n * k < (Index(1) << 22) || split_extent < 128) return split_extent;
   const Index target = (split_extent + 7) / 8;
   return std::max<Index>(64, (target + 15) / 16 * 16);
 }
@@ -37,8 +40,7 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
   const Index extent = split_rows ? m : n;
   const Index block = detail::gemm_block(m, n, k, extent);
   const Index blocks = (extent + block - 1) / block;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (Index i = 0; i < blocks; ++i) {
+  parallel_for(blocks, blocks > 1, [&](Index i) {
     const Index start = i * block, size = std::min(block, extent - start);
     if (split_rows) {
       if (accumulate)
@@ -51,7 +53,7 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
       else
         C.middleCols(start, size).noalias() = A * B.middleCols(start, size);
     }
-  }
+  });
 }
 
 }  // namespace rnnkit

@@ -112,29 +112,27 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
 
     // The candidate's matmul needs r ⊙ h, so TF's GRU takes two passes per
     // step: the gates first, then (after that GEMM) the candidate and h'.
-#pragma omp parallel for if (worth_parallel(B, 2 * H))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, 2 * H), [&](Index b) {
       T* zb = &zt(b, 0);
       if (!active(sequence_length, t, b)) {
         // Zero keeps the padded rows of the tape finite: backward multiplies
         // them by zero gradients in the weight GEMMs.
         rh.row(b).setZero();
-        continue;
+        return;
       }
       RowScratch<T>& s = scratch.mine();
       Slot<T> ru = s.load(0, zb);  // r | u side by side: one pass
       ru = ru.logistic();
       s.store(0, zb);
       for (Index k = 0; k < H; ++k) rh(b, k) = zb[k] * h(b, k);
-    }
+    });
     if (training) seq.step(tape.rh, t, H) = rh;
     gemm(zt.rightCols(H), rh, W_ch, /*accumulate=*/true);
 
-#pragma omp parallel for if (worth_parallel(B, H))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, H), [&](Index b) {
       if (!active(sequence_length, t, b)) {
         out.row(b).setZero();
-        continue;
+        return;
       }
       T* zb = &zt(b, 0);
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
@@ -149,7 +147,7 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
         h(b, k) = mask ? h_new * mask[k] : h_new;
         out(b, k) = h_new;
       }
-    }
+    });
   }
 }
 
@@ -178,12 +176,11 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
     CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
 
     // Pass 1: through h' = u ⊙ h + (1 - u) ⊙ c and the candidate's activation.
-#pragma omp parallel for if (worth_parallel(B, G))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, G), [&](Index b) {
       T* zb = &dz(b, 0);
       if (!active(sequence_length, t, b)) {
         std::fill(zb, zb + G, T(0));
-        continue;
+        return;
       }
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
       for (Index k = 0; k < H; ++k) {
@@ -193,20 +190,19 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
         zb[2 * H + k] = g * (T(1) - u) * activate_grad(act, c);
         dh(b, k) = g * u;
       }
-    }
+    });
     gemm(d_rh, dz.rightCols(H), W_ch.transpose());
 
     // Pass 2: through r ⊙ h and σ of the reset gate.
-#pragma omp parallel for if (worth_parallel(B, H))
-    for (Index b = 0; b < B; ++b) {
-      if (!active(sequence_length, t, b)) continue;
+    parallel_for(B, worth_parallel(B, H), [&](Index b) {
+      if (!active(sequence_length, t, b)) return;
       T* zb = &dz(b, 0);
       for (Index k = 0; k < H; ++k) {
         const T r = zb[k];
         zb[k] = d_rh(b, k) * h_prev(b, k) * r * (T(1) - r);
         dh(b, k) += d_rh(b, k) * r;
       }
-    }
+    });
     gemm(dh_rec, dz.leftCols(2 * H), W_gh.transpose());
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);
@@ -315,11 +311,10 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
     if (training) seq.step(tape.h_prev, t, H) = h;
     gemm(zt.rightCols(3 * H), h, W_h, /*accumulate=*/true);
 
-#pragma omp parallel for if (worth_parallel(B, G))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, G), [&](Index b) {
       if (!active(sequence_length, t, b)) {
         out.row(b).setZero();
-        continue;
+        return;
       }
       T* zb = &zt(b, 0);
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
@@ -339,7 +334,7 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
         h(b, k) = mask ? h_new * mask[k] : h_new;
         out(b, k) = h_new;
       }
-    }
+    });
   }
 }
 
@@ -363,12 +358,11 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
     CStepMap<T> d_out = seq.step(d_outputs, t, H);
     CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
 
-#pragma omp parallel for if (worth_parallel(B, G))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, G), [&](Index b) {
       T* zb = &dz(b, 0);
       if (!active(sequence_length, t, b)) {
         std::fill(zb, zb + G, T(0));
-        continue;
+        return;
       }
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
       for (Index k = 0; k < H; ++k) {
@@ -381,7 +375,7 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
         zb[3 * H + k] = d_zc * r;
         dh(b, k) = g * u;
       }
-    }
+    });
     gemm(dh_rec, dz.rightCols(3 * H), W_h.transpose());
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);

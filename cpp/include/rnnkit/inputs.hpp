@@ -22,8 +22,7 @@ void project_inputs(Dst&& dst, const SeqInput<T>& in, Index rows, const W& W_x) 
     gemm(dst, CMatMap<T>(in.x, rows, in.D), W_x);
     return;
   }
-#pragma omp parallel for if (worth_parallel(rows, dst.cols()))
-  for (Index r = 0; r < rows; ++r) dst.row(r) = W_x.row(in.ids[r]);
+  parallel_for(rows, worth_parallel(rows, dst.cols()), [&](Index r) { dst.row(r) = W_x.row(in.ids[r]); });
 }
 
 // dW_x [D, G] = inputs^T · dZ [rows, G]
@@ -39,11 +38,10 @@ void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src&
   const Index G = dZ.cols();
   const Index block = G >= 256 ? 128 : G;
   const Index blocks = G == 0 ? 0 : (G + block - 1) / block;
-#pragma omp parallel for if (blocks > 1 && rows * G >= 16384)
-  for (Index i = 0; i < blocks; ++i) {
+  parallel_for(blocks, blocks > 1 && rows * G >= 16384, [&](Index i) {
     const Index start = i * block, size = std::min(block, G - start);
     for (Index r = 0; r < rows; ++r) dW_x.row(in.ids[r]).segment(start, size) += dZ.row(r).segment(start, size);
-  }
+  });
 }
 
 // dx [rows, D] = dZ · W_x^T (dense inputs only; ids have no gradient)

@@ -98,8 +98,7 @@ template <typename T, typename Label>
 void sequence_loss_forward(const SequenceLossConfig& cfg, const T* logits, const Label* targets,
                            const T* weights, T* loss, T* probs, T* ce_ws) {
   const Index rows = cfg.rows(), C = cfg.C;
-#pragma omp parallel for if (worth_parallel(rows, C))
-  for (Index r = 0; r < rows; ++r) {
+  parallel_for(rows, worth_parallel(rows, C), [&](Index r) {
     const T* x = logits + r * C;
     T m = x[0];
     for (Index k = 1; k < C; ++k) m = std::max(m, x[k]);
@@ -114,7 +113,7 @@ void sequence_loss_forward(const SequenceLossConfig& cfg, const T* logits, const
     }
     // weights multiply the cross-entropy in T, as TF's `crossent *= weights`
     ce_ws[r] = (std::log(s) - (x[targets[r]] - m)) * weights[r];
-  }
+  });
 
   if (!cfg.divides()) {
     std::copy(ce_ws, ce_ws + rows, loss);
@@ -143,14 +142,13 @@ void sequence_loss_backward(const SequenceLossConfig& cfg, const Label* targets,
   } else {
     std::copy(d_loss, d_loss + rows, scale.begin());
   }
-#pragma omp parallel for if (worth_parallel(rows, C))
-  for (Index r = 0; r < rows; ++r) {
+  parallel_for(rows, worth_parallel(rows, C), [&](Index r) {
     const T g = scale[cfg.out_index(r / cfg.T, r % cfg.T)] * weights[r];
     const T* p = probs + r * C;
     T* d = d_logits + r * C;
     const Index y = static_cast<Index>(targets[r]);
     for (Index k = 0; k < C; ++k) d[k] = g * (k == y ? p[k] - T(1) : p[k]);
-  }
+  });
 }
 
 }  // namespace rnnkit

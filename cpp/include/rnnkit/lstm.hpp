@@ -182,13 +182,12 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
     if (training) seq.step(tape.m_prev, t, R) = m_cur;
     gemm(z, m_cur, W_h, /*accumulate=*/true);
 
-#pragma omp parallel for if (worth_parallel(B, G))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, G), [&](Index b) {
       T* zb = &z(b, 0);
       if (!active(sequence_length, t, b)) {
         out.row(b).setZero();
         if (P > 0) m_pre_step.row(b).setZero();
-        continue;
+        return;
       }
       T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(b, 0);
       detail::lstm_row_forward(cfg, zb, &c_cur(b, 0), mpre, scratch.mine());
@@ -198,7 +197,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
         else
           m_cur.row(b) = out.row(b);
       }
-    }
+    });
 
     if (P > 0) {
       gemm(m_proj_step, m_pre_step, CMatMap<T>(w.projection, H, P));
@@ -270,16 +269,15 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
       dm_pre_data = dm_pre_step.data();
     }
 
-#pragma omp parallel for if (worth_parallel(B, G))
-    for (Index b = 0; b < B; ++b) {
+    parallel_for(B, worth_parallel(B, G), [&](Index b) {
       T* zb = &dz(b, 0);
       if (!active(sequence_length, t, b)) {
         std::fill(zb, zb + G, T(0));
-        continue;
+        return;
       }
       detail::lstm_row_backward(cfg, zb, tape.c + seq.row(t, b) * H, c_prev_row(t, b), dm_pre_data + b * H,
                                 &dc(b, 0), scratch.mine());
-    }
+    });
 
     gemm(dm_rec, dz, W_h.transpose());
     for (Index b = 0; b < B; ++b)

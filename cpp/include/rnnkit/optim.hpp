@@ -51,13 +51,12 @@ void adam_update(const std::vector<AdamParam<T>>& params, const AdamHyper& h, in
   const T one_minus_beta2 = T(1) - static_cast<T>(h.beta2);
   const T epsilon = static_cast<T>(h.epsilon);
   for (const AdamParam<T>& p : params) {
-#pragma omp parallel for if (worth_parallel(p.size, 1))
-    for (Index i = 0; i < p.size; ++i) {
+    parallel_for(p.size, worth_parallel(p.size, 1), [&](Index i) {
       const T g = p.grad[i];
       p.m[i] += (g - p.m[i]) * one_minus_beta1;
       p.v[i] += (g * g - p.v[i]) * one_minus_beta2;
       p.var[i] -= (p.m[i] * lr_t) / (std::sqrt(p.v[i]) + epsilon);
-    }
+    });
   }
 }
 
@@ -66,8 +65,7 @@ template <typename T>
 void sgd_update(const std::vector<SgdParam<T>>& params, double learning_rate) {
   const T lr = static_cast<T>(learning_rate);
   for (const SgdParam<T>& p : params) {
-#pragma omp parallel for if (worth_parallel(p.size, 1))
-    for (Index i = 0; i < p.size; ++i) p.var[i] -= p.grad[i] * lr;
+    parallel_for(p.size, worth_parallel(p.size, 1), [&](Index i) { p.var[i] -= p.grad[i] * lr; });
   }
 }
 
@@ -96,8 +94,7 @@ T clip_by_global_norm(const std::vector<ClipParam<T>>& tensors, double clip_norm
   const bool finite = std::isfinite(norm);
   const T scale = finite ? static_cast<T>(clip_norm / std::max(gn, clip_norm)) : std::numeric_limits<T>::quiet_NaN();
   for (const ClipParam<T>& p : tensors) {
-#pragma omp parallel for if (worth_parallel(p.size, 1))
-    for (Index i = 0; i < p.size; ++i) p.out[i] = finite ? p.in[i] * scale : scale;
+    parallel_for(p.size, worth_parallel(p.size, 1), [&](Index i) { p.out[i] = finite ? p.in[i] * scale : scale; });
   }
   return norm;
 }

@@ -11,42 +11,39 @@ namespace rnnkit {
 // in, out: [rows, W] in the layout of `seq`; lengths [B] or null (all T).
 template <typename T>
 void reverse_sequence(const SeqLayout& seq, const T* in, const int32_t* lengths, Index W, T* out) {
-#pragma omp parallel for if (worth_parallel(seq.B, seq.T * W))
-  for (Index b = 0; b < seq.B; ++b) {
+  parallel_for(seq.B, worth_parallel(seq.B, seq.T * W), [&](Index b) {
     const Index len = lengths ? lengths[b] : seq.T;
     for (Index t = 0; t < seq.T; ++t) {
       const Index src = t < len ? len - 1 - t : t;
       std::copy_n(in + seq.row(src, b) * W, W, out + seq.row(t, b) * W);
     }
-  }
+  });
 }
 
 // out[t, b] += x[t, b] on live steps (t < len_b); padded steps untouched.
 template <typename T>
 void add_on_live_steps(const SeqLayout& seq, const T* x, const int32_t* lengths, Index W, T* out) {
-#pragma omp parallel for if (worth_parallel(seq.B, seq.T * W))
-  for (Index b = 0; b < seq.B; ++b) {
+  parallel_for(seq.B, worth_parallel(seq.B, seq.T * W), [&](Index b) {
     for (Index t = 0; t < seq.T; ++t) {
       if (!active(lengths, t, b)) continue;
       const T* src = x + seq.row(t, b) * W;
       T* dst = out + seq.row(t, b) * W;
       for (Index k = 0; k < W; ++k) dst[k] += src[k];
     }
-  }
+  });
 }
 
 // out = x ⊙ mask (inverted dropout: mask values 0 or 1/keep_prob). The mask is
 // [rows, W] like x, or [B, W] reused at every step (variational).
 template <typename T>
 void apply_mask(const SeqLayout& seq, const T* x, const T* mask, bool per_step, Index W, T* out) {
-#pragma omp parallel for if (worth_parallel(seq.B, seq.T * W))
-  for (Index b = 0; b < seq.B; ++b) {
+  parallel_for(seq.B, worth_parallel(seq.B, seq.T * W), [&](Index b) {
     for (Index t = 0; t < seq.T; ++t) {
       const Index r = seq.row(t, b);
       const T* m = mask + (per_step ? r : b) * W;
       for (Index k = 0; k < W; ++k) out[r * W + k] = x[r * W + k] * m[k];
     }
-  }
+  });
 }
 
 }  // namespace rnnkit

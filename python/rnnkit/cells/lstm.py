@@ -52,6 +52,7 @@ class LSTMCell(RNNCell):
         self.forget_bias = float(forget_bias)
         self.state_is_tuple = bool(state_is_tuple)
         self.activation = activation_name(activation)
+        self._weights = None
         super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed)
 
     # ---- variables ------------------------------------------------------------
@@ -100,29 +101,30 @@ class LSTMCell(RNNCell):
         return [np.ascontiguousarray(both[:, :H]), np.ascontiguousarray(both[:, H:])]
 
     # ---- kernels ----------------------------------------------------------------
-    def _kernel_args(self):
-        v = self.variables
-        args = dict(kernel=v["kernel"], bias=v["bias"], forget_bias=self.forget_bias,
-                    activation=self.activation, cell_clip=self.cell_clip, proj_clip=self.proj_clip)
-        if self.use_peepholes:
-            args.update(w_i_diag=v["w_i_diag"], w_f_diag=v["w_f_diag"], w_o_diag=v["w_o_diag"])
-        if self.num_proj is not None:
-            args["projection"] = v["projection/kernel"]
-        return args
+    def _weight_args(self):
+        """(kernel, bias, forget_bias, activation, w_i_diag, w_f_diag, w_o_diag,
+        projection, cell_clip, proj_clip): the kernels' trailing positional
+        arguments. The arrays are live (assignment copies into them), so the
+        tuple is made once."""
+        if self._weights is None:
+            v = self.variables
+            peep = [v[n] if self.use_peepholes else None for n in ("w_i_diag", "w_f_diag", "w_o_diag")]
+            proj = v["projection/kernel"] if self.num_proj is not None else None
+            self._weights = (v["kernel"], v["bias"], self.forget_bias, self.activation, *peep, proj,
+                             self.cell_clip, self.proj_clip)
+        return self._weights
 
     def _state_droppable(self):
         return [False, True]  # c is never dropped
 
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
-        outputs, c, m = _core.lstm_forward(x, c0=state[0], m0=state[1], sequence_length=lengths,
-                                           time_major=time_major, tape=tape,
-                                           state_mask=state_masks[1] if state_masks else None,
-                                           **self._kernel_args())
+        mask = state_masks[1] if state_masks else None
+        outputs, c, m = _core.lstm_forward(x, state[0], state[1], lengths, time_major, mask, tape,
+                                           *self._weight_args())
         return outputs, [c, m]
 
     def _backward(self, tape, d_outputs, d_final):
-        dx, dc0, dm0, grads = _core.lstm_backward(tape, d_outputs, d_final[0], d_final[1],
-                                                  **self._kernel_args())
+        dx, dc0, dm0, grads = _core.lstm_backward(tape, d_outputs, d_final[0], d_final[1], *self._weight_args())
         return dx, [dc0, dm0], grads
 
 
