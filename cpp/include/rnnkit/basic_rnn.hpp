@@ -38,13 +38,14 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
   const auto W_h = kernel.bottomRows(H);
+  const PackedRhs<T> W_h_packed(W_h, seq.rows());  // packed once, used at every step
   const Activation act = cfg.activation;
   ThreadScratch<T> scratch(H, 1);
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(z_all, t, H);
     StepMap<T> out = seq.step(outputs, t, H);
     if (training) seq.step(tape.h_prev, t, H) = h;
-    gemm(zt, h, W_h, /*accumulate=*/true);
+    gemm(zt, h, W_h_packed, /*accumulate=*/true);
     parallel_for(B, worth_parallel(B, H), [&](Index b) {
       if (!active(sequence_length, t, b)) {
         out.row(b).setZero();
@@ -74,6 +75,7 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
   const Index D = cfg.D, H = cfg.H, B = seq.B;
   CMatMap<T> kernel(kernel_data, D + H, H);
   const auto W_h = kernel.bottomRows(H);
+  const PackedRhs<T> W_h_t_packed(W_h.transpose(), seq.rows());
   MatMap<T> dh(dh0, B, H);
   dh = CMatMap<T>(dh_final, B, H);
   Mat<T> dh_rec(B, H);
@@ -93,7 +95,7 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
         dz(b, k) = (d_state + d_out(b, k)) * activate_grad(act, dz(b, k));
       }
     });
-    gemm(dh_rec, dz, W_h.transpose());
+    gemm(dh_rec, dz, W_h_t_packed);
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dh.row(b) = dh_rec.row(b);
   }

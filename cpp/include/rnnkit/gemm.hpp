@@ -7,9 +7,16 @@
 // gemm() below: the output is cut into blocks whose boundaries depend only
 // on the shapes, each block is one single-threaded Eigen product (whose
 // k-blocking depends only on k), and OpenMP hands whole blocks to threads.
+// With AVX-512, float products large enough to pay for packing B go to
+// packed_gemm.hpp instead (also thread-count independent), and the
+// recurrent weights are packed once per layer call (PackedRhs).
 #pragma once
 
 #include "rnnkit/common.hpp"
+#include "rnnkit/packed_gemm.hpp"
+
+#include <stdexcept>
+#include <type_traits>
 
 namespace rnnkit {
 
@@ -26,16 +33,100 @@ inline Index gemm_block(Index m, Index n, Index k, Index split_extent) {
 }
 }  // namespace detail
 
+template <typename X>
+constexpr bool direct_access() {
+  return (Eigen::internal::traits<std::decay_t<X>>::Flags & Eigen::DirectAccessBit) != 0;
+}
+
+// Splitting a product over threads pays off from about 4M multiply-adds.
+inline bool gemm_worth_parallel(Index m, Index n, Index k) { return m * n * k >= (Index(1) << 22); }
+
+// The right-hand side of many products within one layer call (the recurrent
+// weights, used once per time step): packed once for the AVX-512 kernel when
+// enough rows will be multiplied by it, kept as a dense copy otherwise.
+template <typename T>
+class PackedRhs {
+ public:
+  // rows_to_come: how many rows of A will be multiplied by B in all.
+  template <typename Rhs>
+  PackedRhs(const Rhs& B, Index rows_to_come) : k_(B.rows()), n_(B.cols()) {
+#if RNNKIT_PACKED_GEMM
+    if constexpr (std::is_same_v<T, float> && direct_access<Rhs>()) {
+      if (rows_to_come >= 16 && k_ > 0 && n_ > 0) {
+        packed::pack(B.data(), B.rowStride(), B.colStride(), k_, n_, panels_);
+        is_packed_ = true;
+        return;
+      }
+    }
+#endif
+    (void)rows_to_come;
+    dense_ = B;
+  }
+  Index rows() const { return k_; }
+  Index cols() const { return n_; }
+  bool is_packed() const { return is_packed_; }
+  const Mat<T>& dense() const { return dense_; }
+#if RNNKIT_PACKED_GEMM
+  const float* panels() const { return panels_.data; }
+#endif
+
+ private:
+  Index k_, n_;
+  bool is_packed_ = false;
+  Mat<T> dense_;
+#if RNNKIT_PACKED_GEMM
+  packed::AlignedBuffer panels_;
+#endif
+};
+
+template <typename Dst, typename Lhs, typename Rhs>
+void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false);
+
+// C (+)= A · B for a B packed beforehand.
+template <typename T, typename Dst, typename Lhs>
+void gemm(Dst&& C, const Lhs& A, const PackedRhs<T>& B, bool accumulate = false) {
+#if RNNKIT_PACKED_GEMM
+  if constexpr (std::is_same_v<T, float> && direct_access<Dst>() && direct_access<Lhs>()) {
+    const Index m = C.rows(), n = C.cols(), k = A.cols();
+    if (B.is_packed() && C.colStride() == 1) {
+      if (m == 0 || n == 0) return;
+      if (k == 0) {
+        if (!accumulate) C.setZero();
+        return;
+      }
+      packed::multiply(C.data(), C.rowStride(), m, n, k, A.data(), A.rowStride(), A.colStride(), B.panels(),
+                       accumulate, gemm_worth_parallel(m, n, k));
+      return;
+    }
+  }
+#endif
+  if (B.is_packed()) {  // only reachable for operands the packed path cannot take
+    throw std::logic_error("rnnkit: packed right-hand side used with a non-direct operand");
+  }
+  gemm(C, A, B.dense(), accumulate);
+}
+
 // C = A · B (accumulate = false) or C += A · B. C, A and B are Eigen
 // expressions (maps, blocks, transposes); C must not alias A or B.
 template <typename Dst, typename Lhs, typename Rhs>
-void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate = false) {
+void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate) {
   const Index m = C.rows(), n = C.cols(), k = A.cols();
   if (m == 0 || n == 0) return;
   if (k == 0) {
     if (!accumulate) C.setZero();
     return;
   }
+#if RNNKIT_PACKED_GEMM
+  using T = typename std::decay_t<Dst>::Scalar;
+  if constexpr (std::is_same_v<T, float> && direct_access<Dst>() && direct_access<Lhs>() &&
+                direct_access<Rhs>()) {
+    // packing B (k·n) pays off once A has a few dozen rows
+    if (m >= 32 && C.colStride() == 1) {
+      gemm(C, A, PackedRhs<float>(B, m), accumulate);
+      return;
+    }
+  }
+#endif
   const bool split_rows = m >= n;
   const Index extent = split_rows ? m : n;
   const Index block = detail::gemm_block(m, n, k, extent);

@@ -99,8 +99,8 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
   Mat<T> rh(B, H);
-  const auto W_gh = gates_kernel.bottomRows(H);
-  const auto W_ch = cand_kernel.bottomRows(H);
+  const PackedRhs<T> W_gh(gates_kernel.bottomRows(H), rows);  // packed once, used at every step
+  const PackedRhs<T> W_ch(cand_kernel.bottomRows(H), rows);
   const Activation act = cfg.activation;
   ThreadScratch<T> scratch(2 * H, 1), cand_scratch(H, 1);
 
@@ -160,8 +160,8 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
   const Index D = cfg.D, H = cfg.H, G = 3 * H, B = seq.B, rows = seq.rows();
   CMatMap<T> gates_kernel(w.gates_kernel, D + H, 2 * H);
   CMatMap<T> cand_kernel(w.candidate_kernel, D + H, H);
-  const auto W_gh = gates_kernel.bottomRows(H);
-  const auto W_ch = cand_kernel.bottomRows(H);
+  const PackedRhs<T> W_gh_t(gates_kernel.bottomRows(H).transpose(), rows);
+  const PackedRhs<T> W_ch_t(cand_kernel.bottomRows(H).transpose(), rows);
   const Activation act = cfg.activation;
 
   // dh: gradient w.r.t. the state entering the step being processed; padded
@@ -191,7 +191,7 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
         dh(b, k) = g * u;
       }
     });
-    gemm(d_rh, dz.rightCols(H), W_ch.transpose());
+    gemm(d_rh, dz.rightCols(H), W_ch_t);
 
     // Pass 2: through r ⊙ h and σ of the reset gate.
     parallel_for(B, worth_parallel(B, H), [&](Index b) {
@@ -203,7 +203,7 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
         dh(b, k) += d_rh(b, k) * r;
       }
     });
-    gemm(dh_rec, dz.leftCols(2 * H), W_gh.transpose());
+    gemm(dh_rec, dz.leftCols(2 * H), W_gh_t);
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);
   }
@@ -301,7 +301,7 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
-  const Mat<T> W_h = detail::reset_after_W_h(w, D, H);
+  const PackedRhs<T> W_h(detail::reset_after_W_h(w, D, H), rows);
   const Activation act = cfg.activation;
   ThreadScratch<T> scratch(2 * H, 1), cand_scratch(H, 1);  // r | u; the candidate
 
@@ -346,7 +346,7 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
                               const StateMask<T>& state_mask, const GruResetAfterTape<T>& tape, const T* d_outputs, const T* dh_final,
                               T* dx, T* dh0, const GruResetAfterGrads<T>& grads) {
   const Index D = cfg.D, H = cfg.H, G = 4 * H, B = seq.B, rows = seq.rows();
-  const Mat<T> W_h = detail::reset_after_W_h(w, D, H);
+  const PackedRhs<T> W_h_t(detail::reset_after_W_h(w, D, H).transpose(), rows);
   const Activation act = cfg.activation;
 
   MatMap<T> dh(dh0, B, H);
@@ -376,7 +376,7 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
         dh(b, k) = g * u;
       }
     });
-    gemm(dh_rec, dz.rightCols(3 * H), W_h.transpose());
+    gemm(dh_rec, dz.rightCols(3 * H), W_h_t);
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);
   }

@@ -14,6 +14,8 @@
 #include "rnnkit/inputs.hpp"
 #include "rnnkit/rowmath.hpp"
 
+#include <optional>
+
 namespace rnnkit {
 
 struct LstmConfig {
@@ -173,6 +175,9 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   Mat<T> m_proj_step(P > 0 ? B : 0, P > 0 ? P : 0);
 
   const auto W_h = kernel.bottomRows(R);
+  const PackedRhs<T> W_h_packed(W_h, seq.rows());  // packed once, used at every step
+  std::optional<PackedRhs<T>> proj_packed;
+  if (P > 0) proj_packed.emplace(CMatMap<T>(w.projection, H, P), seq.rows());
   const T proj_clip = T(cfg.proj_clip);
   ThreadScratch<T> scratch = detail::lstm_scratch(cfg, w);
 
@@ -180,7 +185,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
     StepMap<T> z = seq.step(gates, t, G);
     StepMap<T> out = seq.step(outputs, t, R);
     if (training) seq.step(tape.m_prev, t, R) = m_cur;
-    gemm(z, m_cur, W_h, /*accumulate=*/true);
+    gemm(z, m_cur, W_h_packed, /*accumulate=*/true);
 
     parallel_for(B, worth_parallel(B, G), [&](Index b) {
       T* zb = &z(b, 0);
@@ -200,7 +205,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
     });
 
     if (P > 0) {
-      gemm(m_proj_step, m_pre_step, CMatMap<T>(w.projection, H, P));
+      gemm(m_proj_step, m_pre_step, *proj_packed);
       if (training) seq.step(tape.m_raw, t, P) = m_proj_step;
       for (Index b = 0; b < B; ++b) {
         if (!active(sequence_length, t, b)) continue;
@@ -228,6 +233,9 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
   CMatMap<T> kernel(w.kernel, D + R, G);
   const auto W_h = kernel.bottomRows(R);
+  const PackedRhs<T> W_h_t_packed(W_h.transpose(), seq.rows());
+  std::optional<PackedRhs<T>> proj_t_packed;
+  if (P > 0) proj_t_packed.emplace(CMatMap<T>(w.projection, H, P).transpose(), seq.rows());
   const T proj_clip = T(cfg.proj_clip);
   ThreadScratch<T> scratch = detail::lstm_scratch(cfg, w);
 
@@ -265,7 +273,7 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
     if (P > 0) {
       // The projection's gradient is one GEMM after the loop: keep d(m P) per row.
       seq.step(tape.m_raw, t, P) = dm_step;
-      gemm(dm_pre_step, dm_step, CMatMap<T>(w.projection, H, P).transpose());
+      gemm(dm_pre_step, dm_step, *proj_t_packed);
       dm_pre_data = dm_pre_step.data();
     }
 
@@ -279,7 +287,7 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
                                 &dc(b, 0), scratch.mine());
     });
 
-    gemm(dm_rec, dz, W_h.transpose());
+    gemm(dm_rec, dz, W_h_t_packed);
     for (Index b = 0; b < B; ++b)
       if (active(sequence_length, t, b)) dm.row(b) = dm_rec.row(b);
   }
