@@ -177,6 +177,6 @@ void parallel_for(Index n, bool parallel, F&& body) {
 // Elementwise loops go parallel over batch rows only when there is enough
 // work to pay for waking the threads. Each row is computed by exactly one
 // thread in a fixed order, so results do not depend on the thread count.
-inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 65536; }
+inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 16384; }
 
 }  // namespace rnnkit
