@@ -358,7 +358,10 @@ def markdown(run, notes=None):
                 "A subset of `cpp/bench` (Google Benchmark, wall time, same run). `BM_LstmRecurrentGemm` is the "
                 "per-step `m_prev · W_h` product exactly as the step loop calls it; `BM_LstmFusedGates` is a step "
                 "with every row live minus the same step with every row past its sequence_length (both GEMMs run, "
-                "the gate pass is skipped), i.e. the fused gate pass alone. Arguments: B, T, D, H, threads.",
+                "the gate pass is skipped), i.e. the fused gate pass alone. Arguments: B, T, D, H, threads. "
+                f"Other processes used {_num(run['cpp_bench'].get('foreign_cores'))} cores on average during this "
+                "part (no per-benchmark quiet wait here: with another job on a core, the 2-thread lines are not "
+                "trustworthy).",
                 "", cpp_bench.table(run["cpp_bench"]), ""]
     out += ["## Method", "",
             "- Each row first compares rnnkit's result with a reference and is timed only if that check passes: "

@@ -320,7 +320,9 @@ def main(argv=None):
     if not args.no_cpp_bench and (args.cpp_bench or not args.quick):
         if args.quiet_wait > 0:
             machine.wait_until_quiet(args.quiet_wait)
+        load = machine.ForeignLoad()
         cpp = cpp_bench.run(args.cpp_bench or cpp_bench.DEFAULT_BINARY, min_time=0.05 if args.quick else 0.2)
+        cpp["foreign_cores"] = load.cores()
         log("C++ micro-benchmarks: " + (cpp.get("skipped") or f"{len(cpp['rows'])} results"))
     gemm["after"] = measure_gemm(threads_list, gshapes, repeats, log, args.quiet_wait)
     facts["load_average_end"] = machine.load_average()
