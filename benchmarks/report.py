@@ -145,18 +145,27 @@ def evaluate_targets(run):
         if t == 1:
             out.append(_target(label, "≥ 1.7×", "–", "not measured", "run with --threads 1"))
             continue
-        r1, rt = _find(run, "big", mode, 1), _find(run, "big", mode, t)
-        why = _unmeasured(r1, need_torch=False) or _unmeasured(rt, need_torch=False)
-        if why:
-            out.append(_target(label, "≥ 1.7×", "–", "not measured", why))
-            continue
-        speedup = r1["rnnkit_s"] / rt["rnnkit_s"]
-        measured = f"{speedup:.2f}×"
-        if r1["torch_s"] and rt["torch_s"]:
-            measured += f" (torch {r1['torch_s'] / rt['torch_s']:.2f}×)"
+        sc = (run.get("scaling") or {}).get(mode)
+        if sc:  # interleaved measurement: the verdict's source
+            speedup, t1, tn = sc["rnnkit_speedup"], sc["rnnkit_1_s"], sc["rnnkit_n_s"]
+            measured = f"{speedup:.2f}× interleaved"
+            if "torch_speedup" in sc:
+                measured += f" (torch {sc['torch_speedup']:.2f}×)"
+            r1, rt = _find(run, "big", mode, 1), _find(run, "big", mode, t)
+            if r1 and rt and r1["rnnkit_s"] and rt["rnnkit_s"]:
+                measured += f"; from the separate rows {r1['rnnkit_s'] / rt['rnnkit_s']:.2f}×"
+        else:
+            r1, rt = _find(run, "big", mode, 1), _find(run, "big", mode, t)
+            why = _unmeasured(r1, need_torch=False) or _unmeasured(rt, need_torch=False)
+            if why:
+                out.append(_target(label, "≥ 1.7×", "–", "not measured", why))
+                continue
+            speedup, t1, tn = r1["rnnkit_s"] / rt["rnnkit_s"], r1["rnnkit_s"], rt["rnnkit_s"]
+            measured = f"{speedup:.2f}×"
+            if r1["torch_s"] and rt["torch_s"]:
+                measured += f" (torch {r1['torch_s'] / rt['torch_s']:.2f}×)"
         out.append(_target(label, "≥ 1.7×", measured, "met" if speedup >= 1.7 else "missed",
-                           "" if speedup >= 1.7 else f"rnnkit {fmt_time(r1['rnnkit_s'])} on 1 thread, "
-                                                     f"{fmt_time(rt['rnnkit_s'])} on {t}"))
+                           "" if speedup >= 1.7 else f"rnnkit {fmt_time(t1)} on 1 thread, {fmt_time(tn)} on {t}"))
     out += _memory_targets(run)
     return out
 

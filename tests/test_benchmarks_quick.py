@@ -52,6 +52,7 @@ def check_run(run, text):
     assert "seed, forward+backward" in targets and "char, training step" in targets
     assert "| Case | Mode |" in text and "## Targets (issue 4)" in text and "Quick mode" in text
     assert run["facts"]["rnnkit_simd"]
+    assert set(run["scaling"]) == {"forward", "forward+backward"}  # big LSTM, 2 threads vs 1, interleaved
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed: the rnnkit-only run below covers the harness")
