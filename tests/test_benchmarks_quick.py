@@ -15,11 +15,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 
+def read_or_none(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
+
+
 def run_quick(tmp_path, *extra):
     out_md = tmp_path / "BENCHMARKS.md"
     out_json = tmp_path / "run.json"
     repo_report = os.path.join(REPO, "BENCHMARKS.md")
-    before = open(repo_report).read() if os.path.exists(repo_report) else None
+    before = read_or_none(repo_report)
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
@@ -27,7 +34,7 @@ def run_quick(tmp_path, *extra):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    after = open(repo_report).read() if os.path.exists(repo_report) else None
+    after = read_or_none(repo_report)
     assert after == before, "quick mode must not touch the repository's BENCHMARKS.md"
     return json.loads(out_json.read_text()), out_md.read_text()
 
