@@ -93,11 +93,12 @@ class ForeignLoad:
     CPU time (every thread), over the wall time. 0 on an idle machine; on a
     shared 2-core machine, 1.0 means another job took a whole core."""
 
-    def __init__(self):
+    def __init__(self, own_children=False):
+        # own_children: count finished (waited-for) child processes as our own
+        self.own_children = own_children
         self._start = self._sample()
 
-    @staticmethod
-    def _sample():
+    def _sample(self):
         try:
             with open("/proc/stat") as f:
                 parts = f.readline().split()[1:]
@@ -107,7 +108,8 @@ class ForeignLoad:
         except (OSError, ValueError, IndexError):
             busy_s = None
         t = os.times()
-        return busy_s, t.user + t.system, time.perf_counter()
+        own = t.user + t.system + (t.children_user + t.children_system if self.own_children else 0.0)
+        return busy_s, own, time.perf_counter()
 
     def cores(self):
         busy1, own1, wall1 = self._sample()

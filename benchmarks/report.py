@@ -275,6 +275,15 @@ def _gemm_section(run):
             s_ = any_t["shapes"][name]
             label = f"{name}: [{s_['m']}, {s_['k']}]·[{s_['k']}, {s_['n']}]"
             lines.append(f"| {label} | " + " | ".join(cell(t, name) for t in before) + " |")
+
+        def busy(t, when):
+            v = when.get(t, {}).get("foreign_cores")
+            return "–" if v is None else f"{v:.2f}"
+
+        lines.append("| others' CPU during the measurement (cores) | "
+                     + " | ".join(f"{busy(t, before)} / {busy(t, after)}" for t in before) + " |")
+        lines.append("")
+        lines.append("Where other processes kept a core busy, that column understates the machine.")
         lines.append("")
         lines.append("The ceiling used for \"% GEMM\" is the better of the two square-GEMM measurements at the row's "
                      "thread count; each child waits for the machine to be quiet first, like the rounds.")

@@ -222,8 +222,9 @@ def measure_gemm(threads_list, shapes, repeats, log, quiet_wait=0.0):
         if quiet_wait > 0:
             machine.wait_until_quiet(quiet_wait)
         names = list(shapes)
+        load = machine.ForeignLoad(own_children=True)
         g = machine.gemm_ceiling(t, [shapes[k] for k in names], repeats=repeats)
-        result[t] = {"blas": g["blas"], "env": g["env"],
+        result[t] = {"blas": g["blas"], "env": g["env"], "foreign_cores": load.cores(),
                      "shapes": {k: dict(r) for k, r in zip(names, g["results"])}}
         log(f"numpy sgemm, {t} thread(s), {g['blas'].get('architecture')} kernel: "
             + ", ".join(f"{k} {r['gflops']:.1f}" for k, r in zip(names, g["results"])) + " GF/s")
