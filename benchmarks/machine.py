@@ -140,6 +140,18 @@ def load_average():
         return None
 
 
+def source_revision(repo):
+    """(commit, dirty) of the checkout being measured, or (None, None) outside git."""
+    try:
+        commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10).stdout
+        return commit, bool(status.strip()) if commit else None
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
 def machine_facts(torch=None):
     import numpy as np
     import rnnkit
@@ -153,12 +165,14 @@ def machine_facts(torch=None):
         "kernel": platform.release(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "rnnkit_path": os.path.dirname(rnnkit.__file__),
         "rnnkit_arch": getattr(core, "arch", "unknown"),
         "rnnkit_simd": getattr(core, "simd", "unknown"),
         "rnnkit_openmp": getattr(core, "openmp", None),
         "torch": None if torch is None else torch.__version__,
         "blas_env_in_benchmark": {k: os.environ.get(k) for k in BLAS_ENV},
     }
+    facts["commit"], facts["dirty"] = source_revision(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if torch is not None:
         facts["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available())
     return facts

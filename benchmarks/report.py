@@ -339,6 +339,8 @@ def markdown(run, notes=None):
         f"- rnnkit built for `{f['rnnkit_arch']}`; Eigen uses {f['rnnkit_simd']}; OpenMP: {f['rnnkit_openmp']}.",
         f"- Python {f['python']}, numpy {f['numpy']}, PyTorch {f['torch'] or '(not available: ' + str(run['torch_note']) + ')'}"
         + (f" (oneDNN available: {f.get('torch_mkldnn')})" if f["torch"] else "") + f"; {run['platform']}.",
+        f"- Source: commit `{f.get('commit')}`" + (" with uncommitted changes" if f.get("dirty") else "")
+        + f"; rnnkit imported from `{f.get('rnnkit_path', '?')}`.",
         f"- Threads: {run['threads']} for rnnkit and PyTorch (`torch.set_num_threads`), except the 1-thread rows.",
         f"- Load average at start {_num(la0[0] if la0 else None)}, at end {_num(la1[0] if la1 else None)} "
         "(a shared machine: other jobs run beside this one; see the spread column).",
