@@ -93,11 +93,12 @@ class ForeignLoad:
     CPU time (every thread), over the wall time. 0 on an idle machine; on a
     shared 2-core machine, 1.0 means another job took a whole core."""
 
-    def __init__(self):
+    def __init__(self, own_children=False):
+        # own_children: count finished (waited-for) child processes as our own
+        self.own_children = own_children
         self._start = self._sample()
 
-    @staticmethod
-    def _sample():
+    def _sample(self):
         try:
             with open("/proc/stat") as f:
                 parts = f.readline().split()[1:]
@@ -107,7 +108,8 @@ class ForeignLoad:
         except (OSError, ValueError, IndexError):
             busy_s = None
         t = os.times()
-        return busy_s, t.user + t.system, time.perf_counter()
+        own = t.user + t.system + (t.children_user + t.children_system if self.own_children else 0.0)
+        return busy_s, own, time.perf_counter()
 
     def cores(self):
         busy1, own1, wall1 = self._sample()
@@ -138,6 +140,18 @@ def load_average():
         return None
 
 
+def source_revision(repo):
+    """(commit, dirty) of the checkout being measured, or (None, None) outside git."""
+    try:
+        commit = subprocess.run(["git", "-C", repo, "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+        status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10).stdout
+        return commit, bool(status.strip()) if commit else None
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
 def machine_facts(torch=None):
     import numpy as np
     import rnnkit
@@ -151,12 +165,14 @@ def machine_facts(torch=None):
         "kernel": platform.release(),
         "python": platform.python_version(),
         "numpy": np.__version__,
+        "rnnkit_path": os.path.dirname(rnnkit.__file__),
         "rnnkit_arch": getattr(core, "arch", "unknown"),
         "rnnkit_simd": getattr(core, "simd", "unknown"),
         "rnnkit_openmp": getattr(core, "openmp", None),
         "torch": None if torch is None else torch.__version__,
         "blas_env_in_benchmark": {k: os.environ.get(k) for k in BLAS_ENV},
     }
+    facts["commit"], facts["dirty"] = source_revision(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if torch is not None:
         facts["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available())
     return facts

@@ -162,6 +162,47 @@ def run_rows(rows, torch, args, log):
             + f"  [{row.check_summary}]")
 
 
+def measure_scaling(rows, torch, args, log):
+    """2 threads against 1 for the big LSTM, measured with the two thread
+    counts interleaved in the same rounds (separate rows minutes apart drift
+    with the machine). Uses the rows' own checked callables; each call sets
+    its thread count first (omp_set_num_threads: nanoseconds)."""
+    t = args.threads
+    if t == 1:
+        return None
+    out = {}
+    gate = QuietGate(args.quiet_wait, args.quiet_budget) if args.quiet_wait > 0 else None
+    for mode in ("forward", "forward+backward"):
+        row = next((r for r in rows if r.case == "big" and r.mode == mode and r.threads == t), None)
+        if row is None or not row.check_ok:
+            continue
+
+        def with_threads(f, n):
+            def call():
+                set_threads(torch, n)
+                f()
+            return call
+
+        fns = [(f"rnnkit {t}", with_threads(row.rnnkit, t)), ("rnnkit 1", with_threads(row.rnnkit, 1))]
+        if row.torch is not None:
+            fns += [(f"torch {t}", with_threads(row.torch, t)), ("torch 1", with_threads(row.torch, 1))]
+        samples, loads = time_interleaved(fns, args.rounds, args.min_block, gate)
+        keep, contended = select_rounds(samples, loads, quiet_only=gate is not None)
+        med = {name: statistics.median([v[i] for i in keep]) for name, v in samples.items()}
+        res = {"threads": t, "rnnkit_1_s": med["rnnkit 1"], "rnnkit_n_s": med[f"rnnkit {t}"],
+               "rnnkit_speedup": med["rnnkit 1"] / med[f"rnnkit {t}"], "rounds_used": len(keep),
+               "rounds_total": len(loads), "contended": contended}
+        if row.torch is not None:
+            res.update(torch_1_s=med["torch 1"], torch_n_s=med[f"torch {t}"],
+                       torch_speedup=med["torch 1"] / med[f"torch {t}"])
+        out[mode] = res
+        log(f"scaling big {mode}: rnnkit {res['rnnkit_speedup']:.2f}x"
+            + (f", torch {res['torch_speedup']:.2f}x" if "torch_speedup" in res else "")
+            + f" ({t} threads vs 1, interleaved; {len(keep)}/{len(loads)} rounds)")
+    set_threads(torch, t)
+    return out
+
+
 def gemm_shapes(shapes, quick):
     """The square ceiling plus the two products of each LSTM case: the
     hoisted input projection [B*T, D]x[D, 4H] and the per-step recurrent
@@ -181,8 +222,9 @@ def measure_gemm(threads_list, shapes, repeats, log, quiet_wait=0.0):
         if quiet_wait > 0:
             machine.wait_until_quiet(quiet_wait)
         names = list(shapes)
+        load = machine.ForeignLoad(own_children=True)
         g = machine.gemm_ceiling(t, [shapes[k] for k in names], repeats=repeats)
-        result[t] = {"blas": g["blas"], "env": g["env"],
+        result[t] = {"blas": g["blas"], "env": g["env"], "foreign_cores": load.cores(),
                      "shapes": {k: dict(r) for k, r in zip(names, g["results"])}}
         log(f"numpy sgemm, {t} thread(s), {g['blas'].get('architecture')} kernel: "
             + ", ".join(f"{k} {r['gflops']:.1f}" for k, r in zip(names, g["results"])) + " GF/s")
@@ -314,13 +356,16 @@ def main(argv=None):
 
     rows = cases.build_rows(ctx, args.only)
     run_rows(rows, torch, args, log)
+    scaling = measure_scaling(rows, torch, args, log)
 
     memory = None if args.skip_memory else run_memory(args, torch is not None, log)
     cpp = None
     if not args.no_cpp_bench and (args.cpp_bench or not args.quick):
         if args.quiet_wait > 0:
             machine.wait_until_quiet(args.quiet_wait)
+        load = machine.ForeignLoad()
         cpp = cpp_bench.run(args.cpp_bench or cpp_bench.DEFAULT_BINARY, min_time=0.05 if args.quick else 0.2)
+        cpp["foreign_cores"] = load.cores()
         log("C++ micro-benchmarks: " + (cpp.get("skipped") or f"{len(cpp['rows'])} results"))
     gemm["after"] = measure_gemm(threads_list, gshapes, repeats, log, args.quiet_wait)
     facts["load_average_end"] = machine.load_average()
@@ -332,6 +377,7 @@ def main(argv=None):
         "quick": args.quick, "threads": args.threads, "rounds": args.rounds, "min_block_s": args.min_block,
         "quiet_wait_s": args.quiet_wait, "quiet_budget_s": args.quiet_budget, "gemm_repeats": repeats,
         "torch_note": torch_note, "facts": facts, "gemm": gemm, "memory": memory, "cpp_bench": cpp,
+        "scaling": scaling,
         "platform": platform.platform(),
     }
     run["rows"] = [report.row_dict(r, report.ceiling(gemm, r.threads)) for r in rows]

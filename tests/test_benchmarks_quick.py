@@ -15,11 +15,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 
 
+def read_or_none(path):
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
+
+
 def run_quick(tmp_path, *extra):
     out_md = tmp_path / "BENCHMARKS.md"
     out_json = tmp_path / "run.json"
     repo_report = os.path.join(REPO, "BENCHMARKS.md")
-    before = open(repo_report).read() if os.path.exists(repo_report) else None
+    before = read_or_none(repo_report)
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
@@ -27,7 +34,7 @@ def run_quick(tmp_path, *extra):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    after = open(repo_report).read() if os.path.exists(repo_report) else None
+    after = read_or_none(repo_report)
     assert after == before, "quick mode must not touch the repository's BENCHMARKS.md"
     return json.loads(out_json.read_text()), out_md.read_text()
 
@@ -52,6 +59,7 @@ def check_run(run, text):
     assert "seed, forward+backward" in targets and "char, training step" in targets
     assert "| Case | Mode |" in text and "## Targets (issue 4)" in text and "Quick mode" in text
     assert run["facts"]["rnnkit_simd"]
+    assert set(run["scaling"]) == {"forward", "forward+backward"}  # big LSTM, 2 threads vs 1, interleaved
 
 
 @pytest.mark.skipif(not HAVE_TORCH, reason="torch not installed: the rnnkit-only run below covers the harness")
