@@ -15,17 +15,13 @@
 #include "rnnkit/common.hpp"
 #include "rnnkit/packed_gemm.hpp"
 
-#include <stdexcept>
 #include <type_traits>
 
 namespace rnnkit {
 
 namespace detail {
 // Blocks of at least 64 rows/columns (a multiple of every SIMD width), at most
-// 8 of them. Products under 4M multiply-adds (~0.1 ms on one core) stay whole:
-// a parallel region per time step costs microseconds on an idle machine but
-// a scheduler time slice when the cores are shared, so only work that
-// amortises that risk is split.
+// 8 of them. Products under 4M multiply-adds (~0.1 ms on one core) stay whole.
 inline Index gemm_block(Index m, Index n, Index k, Index split_extent) {
   if (m * n * k < (Index(1) << 22) || split_extent < 128) return split_extent;
   const Index target = (split_extent + 7) / 8;
@@ -44,37 +40,40 @@ inline bool gemm_worth_parallel(Index m, Index n, Index k) { return m * n * k >=
 
 // The right-hand side of many products within one layer call (the recurrent
 // weights, used once per time step): packed once for the AVX-512 kernel when
-// enough rows will be multiplied by it, kept as a dense copy otherwise.
+// enough rows will be multiplied by it; otherwise a view of B, which must
+// then outlive this object (no copy: a single step must not copy W_h).
 template <typename T>
 class PackedRhs {
  public:
+  using View = Eigen::Map<const Mat<T>, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>>;
+
   // rows_to_come: how many rows of A will be multiplied by B in all.
   template <typename Rhs>
-  PackedRhs(const Rhs& B, Index rows_to_come) : k_(B.rows()), n_(B.cols()) {
+  PackedRhs(const Rhs& B, Index rows_to_come)
+      : k_(B.rows()), n_(B.cols()), view_(B.data(), k_, n_, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(B.rowStride(), B.colStride())) {
+    static_assert(direct_access<Rhs>(), "PackedRhs needs a matrix in memory");
 #if RNNKIT_PACKED_GEMM
-    if constexpr (std::is_same_v<T, float> && direct_access<Rhs>()) {
+    if constexpr (std::is_same_v<T, float>) {
       if (rows_to_come >= 16 && k_ > 0 && n_ > 0) {
         packed::pack(B.data(), B.rowStride(), B.colStride(), k_, n_, panels_);
         is_packed_ = true;
-        return;
       }
     }
 #endif
     (void)rows_to_come;
-    dense_ = B;
   }
   Index rows() const { return k_; }
   Index cols() const { return n_; }
   bool is_packed() const { return is_packed_; }
-  const Mat<T>& dense() const { return dense_; }
+  const View& view() const { return view_; }
 #if RNNKIT_PACKED_GEMM
   const float* panels() const { return panels_.data; }
 #endif
 
  private:
   Index k_, n_;
+  View view_;
   bool is_packed_ = false;
-  Mat<T> dense_;
 #if RNNKIT_PACKED_GEMM
   packed::AlignedBuffer panels_;
 #endif
@@ -101,10 +100,7 @@ void gemm(Dst&& C, const Lhs& A, const PackedRhs<T>& B, bool accumulate = false)
     }
   }
 #endif
-  if (B.is_packed()) {  // only reachable for operands the packed path cannot take
-    throw std::logic_error("rnnkit: packed right-hand side used with a non-direct operand");
-  }
-  gemm(C, A, B.dense(), accumulate);
+  gemm(C, A, B.view(), accumulate);
 }
 
 // C = A · B (accumulate = false) or C += A · B. C, A and B are Eigen

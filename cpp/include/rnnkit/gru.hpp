@@ -301,7 +301,8 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
-  const PackedRhs<T> W_h(detail::reset_after_W_h(w, D, H), rows);
+  const Mat<T> W_h_dense = detail::reset_after_W_h(w, D, H);
+  const PackedRhs<T> W_h(W_h_dense, rows);
   const Activation act = cfg.activation;
   ThreadScratch<T> scratch(2 * H, 1), cand_scratch(H, 1);  // r | u; the candidate
 
@@ -346,7 +347,8 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
                               const StateMask<T>& state_mask, const GruResetAfterTape<T>& tape, const T* d_outputs, const T* dh_final,
                               T* dx, T* dh0, const GruResetAfterGrads<T>& grads) {
   const Index D = cfg.D, H = cfg.H, G = 4 * H, B = seq.B, rows = seq.rows();
-  const PackedRhs<T> W_h_t(detail::reset_after_W_h(w, D, H).transpose(), rows);
+  const Mat<T> W_h_dense = detail::reset_after_W_h(w, D, H);
+  const PackedRhs<T> W_h_t(W_h_dense.transpose(), rows);
   const Activation act = cfg.activation;
 
   MatMap<T> dh(dh0, B, H);
