@@ -49,6 +49,25 @@ class Row:
     contended: bool = False                # some used rounds ran while others kept >= 0.25 cores busy
 
 
+def torch_sequence_timers(torch, mod, x, d_out):
+    """(forward, forward+backward) calls of a torch recurrent module on x [B, T, D];
+    the backward also computes d_inputs, as rnnkit's always does."""
+    xt = torch.from_numpy(x)
+    xg = xt.clone().requires_grad_(True)
+    dt = torch.from_numpy(d_out)
+
+    def t_forward():
+        with torch.inference_mode():
+            mod(xt)
+
+    def t_train():
+        mod.zero_grad(set_to_none=True)
+        xg.grad = None
+        out, _ = mod(xg)
+        out.backward(dt)
+
+    return t_forward, t_train
+
 def missing(*names):
     """The rnnkit attributes among `names` that are not there yet."""
     return [n for n in names if not hasattr(rnnkit, n)]
@@ -100,19 +119,7 @@ def lstm_sequence_rows(ctx, case, B, T, D, H, threads, note=""):
     t_forward = t_train = None
     if torch is not None:
         mod = ref.torch_lstm(torch, kernel, bias, D, fb)
-        xt = torch.from_numpy(x)
-        xg = xt.clone().requires_grad_(True)  # rnnkit always returns d_inputs
-        dt = torch.from_numpy(d_out)
-
-        def t_forward():
-            with torch.inference_mode():
-                mod(xt)
-
-        def t_train():
-            mod.zero_grad(set_to_none=True)
-            xg.grad = None
-            out, _ = mod(xg)
-            out.backward(dt)
+        t_forward, t_train = torch_sequence_timers(torch, mod, x, d_out)
 
     def check_forward():
         out, state = rnnkit.dynamic_rnn(cell, x)
@@ -433,19 +440,7 @@ def gru_rows(ctx, threads, reset_after=False):
     if torch is not None:
         mod = (ref.torch_gru_reset_after(torch, cell.variables, D) if reset_after
                else torch.nn.GRU(D, H, batch_first=True))
-        xt = torch.from_numpy(x)
-        xg = xt.clone().requires_grad_(True)
-        dt = torch.from_numpy(d_out)
-
-        def t_forward():
-            with torch.inference_mode():
-                mod(xt)
-
-        def t_train():
-            mod.zero_grad(set_to_none=True)
-            xg.grad = None
-            out, _ = mod(xg)
-            out.backward(dt)
+        t_forward, t_train = torch_sequence_timers(torch, mod, x, d_out)
 
     def p64():
         return {k: v.astype(np.float64) for k, v in cell.variables.items()}
@@ -528,19 +523,7 @@ def vanilla_rows(ctx, threads):
     t_forward = t_train = None
     if torch is not None:
         mod = ref.torch_rnn(torch, kernel, bias, D)
-        xt = torch.from_numpy(x)
-        xg = xt.clone().requires_grad_(True)
-        dt = torch.from_numpy(d_out)
-
-        def t_forward():
-            with torch.inference_mode():
-                mod(xt)
-
-        def t_train():
-            mod.zero_grad(set_to_none=True)
-            xg.grad = None
-            out, _ = mod(xg)
-            out.backward(dt)
+        t_forward, t_train = torch_sequence_timers(torch, mod, x, d_out)
 
     def check_forward():
         out, state = rnnkit.dynamic_rnn(cell, x)
