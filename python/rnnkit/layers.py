@@ -5,10 +5,10 @@ import numpy as np
 from . import _core
 from ._checks import as_float, float_dtype, positive_int, shape_str
 from .rnn import grads_and_vars
-from .variables import Variables, glorot_uniform
+from .variables import BuiltOnFirstUse, Variables, glorot_uniform
 
 
-class Dense:
+class Dense(BuiltOnFirstUse):
     """y = x · kernel + bias on the last axis of x (any rank >= 2).
 
     Variables: kernel [D, units] (Glorot-uniform, seeded by `seed`),
@@ -28,23 +28,12 @@ class Dense:
         if input_depth is not None:
             self.build(positive_int(input_depth, "input_depth"))
 
-    @property
-    def built(self):
-        return self.input_depth is not None
+    _depth_error = "x must have depth {want} (the layer's input_depth) on its last axis, got {got}"
 
-    def build(self, input_depth):
-        """Creates kernel [input_depth, units] and bias [units]."""
-        if self.built:
-            if input_depth != self.input_depth:
-                raise ValueError(
-                    f"x must have depth {self.input_depth} (the layer's input_depth) on its last axis, "
-                    f"got {input_depth}"
-                )
-            return
-        self.input_depth = int(input_depth)
-        rng = np.random.default_rng(self.seed)
-        self.variables._create("kernel", glorot_uniform(rng, (self.input_depth, self.units), self.dtype))
-        self.variables._create("bias", np.zeros(self.units, self.dtype))
+    def _variable_specs(self, rng, input_depth):
+        """kernel [input_depth, units] (Glorot) and bias [units] (zeros)."""
+        return [("kernel", glorot_uniform(rng, (input_depth, self.units), self.dtype)),
+                ("bias", np.zeros(self.units, self.dtype))]
 
     def _prepare(self, x):
         if np.ndim(x) < 2:

@@ -55,3 +55,31 @@ class Variables(Mapping):
     def __repr__(self):
         items = ", ".join(f"{k!r}: {shape_str(v.shape)}" for k, v in self._arrays.items())
         return f"Variables({{{items}}})"
+
+
+class BuiltOnFirstUse:
+    """TF's lazy build: the variables are made from the input depth the first
+    time an input is seen (or at construction, given input_depth). Subclasses
+    set `seed`, `dtype`, `variables`, `input_depth` and `_variable_specs`."""
+
+    # {want} and {got} are filled in when an input of another depth arrives
+    _depth_error = "inputs must have depth {want} (the cell's input_depth), got {got}"
+
+    @property
+    def built(self):
+        return self.input_depth is not None
+
+    def build(self, input_depth):
+        """Creates the variables for inputs of depth `input_depth` (seeded Glorot)."""
+        if self.built:
+            if input_depth != self.input_depth:
+                raise ValueError(self._depth_error.format(want=self.input_depth, got=input_depth))
+            return
+        self.input_depth = int(input_depth)
+        rng = np.random.default_rng(self.seed)
+        for name, array in self._variable_specs(rng, self.input_depth):
+            self.variables._create(name, np.asarray(array, dtype=self.dtype))
+
+    def _variable_specs(self, rng, input_depth):
+        """[(name, initial array)] in TF's creation order."""
+        raise NotImplementedError

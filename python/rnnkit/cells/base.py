@@ -13,10 +13,10 @@ is rebuilt by `_pack_state`.
 import numpy as np
 
 from .._checks import as_float, float_dtype, non_negative_int, positive_int, shape_str, token_ids
-from ..variables import Variables
+from ..variables import BuiltOnFirstUse, Variables
 
 
-class RNNCell:
+class RNNCell(BuiltOnFirstUse):
     """Base class. Subclasses set `scope_name` and implement `_variable_specs`,
     `_state_widths`, `_pack_state`, `_forward` and `_backward`."""
 
@@ -31,28 +31,6 @@ class RNNCell:
         self.input_depth = None
         if input_depth is not None:
             self.build(positive_int(input_depth, "input_depth"))
-
-    # ---- building -----------------------------------------------------------
-    @property
-    def built(self):
-        return self.input_depth is not None
-
-    def build(self, input_depth):
-        """Creates the variables for inputs of depth `input_depth` (seeded Glorot)."""
-        if self.built:
-            if input_depth != self.input_depth:
-                raise ValueError(
-                    f"inputs must have depth {self.input_depth} (the cell's input_depth), got {input_depth}"
-                )
-            return
-        self.input_depth = int(input_depth)
-        rng = np.random.default_rng(self.seed)
-        for name, array in self._variable_specs(rng, self.input_depth):
-            self.variables._create(name, array.astype(self.dtype))
-
-    def _variable_specs(self, rng, input_depth):
-        """[(name, initial array)] in TF's creation order."""
-        raise NotImplementedError
 
     # ---- states ---------------------------------------------------------------
     @property
