@@ -61,7 +61,7 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
 
 template <typename T>
 py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::dict tape_d,
-                        py::object d_out_obj, py::object dh_obj) {
+                        py::object d_out_obj, py::object dh_obj, bool input_grad) {
   const Index D = cfg.D, H = cfg.H;
   Array<T> kernel = take<T>(kernel_obj, "kernel", {D + H, H});
   if (!tape_d.contains("x")) throw py::value_error("backward called before forward(training)");
@@ -77,7 +77,7 @@ py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::di
   Array<T> d_out = take<T>(d_out_obj, "d_outputs", seq_shape(seq, H));
   Array<T> dh = take<T>(dh_obj, "d_final_state", {B, H});
   T* dx_data = nullptr;
-  py::object dx = input_grad_array(input, &dx_data);
+  py::object dx = input_grad_array(input, input_grad, &dx_data);
   Array<T> dh0 = empty<T>({B, H});
   Array<T> dk = empty<T>({D + H, H}), db = empty<T>({H});
   {
@@ -115,15 +115,16 @@ void init_basic_rnn(py::module_& m) {
   m.def(
       "basic_rnn_backward",
       [](py::dict tape, py::object d_outputs, py::object dh_final, py::object kernel,
-         py::object bias, const std::string& activation) {
+         py::object bias, const std::string& activation, bool input_grad) {
         BasicRnnConfig cfg = rnn_config(kernel, bias, activation);
         return dispatch_float(kernel, "kernel", [&](auto zero) {
-          return backward_impl<decltype(zero)>(cfg, kernel, tape, d_outputs, dh_final);
+          return backward_impl<decltype(zero)>(cfg, kernel, tape, d_outputs, dh_final, input_grad);
         });
       },
-      "BPTT through the BasicRNNCell forward that filled `tape`. Returns (dx, dh0, grads).",
+      "BPTT through the BasicRNNCell forward that filled `tape`. Returns (dx, dh0, grads); "
+      "dx is None for token ids or with input_grad=False.",
       py::arg("tape"), py::arg("d_outputs"), py::arg("dh_final"), py::arg("kernel"),
-      py::arg("bias"), py::arg("activation") = "tanh");
+      py::arg("bias"), py::arg("activation") = "tanh", py::arg("input_grad") = true);
 }
 
 }  // namespace rnnkit_py

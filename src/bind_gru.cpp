@@ -82,7 +82,7 @@ struct BackwardIo {
 
 template <typename T>
 BackwardIo<T> backward_io(const GruConfig& cfg, const py::dict& tape, const py::object& d_out_obj,
-                          const py::object& dh_obj) {
+                          const py::object& dh_obj, bool input_grad) {
   if (!tape.contains("x")) throw py::value_error("backward called before forward(training)");
   BackwardIo<T> io;
   io.input = take_inputs<T>(tape["x"], "tape x", cfg.D, tape["time_major"].cast<bool>());
@@ -91,7 +91,7 @@ BackwardIo<T> backward_io(const GruConfig& cfg, const py::dict& tape, const py::
   io.mask = take_state_mask<T>(tape["state_mask"], io.seq, cfg.H);
   io.d_out = take<T>(d_out_obj, "d_outputs", seq_shape(io.seq, cfg.H));
   io.dh = take<T>(dh_obj, "d_final_state", {io.seq.B, cfg.H});
-  io.dx = input_grad_array(io.input, &io.dx_data);
+  io.dx = input_grad_array(io.input, input_grad, &io.dx_data);
   io.dh0 = empty<T>({io.seq.B, cfg.H});
   return io;
 }
@@ -141,10 +141,11 @@ py::tuple forward_impl(const GruArgs& a, py::object x_obj, py::object h0_obj, py
 }
 
 template <typename T>
-py::tuple backward_impl(const GruArgs& a, py::dict tape_d, py::object d_out_obj, py::object dh_obj) {
+py::tuple backward_impl(const GruArgs& a, py::dict tape_d, py::object d_out_obj, py::object dh_obj,
+                        bool input_grad) {
   const Index D = a.cfg.D, H = a.cfg.H;
   const GruWeights<T> w = weights_of<T>(a);
-  BackwardIo<T> io = backward_io<T>(a.cfg, tape_d, d_out_obj, dh_obj);
+  BackwardIo<T> io = backward_io<T>(a.cfg, tape_d, d_out_obj, dh_obj, input_grad);
   const Index rows = io.seq.rows();
   GruTape<T> tape;
   tape.gates = tape_entry<T>(tape_d, "gates", {rows, 3 * H});
@@ -219,10 +220,10 @@ py::tuple forward_impl(const ResetAfterArgs& a, py::object x_obj, py::object h0_
 
 template <typename T>
 py::tuple backward_impl(const ResetAfterArgs& a, py::dict tape_d, py::object d_out_obj,
-                        py::object dh_obj) {
+                        py::object dh_obj, bool input_grad) {
   const Index D = a.cfg.D, H = a.cfg.H;
   const GruResetAfterWeights<T> w = weights_of<T>(a);
-  BackwardIo<T> io = backward_io<T>(a.cfg, tape_d, d_out_obj, dh_obj);
+  BackwardIo<T> io = backward_io<T>(a.cfg, tape_d, d_out_obj, dh_obj, input_grad);
   const Index rows = io.seq.rows();
   GruResetAfterTape<T> tape;
   tape.gates = tape_entry<T>(tape_d, "gates", {rows, 4 * H});
@@ -277,18 +278,19 @@ void init_gru(py::module_& m) {
       "gru_backward",
       [](py::dict tape, py::object d_outputs, py::object dh_final, py::object gates_kernel,
          py::object gates_bias, py::object candidate_kernel, py::object candidate_bias,
-         const std::string& activation) {
+         const std::string& activation, bool input_grad) {
         GruArgs a{gru_config(gates_kernel, gates_bias, activation), gates_kernel, gates_bias,
                   candidate_kernel, candidate_bias};
         return dispatch_float(gates_kernel, "gates/kernel", [&](auto zero) {
-          return backward_impl<decltype(zero)>(a, tape, d_outputs, dh_final);
+          return backward_impl<decltype(zero)>(a, tape, d_outputs, dh_final, input_grad);
         });
       },
       "BPTT through the gru_forward that filled `tape`. Returns (dx, dh0, grads) with grads "
-      "keyed by variable name; the tape is spent until the next forward.",
+      "keyed by variable name (dx: None for token ids or with input_grad=False); the tape is spent "
+      "until the next forward.",
       py::arg("tape"), py::arg("d_outputs"), py::arg("dh_final"), py::arg("gates_kernel"),
       py::arg("gates_bias"), py::arg("candidate_kernel"), py::arg("candidate_bias"),
-      py::arg("activation") = "tanh");
+      py::arg("activation") = "tanh", py::arg("input_grad") = true);
   m.def(
       "gru_reset_after_forward",
       [](py::object x, py::object gates_kernel, py::object gates_bias, py::object candidate_input_kernel,
@@ -314,20 +316,21 @@ void init_gru(py::module_& m) {
       [](py::dict tape, py::object d_outputs, py::object dh_final, py::object gates_kernel,
          py::object gates_bias, py::object candidate_input_kernel, py::object candidate_input_bias,
          py::object candidate_hidden_kernel, py::object candidate_hidden_bias,
-         const std::string& activation) {
+         const std::string& activation, bool input_grad) {
         ResetAfterArgs a{gru_config(gates_kernel, gates_bias, activation), gates_kernel, gates_bias,
                          candidate_input_kernel, candidate_input_bias, candidate_hidden_kernel,
                          candidate_hidden_bias};
         return dispatch_float(gates_kernel, "gates/kernel", [&](auto zero) {
-          return backward_impl<decltype(zero)>(a, tape, d_outputs, dh_final);
+          return backward_impl<decltype(zero)>(a, tape, d_outputs, dh_final, input_grad);
         });
       },
       "BPTT through the gru_reset_after_forward that filled `tape`. Returns (dx, dh0, grads) with "
-      "grads keyed by variable name; the tape is spent until the next forward.",
+      "grads keyed by variable name (dx: None for token ids or with input_grad=False); the tape is "
+      "spent until the next forward.",
       py::arg("tape"), py::arg("d_outputs"), py::arg("dh_final"), py::arg("gates_kernel"),
       py::arg("gates_bias"), py::arg("candidate_input_kernel"), py::arg("candidate_input_bias"),
       py::arg("candidate_hidden_kernel"), py::arg("candidate_hidden_bias"),
-      py::arg("activation") = "tanh");
+      py::arg("activation") = "tanh", py::arg("input_grad") = true);
 }
 
 }  // namespace rnnkit_py

@@ -118,7 +118,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
 
 template <typename T>
 py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj,
-                        py::object dc_obj, py::object dm_obj) {
+                        py::object dc_obj, py::object dm_obj, bool input_grad) {
   const LstmConfig& cfg = a.cfg;
   const Index D = cfg.D, H = cfg.H, R = cfg.R(), G = cfg.G(), P = cfg.P;
   const LstmWeights<T> w = weights_of<T>(a);
@@ -143,7 +143,7 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   Array<T> dm = take<T>(dm_obj, "d_final_state.h", {B, R});
 
   T* dx_data = nullptr;
-  py::object dx = input_grad_array(input, &dx_data);
+  py::object dx = input_grad_array(input, input_grad, &dx_data);
   Array<T> dc0 = empty<T>({B, H});
   Array<T> dm0 = empty<T>({B, R});
   py::dict grads;
@@ -210,21 +210,22 @@ void init_lstm(py::module_& m) {
       [](py::dict tape, py::object d_outputs, py::object dc_final, py::object dm_final,
          py::object kernel, py::object bias, double forget_bias, const std::string& activation,
          py::object w_i_diag, py::object w_f_diag, py::object w_o_diag, py::object projection,
-         py::object cell_clip, py::object proj_clip) {
+         py::object cell_clip, py::object proj_clip, bool input_grad) {
         LstmArgs a = lstm_args(kernel, bias, w_i_diag, w_f_diag, w_o_diag, projection, forget_bias,
                                activation, cell_clip, proj_clip);
         return dispatch_float(kernel, "kernel", [&](auto zero) {
-          return backward_impl<decltype(zero)>(a, tape, d_outputs, dc_final, dm_final);
+          return backward_impl<decltype(zero)>(a, tape, d_outputs, dc_final, dm_final, input_grad);
         });
       },
-      "BPTT through the LSTM forward that filled `tape`. Returns (dx, dc0, dm0, grads); "
+      "BPTT through the LSTM forward that filled `tape`. Returns (dx, dc0, dm0, grads) "
+      "(dx: None for token ids or with input_grad=False); "
       "the tape is spent until the next forward.",
       py::arg("tape"), py::arg("d_outputs"), py::arg("dc_final"), py::arg("dm_final"),
       py::arg("kernel"), py::arg("bias"), py::arg("forget_bias") = 1.0,
       py::arg("activation") = "tanh", py::arg("w_i_diag") = py::none(),
       py::arg("w_f_diag") = py::none(), py::arg("w_o_diag") = py::none(),
       py::arg("projection") = py::none(), py::arg("cell_clip") = py::none(),
-      py::arg("proj_clip") = py::none());
+      py::arg("proj_clip") = py::none(), py::arg("input_grad") = true);
 }
 
 }  // namespace rnnkit_py

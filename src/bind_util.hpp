@@ -176,13 +176,19 @@ inline rnnkit::SeqLayout layout_of(const py::array& x, const char* name, Index d
 
 // The inputs of a recurrent kernel: floats [B, T, D] ([T, B, D] when time
 // major) of dtype T, or int32 token ids [B, T] ([T, B]), each in [0, D).
+// Float inputs whose rows are all one-hot also get ids (rnnkit::one_hot_rows).
 template <typename T>
 struct InputArg {
   rnnkit::SeqLayout seq;
   rnnkit::SeqInput<T> in;
-  py::array array;  // keeps the buffer alive
+  py::array array;                     // keeps the buffer alive
+  std::vector<int32_t> one_hot_ids;    // in.ids of one-hot float inputs
 
-  bool is_ids() const { return in.ids != nullptr; }
+  InputArg() = default;
+  InputArg(InputArg&&) = default;  // moving keeps one_hot_ids' buffer, so in.ids stays valid
+  InputArg& operator=(InputArg&&) = default;
+  InputArg(const InputArg&) = delete;
+  InputArg& operator=(const InputArg&) = delete;
 };
 
 template <typename T>
@@ -213,6 +219,11 @@ InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bo
   r.seq = layout_of(x, name, depth, time_major);
   r.in.x = x.data();
   r.array = x;
+  r.one_hot_ids.resize(static_cast<size_t>(r.seq.rows()));
+  if (r.seq.rows() > 0 && rnnkit::one_hot_rows(r.in.x, r.seq.rows(), depth, r.one_hot_ids.data()))
+    r.in.ids = r.one_hot_ids.data();
+  else
+    r.one_hot_ids = {};
   return r;
 }
 
@@ -232,10 +243,11 @@ rnnkit::StateMask<T> take_state_mask(const py::object& obj, const rnnkit::SeqLay
   return mask;
 }
 
-// dx for dense inputs, None for token ids (they have no gradient).
+// dx for dense inputs when wanted; None for token ids (they have no
+// gradient) or when the caller does not want it (the first layer of a model).
 template <typename T>
-py::object input_grad_array(const InputArg<T>& a, T** data) {
-  if (a.is_ids()) {
+py::object input_grad_array(const InputArg<T>& a, bool wanted, T** data) {
+  if (!wanted || a.in.x == nullptr) {
     *data = nullptr;
     return py::none();
   }

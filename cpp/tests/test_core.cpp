@@ -172,6 +172,26 @@ void test_packed_products_match_eigen() {
     Mat<float> D(m, n);
     gemm(D, At.transpose(), Bt.transpose());
     check(D.isApprox(A * Bt.transpose(), 1e-5f), "generic product with transposed operands");
+    const Mat<float> Brm = Bt.transpose();  // B row-major: packed row by row, or read in place for few rows
+    Mat<float> E = C0;
+    gemm(E, A, Brm, /*accumulate=*/true);
+    check(E.isApprox(ref, 1e-5f), "product with a row-major B " + std::to_string(m) + "x" + std::to_string(k) + "x" +
+                                      std::to_string(n));
+  }
+  // A few rows read B in place; they must give the bits of the packed kernel.
+  const Index few_shapes[][3] = {{1, 300, 200}, {3, 65, 1024}, {4, 256, 97}};
+  for (auto& sh : few_shapes) {
+    const Index m = sh[0], k = sh[1], n = sh[2];
+    Mat<float> A(m, k), B(k, n), C0(m, n);
+    for (Index i = 0; i < A.size(); ++i) A.data()[i] = u(gen);
+    for (Index i = 0; i < B.size(); ++i) B.data()[i] = u(gen);
+    for (Index i = 0; i < C0.size(); ++i) C0.data()[i] = u(gen);
+    Mat<float> in_place = C0, packed = C0;
+    gemm(in_place, A, B, /*accumulate=*/true);
+    gemm(packed, A, PackedRhs<float>(B, 64), /*accumulate=*/true);
+    check(in_place.isApprox(C0 + A * B, 1e-5f), "few-row product " + std::to_string(m) + "x" + std::to_string(k) +
+                                                    "x" + std::to_string(n));
+    check(in_place == packed, "few-row product differs from the packed kernel's bits");
   }
 }
 

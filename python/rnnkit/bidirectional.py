@@ -82,16 +82,17 @@ class Bidirectional:
     def __call__(self, x, sequence_length=None, time_major=False):
         return bidirectional_dynamic_rnn(self.fw.cell, self.bw.cell, x, sequence_length, time_major=time_major)
 
-    def backward(self, d_outputs, d_final_states=None):
-        """d_outputs: (d_out_fw, d_out_bw); d_final_states: (d_state_fw, d_state_bw) or None."""
+    def backward(self, d_outputs, d_final_states=None, input_grad=True):
+        """d_outputs: (d_out_fw, d_out_bw); d_final_states: (d_state_fw, d_state_bw) or None.
+        Returns d_inputs (None for token ids or with `input_grad=False`)."""
         if not (isinstance(d_outputs, (tuple, list)) and len(d_outputs) == 2):
             raise TypeError("d_outputs must be a pair (d_out_fw, d_out_bw)")
         d_fw_state, d_bw_state = (None, None) if d_final_states is None else d_final_states
-        dx_fw, _ = self.fw.backward(d_outputs[0], d_fw_state)
+        dx_fw, _ = self.fw.backward(d_outputs[0], d_fw_state, input_grad)
         d_rev = _reverse(np.ascontiguousarray(d_outputs[1], dtype=self.bw.cell.dtype), self._lengths, self._time_major) \
             if np.ndim(d_outputs[1]) == 3 else d_outputs[1]
-        dx_rev, _ = self.bw.backward(d_rev, d_bw_state)
-        if dx_fw is None:  # token ids: no input gradient
+        dx_rev, _ = self.bw.backward(d_rev, d_bw_state, input_grad)
+        if dx_fw is None:  # token ids, or not wanted
             return None
         return dx_fw + _reverse(dx_rev, self._lengths, self._time_major)
 

@@ -76,9 +76,11 @@ class RNN:
         """Inference only (no tape): same as dynamic_rnn(cell, x, ...)."""
         return dynamic_rnn(self.cell, x, sequence_length, initial_state, time_major=time_major)
 
-    def backward(self, d_outputs, d_final_state=None):
+    def backward(self, d_outputs, d_final_state=None, input_grad=True):
         """d_outputs: like forward's outputs; d_final_state: like its final
-        state (zeros when None). Returns (d_inputs, d_initial_state)."""
+        state (zeros when None). Returns (d_inputs, d_initial_state);
+        d_inputs is None for token ids, and with `input_grad=False`, which
+        skips its [B, T, D] product (a first layer fed with data needs none)."""
         if self._recorded is None:
             raise RuntimeError("RNN.backward called before forward: call forward(x) first")
         out_shape, state_shapes = self._recorded
@@ -94,7 +96,7 @@ class RNN:
         else:
             d_final = cell._flatten_state(d_final_state, batch, name="d_final_state")
         self._recorded = None
-        dx, d_initial, grads = cell._backward(self._tape, d_out, d_final)
+        dx, d_initial, grads = cell._backward(self._tape, d_out, d_final, bool(input_grad))
         cell.grads.clear()
         cell.grads.update((name, grads[name]) for name in cell.variables)  # in variable order
         return dx, cell._pack_state(d_initial)

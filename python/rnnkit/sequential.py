@@ -38,12 +38,16 @@ class Sequential:
                 x = layer.forward(x)
         return x
 
-    def backward(self, d_output):
-        """Backpropagates d_output through every layer; returns d_inputs."""
-        for layer in reversed(self.layers):
-            d_output = layer.backward(d_output)
+    def backward(self, d_output, input_grad=True):
+        """Backpropagates d_output through every layer; returns d_inputs
+        (None with `input_grad=False`, which spares a first recurrent layer
+        its input-gradient product; train_step has no use for it)."""
+        for i in reversed(range(len(self.layers))):
+            layer = self.layers[i]
             if isinstance(layer, RNN):
-                d_output = d_output[0]
+                d_output = layer.backward(d_output, input_grad=input_grad or i > 0)[0]
+            else:
+                d_output = layer.backward(d_output)
         return d_output
 
     def grads_and_vars(self):
@@ -60,6 +64,6 @@ class Sequential:
             raise ValueError("train_step needs a loss: Sequential(layers, loss=SequenceLoss())")
         logits = self.forward(x, sequence_length=sequence_length, training=True)
         loss = self.loss.forward(logits, targets, weights)
-        self.backward(self.loss.backward())
+        self.backward(self.loss.backward(), input_grad=False)
         optimizer.apply_gradients(self.grads_and_vars())
         return float(loss) if getattr(loss, "ndim", 0) == 0 else loss

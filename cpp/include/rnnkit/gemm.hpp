@@ -38,6 +38,10 @@ constexpr bool direct_access() {
 // multiply-adds (~10 us on one core, against ~1 us to wake the threads).
 inline bool gemm_worth_parallel(Index m, Index n, Index k) { return m * n * k >= (Index(1) << 20); }
 
+// A product with a few rows is bound by reading B: splitting its columns over
+// threads pays off once B (k·n floats) outgrows about half of one core's L2.
+inline bool few_rows_worth_parallel(Index n, Index k) { return n * k >= (Index(1) << 17); }
+
 // The right-hand side of many products within one layer call (the recurrent
 // weights, used once per time step): packed once for the AVX-512 kernel when
 // enough rows will be multiplied by it; otherwise a view of B, which must
@@ -117,6 +121,11 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate) {
   using T = typename std::decay_t<Dst>::Scalar;
   if constexpr (std::is_same_v<T, float> && direct_access<Dst>() && direct_access<Lhs>() &&
                 direct_access<Rhs>()) {
+    if (m <= packed::kFewRows && C.colStride() == 1 && B.colStride() == 1) {
+      packed::multiply_few_rows(C.data(), C.rowStride(), m, n, k, A.data(), A.rowStride(), A.colStride(), B.data(),
+                                B.rowStride(), accumulate, few_rows_worth_parallel(n, k));
+      return;
+    }
     // packing B (k·n) pays off once A has a few dozen rows
     if (m >= 32 && C.colStride() == 1) {
       gemm(C, A, PackedRhs<float>(B, m), accumulate);

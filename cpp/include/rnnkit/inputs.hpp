@@ -1,7 +1,8 @@
-// The input side of a recurrent layer: dense inputs x [rows, D], or token ids
-// [rows] that stand for one_hot(ids, D) without ever building that matrix.
-// For ids the input projection is a row gather from W_x and the input-weight
-// gradient a row scatter-add; there is no input gradient.
+// The input side of a recurrent layer: dense inputs x [rows, D], and/or token
+// ids [rows] that stand for one_hot(ids, D). With ids the input projection is
+// a row gather from W_x and the input-weight gradient a row scatter-add. Dense
+// inputs that are one-hot rows carry both (see one_hot_rows): the ids for
+// those two, x for the input gradient. Ids alone have no input gradient.
 #pragma once
 
 #include "rnnkit/gemm.hpp"
@@ -10,10 +11,32 @@ namespace rnnkit {
 
 template <typename T>
 struct SeqInput {
-  const T* x = nullptr;          // [rows, D] dense inputs, or
+  const T* x = nullptr;          // [rows, D] dense inputs, and/or
   const int32_t* ids = nullptr;  // [rows] token ids, each in [0, D)
   Index D = 0;
 };
+
+// If every row of x [rows, D] is one-hot (a single 1, zeros elsewhere), writes
+// the position of each row's 1 to ids and returns true. Multiplying such a row
+// by W_x in order over k adds zeros and one exact 1·w, so the gather and the
+// scatter-add that the ids allow give the product's bits — at a cost of one
+// pass over x (which stops at the first row that is not one-hot) instead of
+// 2·rows·D·G FLOPs. The tutorials' char-RNNs feed exactly such inputs.
+template <typename T>
+bool one_hot_rows(const T* x, Index rows, Index D, int32_t* ids) {
+  for (Index r = 0; r < rows; ++r) {
+    const T* row = x + r * D;
+    Index hot = -1;
+    for (Index k = 0; k < D; ++k) {
+      if (row[k] == T(0)) continue;
+      if (row[k] != T(1) || hot >= 0) return false;
+      hot = k;
+    }
+    if (hot < 0) return false;
+    ids[r] = static_cast<int32_t>(hot);
+  }
+  return true;
+}
 
 // dst [rows, G] = inputs · W_x [D, G]
 template <typename T, typename Dst, typename W>
@@ -44,10 +67,10 @@ void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src&
   });
 }
 
-// dx [rows, D] = dZ · W_x^T (dense inputs only; ids have no gradient)
+// dx [rows, D] = dZ · W_x^T (dense inputs only; ids alone have no gradient)
 template <typename T, typename Src, typename W>
 void input_grad(T* dx, const SeqInput<T>& in, Index rows, const Src& dZ, const W& W_x, bool accumulate = false) {
-  if (dx == nullptr || in.ids != nullptr) return;
+  if (dx == nullptr || in.x == nullptr) return;
   gemm(MatMap<T>(dx, rows, in.D), dZ, W_x.transpose(), accumulate);
 }
 

@@ -47,22 +47,52 @@ struct AlignedBuffer {
 };
 
 // B [k, n] with element (i, j) at b[i * rs + j * cs], packed as panels:
-// panel p, row i at out[(p * k + i) * 32 + j'] for column 32p + j'.
+// panel p, row i at out[(p * k + i) * 32 + j'] for column 32p + j', zero
+// padded past column n. The loops follow B's memory order: a row-major B is
+// read row by row (walking it panel by panel instead reads 128 bytes per row
+// stride, several times slower for the [T·B, 4H] gate gradients), and a
+// transposed one (rs == 1) in 64-row blocks of each panel.
 inline void pack(const float* b, Index rs, Index cs, Index k, Index n, AlignedBuffer& out) {
   const Index panels = (n + kPanel - 1) / kPanel;
   out.resize(panels * k * kPanel);
-  parallel_for(panels, panels * k * kPanel >= (Index(1) << 18), [&](Index p) {
-    float* dst = out.data + p * k * kPanel;
-    const Index j0 = p * kPanel, width = std::min(kPanel, n - j0);
-    for (Index i = 0; i < k; ++i) {
-      const float* src = b + i * rs + j0 * cs;
-      float* row = dst + i * kPanel;
-      if (cs == 1) {
-        std::copy_n(src, width, row);
-      } else {
-        for (Index j = 0; j < width; ++j) row[j] = src[j * cs];
+  constexpr Index kRowBlock = 64;
+  const Index blocks = (k + kRowBlock - 1) / kRowBlock;
+  const bool parallel = panels * k * kPanel >= (Index(1) << 18);
+  auto at = [&](Index p, Index i) { return out.data + (p * k + i) * kPanel; };
+  if (rs == 1 && cs != 1) {
+    parallel_for(panels, parallel, [&](Index p) {
+      const Index j0 = p * kPanel, width = std::min(kPanel, n - j0);
+      for (Index i0 = 0; i0 < k; i0 += kRowBlock) {
+        const Index i1 = std::min(k, i0 + kRowBlock);
+        for (Index i = i0; i < i1; ++i) std::fill(at(p, i) + width, at(p, i) + kPanel, 0.f);
+        for (Index j = 0; j < width; ++j) {
+          const float* src = b + (j0 + j) * cs;
+          for (Index i = i0; i < i1; ++i) at(p, i)[j] = src[i];
+        }
       }
-      std::fill(row + width, row + kPanel, 0.f);
+    });
+    return;
+  }
+  const Index full = n / kPanel;  // panels with all 32 columns
+  parallel_for(blocks, parallel, [&](Index blk) {
+    const Index i1 = std::min(k, (blk + 1) * kRowBlock);
+    for (Index i = blk * kRowBlock; i < i1; ++i) {
+      const float* src = b + i * rs;
+      for (Index p = 0; p < full; ++p) {
+        float* dst = at(p, i);
+        if (cs == 1) {
+          _mm512_store_ps(dst, _mm512_loadu_ps(src + p * kPanel));
+          _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + p * kPanel + 16));
+        } else {
+          for (Index j = 0; j < kPanel; ++j) dst[j] = src[(p * kPanel + j) * cs];
+        }
+      }
+      if (full < panels) {  // the last, partial panel
+        float* dst = at(full, i);
+        const Index j0 = full * kPanel;
+        for (Index j = j0; j < n; ++j) dst[j - j0] = src[j * cs];
+        std::fill(dst + (n - j0), dst + kPanel, 0.f);
+      }
     }
   });
 }
@@ -130,6 +160,65 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
         tile_rows(rows, a + r * ars, ars, acs, panel, k, c + r * ldc + j0, ldc, cols, accumulate);
       }
     });
+  }
+}
+
+// A batch of a few rows (sampling, single steps, B ≤ 4) makes a
+// matrix-vector product whose cost is reading B once, so B is read in place
+// rather than packed. A C tile is Rows × (16·Vecs) columns held in 16 zmm
+// accumulators: the wider the tile, the longer the contiguous run read from
+// each row of B (one row of a weight matrix is a new 4 KiB page, which the
+// hardware prefetchers do not cross). Every element is summed over k in order
+// from C (or zero), exactly as tile() sums it, so both paths give the same
+// bits. Threads take fixed column ranges, so across calls each core keeps
+// re-reading its own share of B from its own L2.
+constexpr Index kFewRows = 4;
+
+template <int Rows, int Vecs>
+inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, Index ldb, Index k, float* c,
+                          Index ldc, Index cols, bool accumulate) {
+  __mmask16 mask[Vecs];
+  for (int v = 0; v < Vecs; ++v) {
+    const Index left = cols - 16 * v;
+    mask[v] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+  }
+  __m512 acc[Rows][Vecs];
+  for (int r = 0; r < Rows; ++r)
+    for (int v = 0; v < Vecs; ++v)
+      acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v) : _mm512_setzero_ps();
+  for (Index i = 0; i < k; ++i) {
+    const float* bi = b + i * ldb;
+    for (int r = 0; r < Rows; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r * ars + i * acs]);
+      for (int v = 0; v < Vecs; ++v)
+        acc[r][v] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(mask[v], bi + 16 * v), acc[r][v]);
+    }
+  }
+  for (int r = 0; r < Rows; ++r)
+    for (int v = 0; v < Vecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+}
+
+template <int Rows>
+inline void few_rows_columns(float* c, Index ldc, Index n, Index k, const float* a, Index ars, Index acs,
+                             const float* b, Index ldb, bool accumulate, bool parallel) {
+  constexpr int kVecs = 16 / Rows;
+  constexpr Index kCols = 16 * kVecs;
+  const Index chunks = (n + kCols - 1) / kCols;
+  parallel_for(chunks, parallel && chunks > 1, [&](Index q) {
+    const Index j0 = q * kCols;
+    few_rows_tile<Rows, kVecs>(a, ars, acs, b + j0, ldb, k, c + j0, ldc, std::min(kCols, n - j0), accumulate);
+  });
+}
+
+// C [m ≤ 4, n] (+)= A [m, k] · B [k, n], B with row stride ldb and unit
+// column stride.
+inline void multiply_few_rows(float* c, Index ldc, Index m, Index n, Index k, const float* a, Index ars, Index acs,
+                              const float* b, Index ldb, bool accumulate, bool parallel) {
+  switch (m) {
+    case 4: few_rows_columns<4>(c, ldc, n, k, a, ars, acs, b, ldb, accumulate, parallel); break;
+    case 3: few_rows_columns<3>(c, ldc, n, k, a, ars, acs, b, ldb, accumulate, parallel); break;
+    case 2: few_rows_columns<2>(c, ldc, n, k, a, ars, acs, b, ldb, accumulate, parallel); break;
+    default: few_rows_columns<1>(c, ldc, n, k, a, ars, acs, b, ldb, accumulate, parallel); break;
   }
 }
 

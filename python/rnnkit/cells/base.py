@@ -105,9 +105,11 @@ class RNNCell(BuiltOnFirstUse):
         Returns (outputs, final flat state)."""
         raise NotImplementedError
 
-    def _backward(self, tape, d_outputs, d_final):
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
         """BPTT for the forward that filled `tape`.
-        Returns (d_inputs, d_initial flat state, {variable name: gradient})."""
+        Returns (d_inputs, d_initial flat state, {variable name: gradient});
+        d_inputs is None for token ids, or when `input_grad` is False (the
+        caller has no use for it: the first layer of a model)."""
         raise NotImplementedError
 
     def __repr__(self):

@@ -41,9 +41,9 @@ class BasicRNNCell(RNNCell):
         )
         return outputs, [h]
 
-    def _backward(self, tape, d_outputs, d_final):
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
         v = self.variables
         dx, dh0, grads = _core.basic_rnn_backward(
-            tape, d_outputs, d_final[0], v["kernel"], v["bias"], self.activation
+            tape, d_outputs, d_final[0], v["kernel"], v["bias"], self.activation, input_grad=input_grad
         )
         return dx, [dh0], grads

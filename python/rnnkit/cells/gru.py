@@ -83,9 +83,10 @@ class GRUCell(RNNCell):
                          tape=tape, **self._weights())
         return outputs, [h]
 
-    def _backward(self, tape, d_outputs, d_final):
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
         run = _core.gru_reset_after_backward if self.reset_after else _core.gru_backward
-        dx, dh0, grads = run(tape, d_outputs, d_final[0], activation=self.activation, **self._weights())
+        dx, dh0, grads = run(tape, d_outputs, d_final[0], activation=self.activation, input_grad=input_grad,
+                             **self._weights())
         return dx, [dh0], grads
 
     def __repr__(self):

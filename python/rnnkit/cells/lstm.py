@@ -123,8 +123,9 @@ class LSTMCell(RNNCell):
                                            *self._weight_args())
         return outputs, [c, m]
 
-    def _backward(self, tape, d_outputs, d_final):
-        dx, dc0, dm0, grads = _core.lstm_backward(tape, d_outputs, d_final[0], d_final[1], *self._weight_args())
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
+        dx, dc0, dm0, grads = _core.lstm_backward(tape, d_outputs, d_final[0], d_final[1], *self._weight_args(),
+                                                  input_grad=input_grad)
         return dx, [dc0, dm0], grads
 
 

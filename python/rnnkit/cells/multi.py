@@ -102,12 +102,13 @@ class MultiRNNCell(RNNCell):
             finals += final
         return x, finals
 
-    def _backward(self, tape, d_outputs, d_final):
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
         d = d_outputs
         d_initial, grads = [None] * len(self.cells), {}
         for i in reversed(range(len(self.cells))):
             cell, s = self.cells[i], self._splits()[i]
-            d, d_init, cell_grads = cell._backward(tape[f"cell_{i}"], d, d_final[s])
+            # layers above the first need their input gradient: it is the next one's d_outputs
+            d, d_init, cell_grads = cell._backward(tape[f"cell_{i}"], d, d_final[s], input_grad or i > 0)
             cell.grads.clear()
             cell.grads.update((name, cell_grads[name]) for name in cell.variables)
             d_initial[i] = d_init

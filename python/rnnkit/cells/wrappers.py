@@ -68,9 +68,10 @@ class ResidualWrapper(CellWrapper):
             tape["lengths"], tape["time_major"] = lengths, time_major
         return outputs, final
 
-    def _backward(self, tape, d_outputs, d_final):
-        dx, d_initial, grads = self.cell._backward(tape["inner"], d_outputs, d_final)
-        _core.add_on_live_steps(dx, np.ascontiguousarray(d_outputs), tape["lengths"], tape["time_major"])
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
+        dx, d_initial, grads = self.cell._backward(tape["inner"], d_outputs, d_final, input_grad)
+        if dx is not None:
+            _core.add_on_live_steps(dx, np.ascontiguousarray(d_outputs), tape["lengths"], tape["time_major"])
         return dx, d_initial, grads
 
 
@@ -138,13 +139,14 @@ class DropoutWrapper(CellWrapper):
             tape["time_major"], tape["ids"] = time_major, ids
         return outputs, final
 
-    def _backward(self, tape, d_outputs, d_final):
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
         input_mask, output_mask = tape["masks"]
         if output_mask is not None:
             d_outputs = _core.apply_mask(np.ascontiguousarray(d_outputs, self.dtype), output_mask, tape["time_major"])
-        dx, d_initial, grads = self.cell._backward(tape["inner"], d_outputs, d_final)
-        if tape["ids"]:
-            return None, d_initial, grads  # token ids have no gradient
+        dx, d_initial, grads = self.cell._backward(tape["inner"], d_outputs, d_final,
+                                                   input_grad and not tape["ids"])
+        if dx is None:  # token ids have no gradient; or it was not wanted
+            return None, d_initial, grads
         if input_mask is not None:
             dx = _core.apply_mask(dx, input_mask, tape["time_major"])
         return dx, d_initial, grads
