@@ -32,8 +32,7 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   T* z_all = training ? tape.h : z_ws;
   CMatMap<T> kernel(kernel_data, D + H, H);
   MatMap<T> z(z_all, seq.rows(), H);
-  project_inputs(z, in, seq.rows(), kernel.topRows(D));
-  z.rowwise() += CRowMap<T>(bias_data, H);
+  project_inputs(z, in, seq.rows(), kernel.topRows(D), CRowMap<T>(bias_data, H));
 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);

@@ -157,13 +157,14 @@ inline int get_num_threads() {
 }
 
 // Runs body(i) for i in [0, n): split over the OpenMP threads when
-// `parallel`, inline otherwise. Inline means no parallel region at all: a
-// region turned off by an if() clause still costs about a microsecond, which
-// is most of a small step.
+// `parallel`, inline otherwise — and always inline inside another
+// parallel_for (a thread running its own block of batch rows). Inline means
+// no parallel region at all: a region turned off by an if() clause still
+// costs about a microsecond, which is most of a small step.
 template <typename F>
 void parallel_for(Index n, bool parallel, F&& body) {
 #ifdef _OPENMP
-  if (parallel && n > 1 && omp_get_max_threads() > 1) {
+  if (parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
 #pragma omp parallel for schedule(static)
     for (Index i = 0; i < n; ++i) body(i);
     return;
@@ -178,5 +179,32 @@ void parallel_for(Index n, bool parallel, F&& body) {
 // work to pay for waking the threads. Each row is computed by exactly one
 // thread in a fixed order, so results do not depend on the thread count.
 inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * width >= 16384; }
+
+// Batch rows are independent through a recurrence: row b of step t needs
+// only row b of step t - 1. So when the recurrent weights fit in a core's L2
+// (each core then reads all of them at every step), every thread can run its
+// own block of batch rows through all the steps with no barrier between
+// steps, instead of splitting each step's small product and row pass and
+// meeting twice per step. Each row's arithmetic is the same in any block
+// (products are summed per element, row passes are per row), so results do
+// not depend on the split. Blocks are whole 8-row GEMM tiles; one block means
+// "split inside each step" instead.
+struct BatchBlocks {
+  Index count = 1, size = 0, B = 0;
+  Index begin(Index i) const { return i * size; }
+  Index rows(Index i) const { return std::min(size, B - i * size); }
+};
+
+inline BatchBlocks batch_blocks(Index B, Index weight_bytes) {
+  BatchBlocks blocks;
+  blocks.B = B;
+  blocks.size = B;
+  const Index threads = get_num_threads();
+  if (threads < 2 || B < 16 || weight_bytes > (Index(512) << 10)) return blocks;
+  const Index per_thread = (B + threads - 1) / threads;
+  blocks.size = (per_thread + 7) / 8 * 8;
+  blocks.count = (B + blocks.size - 1) / blocks.size;
+  return blocks;
+}
 
 }  // namespace rnnkit

@@ -91,10 +91,10 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
   {
     Mat<T> W_x(D, G);
     W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
-    project_inputs(z, in, rows, W_x);
+    RowVec<T> bias(G);
+    bias << CRowMap<T>(w.gates_bias, 2 * H), CRowMap<T>(w.candidate_bias, H);
+    project_inputs(z, in, rows, W_x, bias);
   }
-  z.leftCols(2 * H).rowwise() += CRowMap<T>(w.gates_bias, 2 * H);
-  z.rightCols(H).rowwise() += CRowMap<T>(w.candidate_bias, H);
 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
@@ -294,9 +294,9 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
   T* gates = training ? tape.gates : gates_ws;
 
   MatMap<T> z(gates, rows, G);
-  project_inputs(z.leftCols(3 * H), in, rows, detail::reset_after_W_x(w, D, H));
-  z.leftCols(H).rowwise() += CRowMap<T>(w.candidate_input_bias, H);
-  z.middleCols(H, 2 * H).rowwise() += CRowMap<T>(w.gates_bias, 2 * H);
+  RowVec<T> input_bias(3 * H);  // columns as in reset_after_W_x
+  input_bias << CRowMap<T>(w.candidate_input_bias, H), CRowMap<T>(w.gates_bias, 2 * H);
+  project_inputs(z.leftCols(3 * H), in, rows, detail::reset_after_W_x(w, D, H), input_bias);
   z.rightCols(H) = CRowMap<T>(w.candidate_hidden_bias, H).replicate(rows, 1);  // hn starts at b_ch: no x part
 
   MatMap<T> h(h_final, B, H);

@@ -38,14 +38,17 @@ bool one_hot_rows(const T* x, Index rows, Index D, int32_t* ids) {
   return true;
 }
 
-// dst [rows, G] = inputs · W_x [D, G]
-template <typename T, typename Dst, typename W>
-void project_inputs(Dst&& dst, const SeqInput<T>& in, Index rows, const W& W_x) {
+// dst [rows, G] = inputs · W_x [D, G] + bias [G]; for ids one pass of
+// gather-and-add, for dense inputs the GEMM and then one pass adding the bias.
+template <typename T, typename Dst, typename W, typename Bias>
+void project_inputs(Dst&& dst, const SeqInput<T>& in, Index rows, const W& W_x, const Bias& bias) {
+  const bool parallel = worth_parallel(rows, dst.cols());
   if (in.ids == nullptr) {
     gemm(dst, CMatMap<T>(in.x, rows, in.D), W_x);
+    parallel_for(rows, parallel, [&](Index r) { dst.row(r) += bias; });
     return;
   }
-  parallel_for(rows, worth_parallel(rows, dst.cols()), [&](Index r) { dst.row(r) = W_x.row(in.ids[r]); });
+  parallel_for(rows, parallel, [&](Index r) { dst.row(r) = W_x.row(in.ids[r]) + bias; });
 }
 
 // dW_x [D, G] = inputs^T · dZ [rows, G]

@@ -64,87 +64,78 @@ struct LstmTape {
 
 namespace detail {
 
-// Scratch slots of the fused row passes; the peephole weights are loaded once.
-enum LstmSlot { kI, kJ, kF, kO, kCPrev, kC, kM, kWI, kWF, kWO, kDC, kG, kSlots };
-
+// One row of a step, fused, chunk by chunk (RowChunk: address-independent
+// packet code, no scratch copies). z: [4H] pre-activations in, activated
+// i, j, f, o out; c: [H] c_prev in, c out; m: [H] o ⊙ act(c) out.
 template <typename T>
-ThreadScratch<T> lstm_scratch(const LstmConfig& cfg, const LstmWeights<T>& w) {
-  ThreadScratch<T> scratch(cfg.H, kSlots);
-  if (cfg.peepholes)
-    for (RowScratch<T>& s : scratch.all()) {
-      s.load(kWI, w.w_i_diag);
-      s.load(kWF, w.w_f_diag);
-      s.load(kWO, w.w_o_diag);
-    }
-  return scratch;
-}
-
-// One row of a step, fused. z: [4H] pre-activations in, activated i, j, f, o
-// out; c: [H] c_prev in, c out; m: [H] o ⊙ act(c) out.
-template <typename T>
-void lstm_row_forward(const LstmConfig& cfg, T* z, T* c, T* m, RowScratch<T>& s) {
+void lstm_row_forward(const LstmConfig& cfg, const LstmWeights<T>& w, T* z, T* c, T* m) {
   const Index H = cfg.H;
   const Activation act = cfg.activation;
-  Slot<T> i = s.load(kI, z), j = s.load(kJ, z + H), f = s.load(kF, z + 2 * H), o = s.load(kO, z + 3 * H);
-  Slot<T> c_prev = s.load(kCPrev, c), c_new = s.slot(kC), m_new = s.slot(kM);
-  if (cfg.peepholes) {
-    i += s.slot(kWI) * c_prev;
-    f += s.slot(kWF) * c_prev;
+  const T forget_bias = T(cfg.forget_bias), clip = T(cfg.cell_clip);
+  for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+    const RowChunk<T> at(k0, H);
+    Chunk<T> i = at.load(z), j = at.load(z + H), f = at.load(z + 2 * H), o = at.load(z + 3 * H);
+    const Chunk<T> c_prev = at.load(c);
+    if (cfg.peepholes) {
+      i += at.load(w.w_i_diag) * c_prev;
+      f += at.load(w.w_f_diag) * c_prev;
+    }
+    i = i.logistic();
+    activate_inplace(j, act);
+    f = (f + forget_bias).logistic();
+    Chunk<T> c_new = f * c_prev + i * j;
+    if (cfg.cell_clip > 0) c_new = c_new.max(-clip).min(clip);
+    if (cfg.peepholes) o += at.load(w.w_o_diag) * c_new;
+    o = o.logistic();
+    Chunk<T> m_new = c_new;
+    activate_inplace(m_new, act);
+    m_new *= o;
+    at.store(i, z);
+    at.store(j, z + H);
+    at.store(f, z + 2 * H);
+    at.store(o, z + 3 * H);
+    at.store(c_new, c);
+    at.store(m_new, m);
   }
-  i = i.logistic();
-  activate_inplace(j, act);
-  f = (f + T(cfg.forget_bias)).logistic();
-  c_new = f * c_prev + i * j;
-  if (cfg.cell_clip > 0) c_new = c_new.max(T(-cfg.cell_clip)).min(T(cfg.cell_clip));
-  if (cfg.peepholes) o += s.slot(kWO) * c_new;
-  o = o.logistic();
-  m_new = c_new;
-  activate_inplace(m_new, act);
-  m_new *= o;
-  s.store(kI, z);
-  s.store(kJ, z + H);
-  s.store(kF, z + 2 * H);
-  s.store(kO, z + 3 * H);
-  s.store(kC, c);
-  s.store(kM, m);
 }
 
 // One row of the backward step. z: [4H] activated i, j, f, o in, d of their
 // pre-activations out; c, c_prev: [H] from the tape; dm: [H] d m (before the
 // projection); dc: [H] d c in, d c_prev out.
 template <typename T>
-void lstm_row_backward(const LstmConfig& cfg, T* z, const T* c, const T* c_prev, const T* dm, T* dc,
-                       RowScratch<T>& s) {
+void lstm_row_backward(const LstmConfig& cfg, const LstmWeights<T>& w, T* z, const T* c, const T* c_prev,
+                       const T* dm, T* dc) {
   const Index H = cfg.H;
   const Activation act = cfg.activation;
-  Slot<T> i = s.load(kI, z), j = s.load(kJ, z + H), f = s.load(kF, z + 2 * H), o = s.load(kO, z + 3 * H);
-  Slot<T> cp = s.load(kCPrev, c_prev), ac = s.load(kC, c), d_m = s.load(kM, dm), d_c = s.load(kDC, dc);
-  Slot<T> g = s.slot(kG);
-  activate_inplace(ac, act);
-  // through m = o ⊙ act(c)
-  activation_grad(g, ac, act);
-  d_c += d_m * o * g;
-  o = d_m * ac * o * (T(1) - o);  // o: d(o pre-activation)
-  if (cfg.peepholes) d_c += o * s.slot(kWO);
-  if (cfg.cell_clip > 0) {  // clip_by_value passes the gradient where -clip <= c <= clip
-    const T lim = T(cfg.cell_clip);
-    g = f * cp + i * j;
-    d_c *= ((g >= -lim) && (g <= lim)).template cast<T>();
+  const T clip = T(cfg.cell_clip);
+  for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+    const RowChunk<T> at(k0, H);
+    Chunk<T> i = at.load(z), j = at.load(z + H), f = at.load(z + 2 * H), o = at.load(z + 3 * H);
+    const Chunk<T> cp = at.load(c_prev), d_m = at.load(dm);
+    Chunk<T> ac = at.load(c), d_c = at.load(dc), g;
+    activate_inplace(ac, act);
+    // through m = o ⊙ act(c)
+    activation_grad(g, ac, act);
+    d_c += d_m * o * g;
+    o = d_m * ac * o * (T(1) - o);  // o: d(o pre-activation)
+    if (cfg.peepholes) d_c += o * at.load(w.w_o_diag);
+    if (cfg.cell_clip > 0) {  // clip_by_value passes the gradient where -clip <= c <= clip
+      g = f * cp + i * j;
+      d_c *= ((g >= -clip) && (g <= clip)).template cast<T>();
+    }
+    // through c = f ⊙ c_prev + i ⊙ act(j)
+    Chunk<T> d_cp = d_c * f;
+    f = d_c * cp * f * (T(1) - f);  // f: d(f pre-activation)
+    activation_grad(g, j, act);
+    g = d_c * i * g;                // d(j pre-activation)
+    i = d_c * j * i * (T(1) - i);   // i: d(i pre-activation)
+    if (cfg.peepholes) d_cp += i * at.load(w.w_i_diag) + f * at.load(w.w_f_diag);
+    at.store(i, z);
+    at.store(g, z + H);
+    at.store(f, z + 2 * H);
+    at.store(o, z + 3 * H);
+    at.store(d_cp, dc);
   }
-  // through c = f ⊙ c_prev + i ⊙ act(j)
-  Slot<T> d_cp = ac;  // act(c) is spent
-  d_cp = d_c * f;
-  f = d_c * cp * f * (T(1) - f);  // f: d(f pre-activation)
-  activation_grad(g, j, act);
-  g = d_c * i * g;                // d(j pre-activation)
-  i = d_c * j * i * (T(1) - i);   // i: d(i pre-activation)
-  j = g;
-  if (cfg.peepholes) d_cp += i * s.slot(kWI) + f * s.slot(kWF);
-  s.store(kI, z);
-  s.store(kJ, z + H);
-  s.store(kF, z + 2 * H);
-  s.store(kO, z + 3 * H);
-  s.store(kC, dc);
 }
 
 }  // namespace detail
@@ -163,8 +154,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   CMatMap<T> kernel(w.kernel, D + R, G);
   CRowMap<T> bias(w.bias, G);
   MatMap<T> all_gates(gates, seq.rows(), G);
-  project_inputs(all_gates, in, seq.rows(), kernel.topRows(D));
-  all_gates.rowwise() += bias;
+  project_inputs(all_gates, in, seq.rows(), kernel.topRows(D), bias);
 
   MatMap<T> c_cur(c_final, B, H);
   MatMap<T> m_cur(m_final, B, R);
@@ -179,47 +169,55 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   std::optional<PackedRhs<T>> proj_packed;
   if (P > 0) proj_packed.emplace(CMatMap<T>(w.projection, H, P), seq.rows());
   const T proj_clip = T(cfg.proj_clip);
-  ThreadScratch<T> scratch = detail::lstm_scratch(cfg, w);
 
-  for (Index t = 0; t < seq.T; ++t) {
-    StepMap<T> z = seq.step(gates, t, G);
-    StepMap<T> out = seq.step(outputs, t, R);
-    if (training) seq.step(tape.m_prev, t, R) = m_cur;
-    gemm(z, m_cur, W_h_packed, /*accumulate=*/true);
+  // Batch rows [b0, b0 + n) through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = 0; t < seq.T; ++t) {
+      auto z = seq.step(gates, t, G).middleRows(b0, n);
+      auto out = seq.step(outputs, t, R).middleRows(b0, n);
+      auto m_rows = m_cur.middleRows(b0, n);
+      if (training) seq.step(tape.m_prev, t, R).middleRows(b0, n) = m_rows;
+      gemm(z, m_rows, W_h_packed, /*accumulate=*/true);
 
-    parallel_for(B, worth_parallel(B, G), [&](Index b) {
-      T* zb = &z(b, 0);
-      if (!active(sequence_length, t, b)) {
-        out.row(b).setZero();
-        if (P > 0) m_pre_step.row(b).setZero();
-        return;
-      }
-      T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(b, 0);
-      detail::lstm_row_forward(cfg, zb, &c_cur(b, 0), mpre, scratch.mine());
-      if (P == 0) {
-        if (state_mask.data)
-          m_cur.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R));
-        else
-          m_cur.row(b) = out.row(b);
-      }
-    });
-
-    if (P > 0) {
-      gemm(m_proj_step, m_pre_step, *proj_packed);
-      if (training) seq.step(tape.m_raw, t, P) = m_proj_step;
-      for (Index b = 0; b < B; ++b) {
-        if (!active(sequence_length, t, b)) continue;
-        const T* mask = state_mask.data ? state_mask.row(seq, t, b, P) : nullptr;
-        for (Index k = 0; k < P; ++k) {
-          const T m = proj_clip > 0 ? clip_value(m_proj_step(b, k), proj_clip) : m_proj_step(b, k);
-          m_cur(b, k) = mask ? m * mask[k] : m;
-          out(b, k) = m;
+      parallel_for(n, worth_parallel(n, G), [&](Index i) {
+        const Index b = b0 + i;
+        T* zb = &z(i, 0);
+        if (!active(sequence_length, t, b)) {
+          out.row(i).setZero();
+          if (P > 0) m_pre_step.row(b).setZero();
+          return;
         }
+        T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(i, 0);
+        detail::lstm_row_forward(cfg, w, zb, &c_cur(b, 0), mpre);
+        if (P == 0) {
+          if (state_mask.data)
+            m_cur.row(b) = out.row(i).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R));
+          else
+            m_cur.row(b) = out.row(i);
+        }
+      });
+
+      if (P > 0) {
+        auto m_proj = m_proj_step.middleRows(b0, n);
+        gemm(m_proj, m_pre_step.middleRows(b0, n), *proj_packed);
+        if (training) seq.step(tape.m_raw, t, P).middleRows(b0, n) = m_proj;
+        for (Index i = 0; i < n; ++i) {
+          const Index b = b0 + i;
+          if (!active(sequence_length, t, b)) continue;
+          const T* mask = state_mask.data ? state_mask.row(seq, t, b, P) : nullptr;
+          for (Index k = 0; k < P; ++k) {
+            const T m = proj_clip > 0 ? clip_value(m_proj(i, k), proj_clip) : m_proj(i, k);
+            m_cur(b, k) = mask ? m * mask[k] : m;
+            out(i, k) = m;
+          }
+        }
+        if (training) seq.step(tape.m_pre, t, H).middleRows(b0, n) = m_pre_step.middleRows(b0, n);
       }
-      if (training) seq.step(tape.m_pre, t, H) = m_pre_step;
+      if (training) seq.step(tape.c, t, H).middleRows(b0, n) = c_cur.middleRows(b0, n);
     }
-    if (training) seq.step(tape.c, t, H) = c_cur;
-  }
+  };
+  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * (R * G + H * P));
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 }
 
 // d_outputs: [rows, R]; dc_final: [B, H]; dm_final: [B, R]
@@ -237,7 +235,6 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
   std::optional<PackedRhs<T>> proj_t_packed;
   if (P > 0) proj_t_packed.emplace(CMatMap<T>(w.projection, H, P).transpose(), seq.rows());
   const T proj_clip = T(cfg.proj_clip);
-  ThreadScratch<T> scratch = detail::lstm_scratch(cfg, w);
 
   MatMap<T> dc(dc0, B, H);
   MatMap<T> dm(dm0, B, R);
@@ -251,46 +248,53 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
     return t == 0 ? c0 + b * H : tape.c + seq.row(t - 1, b) * H;
   };
 
-  for (Index t = seq.T - 1; t >= 0; --t) {
-    StepMap<T> dz = seq.step(tape.gates, t, G);  // gate values in, gate grads out
-    CStepMap<T> d_out = seq.step(d_outputs, t, R);
-    for (Index b = 0; b < B; ++b) {
-      if (!active(sequence_length, t, b)) {
-        dm_step.row(b).setZero();
-        continue;
+  // Batch rows [b0, b0 + n) back through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = seq.T - 1; t >= 0; --t) {
+      auto dz = seq.step(tape.gates, t, G).middleRows(b0, n);  // gate values in, gate grads out
+      auto d_out = seq.step(d_outputs, t, R).middleRows(b0, n);
+      for (Index i = 0; i < n; ++i) {
+        const Index b = b0 + i;
+        if (!active(sequence_length, t, b)) {
+          dm_step.row(b).setZero();
+          continue;
+        }
+        // the state gradient reaches m through the state mask, the output's directly
+        if (state_mask.data)
+          dm_step.row(b) = dm.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R)) + d_out.row(i);
+        else
+          dm_step.row(b) = dm.row(b) + d_out.row(i);
+        if (P > 0 && proj_clip > 0) {
+          const T* raw = tape.m_raw + seq.row(t, b) * P;
+          for (Index k = 0; k < P; ++k) dm_step(b, k) *= clip_pass(raw[k], proj_clip);
+        }
       }
-      // the state gradient reaches m through the state mask, the output's directly
-      if (state_mask.data)
-        dm_step.row(b) = dm.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R)) + d_out.row(b);
-      else
-        dm_step.row(b) = dm.row(b) + d_out.row(b);
-      if (P > 0 && proj_clip > 0) {
-        const T* raw = tape.m_raw + seq.row(t, b) * P;
-        for (Index k = 0; k < P; ++k) dm_step(b, k) *= clip_pass(raw[k], proj_clip);
+      const T* dm_pre_data = dm_step.data();
+      if (P > 0) {
+        // The projection's gradient is one GEMM after the loop: keep d(m P) per row.
+        seq.step(tape.m_raw, t, P).middleRows(b0, n) = dm_step.middleRows(b0, n);
+        gemm(dm_pre_step.middleRows(b0, n), dm_step.middleRows(b0, n), *proj_t_packed);
+        dm_pre_data = dm_pre_step.data();
       }
-    }
-    const T* dm_pre_data = dm_step.data();
-    if (P > 0) {
-      // The projection's gradient is one GEMM after the loop: keep d(m P) per row.
-      seq.step(tape.m_raw, t, P) = dm_step;
-      gemm(dm_pre_step, dm_step, *proj_t_packed);
-      dm_pre_data = dm_pre_step.data();
-    }
 
-    parallel_for(B, worth_parallel(B, G), [&](Index b) {
-      T* zb = &dz(b, 0);
-      if (!active(sequence_length, t, b)) {
-        std::fill(zb, zb + G, T(0));
-        return;
-      }
-      detail::lstm_row_backward(cfg, zb, tape.c + seq.row(t, b) * H, c_prev_row(t, b), dm_pre_data + b * H,
-                                &dc(b, 0), scratch.mine());
-    });
+      parallel_for(n, worth_parallel(n, G), [&](Index i) {
+        const Index b = b0 + i;
+        T* zb = &dz(i, 0);
+        if (!active(sequence_length, t, b)) {
+          std::fill(zb, zb + G, T(0));
+          return;
+        }
+        detail::lstm_row_backward(cfg, w, zb, tape.c + seq.row(t, b) * H, c_prev_row(t, b), dm_pre_data + b * H,
+                                  &dc(b, 0));
+      });
 
-    gemm(dm_rec, dz, W_h_t_packed);
-    for (Index b = 0; b < B; ++b)
-      if (active(sequence_length, t, b)) dm.row(b) = dm_rec.row(b);
-  }
+      gemm(dm_rec.middleRows(b0, n), dz, W_h_t_packed);
+      for (Index b = b0; b < b0 + n; ++b)
+        if (active(sequence_length, t, b)) dm.row(b) = dm_rec.row(b);
+    }
+  };
+  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * (R * G + H * P));
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 
   // Weight gradients: one GEMM each over all rows.
   const Index rows = seq.rows();

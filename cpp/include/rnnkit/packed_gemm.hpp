@@ -145,19 +145,27 @@ inline void tile_rows(Index rows, const float* a, Index ars, Index acs, const fl
 }
 
 // C [m, n] (row stride ldc, unit column stride) (+)= A [m, k] · packed B [k, n].
-// Threads take whole panels; rows go in chunks that keep A's chunk in cache.
+// Threads take whole panels; rows go in chunks that keep A's chunk in cache,
+// and a long k in blocks whose slice of the panel stays in L1 across the row
+// tiles. A k block adds onto the C that the previous one stored, which is
+// the same float the registers held: blocking does not change any sum.
 inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float* a, Index ars, Index acs,
                      const float* packed_b, bool accumulate, bool parallel) {
   const Index panels = (n + kPanel - 1) / kPanel;
-  constexpr Index kChunk = 256;  // rows of A per pass over the panels
+  constexpr Index kChunk = 256;   // rows of A per pass over the panels
+  constexpr Index kDepth = 256;   // k per block: a 32 KiB slice of a panel
   for (Index r0 = 0; r0 < m; r0 += kChunk) {
     const Index r1 = std::min(m, r0 + kChunk);
     parallel_for(panels, parallel && panels > 1, [&](Index p) {
-      const float* panel = packed_b + p * k * kPanel;
       const Index j0 = p * kPanel, cols = std::min(kPanel, n - j0);
-      for (Index r = r0; r < r1; r += kTileRows) {
-        const Index rows = std::min(kTileRows, r1 - r);
-        tile_rows(rows, a + r * ars, ars, acs, panel, k, c + r * ldc + j0, ldc, cols, accumulate);
+      for (Index k0 = 0; k0 < k; k0 += kDepth) {
+        const Index depth = std::min(kDepth, k - k0);
+        const float* panel = packed_b + (p * k + k0) * kPanel;
+        for (Index r = r0; r < r1; r += kTileRows) {
+          const Index rows = std::min(kTileRows, r1 - r);
+          tile_rows(rows, a + r * ars + k0 * acs, ars, acs, panel, depth, c + r * ldc + j0, ldc, cols,
+                    accumulate || k0 > 0);
+        }
       }
     });
   }

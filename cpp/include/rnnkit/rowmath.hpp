@@ -47,20 +47,55 @@ class RowScratch {
   ArrayX<T> buffer_;
 };
 
-// a = act(a), in place.
+// A row can also be walked in fixed-size chunks of two packets held in
+// aligned local arrays (registers, in practice): the same packet code for
+// every element wherever the row lives, without copying whole rows to
+// scratch. The last chunk of a row whose width is not a multiple is
+// zero-padded on load and stored partially.
 template <typename T>
-void activate_inplace(Slot<T> a, Activation act) {
+constexpr Index kChunk = 2 * (EIGEN_MAX_ALIGN_BYTES / sizeof(T) > 0 ? EIGEN_MAX_ALIGN_BYTES / sizeof(T) : 1);
+template <typename T>
+using Chunk = Eigen::Array<T, kChunk<T>, 1>;
+
+// Elements [k0, k0 + n) of rows of width `width`, n = kChunk except at the end.
+template <typename T>
+struct RowChunk {
+  Index k0, n;
+  RowChunk(Index k0_, Index width) : k0(k0_), n(std::min(kChunk<T>, width - k0_)) {}
+  Chunk<T> load(const T* row) const {
+    Chunk<T> v;
+    if (n == kChunk<T>) {
+      v = Eigen::Map<const Chunk<T>>(row + k0);
+    } else {
+      v.setZero();
+      for (Index k = 0; k < n; ++k) v[k] = row[k0 + k];
+    }
+    return v;
+  }
+  void store(const Chunk<T>& v, T* row) const {
+    if (n == kChunk<T>) {
+      Eigen::Map<Chunk<T>>(row + k0) = v;
+    } else {
+      for (Index k = 0; k < n; ++k) row[k0 + k] = v[k];
+    }
+  }
+};
+
+// a = act(a), in place (a: a Slot or a Chunk).
+template <typename A>
+void activate_inplace(A&& a, Activation act) {
   switch (act) {
     case Activation::Tanh: a = a.tanh(); break;
-    case Activation::Relu: a = a.max(T(0)); break;
+    case Activation::Relu: a = a.max(typename std::decay_t<A>::Scalar(0)); break;
     case Activation::Sigmoid: a = a.logistic(); break;
     case Activation::Identity: break;
   }
 }
 
 // dst = d act(x) / dx, written through y = act(x).
-template <typename T>
-void activation_grad(Slot<T> dst, const Slot<T>& y, Activation act) {
+template <typename Dst, typename Y>
+void activation_grad(Dst&& dst, const Y& y, Activation act) {
+  using T = typename std::decay_t<Y>::Scalar;
   switch (act) {
     case Activation::Tanh: dst = T(1) - y.square(); break;
     case Activation::Relu: dst = (y > T(0)).template cast<T>(); break;
