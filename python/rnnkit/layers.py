@@ -44,7 +44,10 @@ class Dense(BuiltOnFirstUse):
 
     def __call__(self, x):
         """Inference: x [..., D] -> y [..., units]; records nothing."""
-        x = self._prepare(x)
+        if not (type(x) is np.ndarray and x.dtype == self.dtype and x.ndim >= 2
+                and x.shape[-1] == self.input_depth and x.flags.c_contiguous):
+            # converts and checks; an array that is already right (a sampling head's h) skips it
+            x = self._prepare(x)
         return _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
 
     def forward(self, x):

@@ -145,30 +145,31 @@ inline void tile_rows(Index rows, const float* a, Index ars, Index acs, const fl
 }
 
 // C [m, n] (row stride ldc, unit column stride) (+)= A [m, k] · packed B [k, n].
-// Threads take whole panels; rows go in chunks that keep A's chunk in cache,
-// and a long k in blocks whose slice of the panel stays in L1 across the row
-// tiles. A k block adds onto the C that the previous one stored, which is
-// the same float the registers held: blocking does not change any sum.
+// The work is (row chunk, panel) pairs in one parallel region, chunk-major,
+// so a thread takes whole panels of one chunk of A's rows (kept in cache) or
+// whole chunks when there are few panels (a narrow product such as a Dense
+// head). A long k goes in blocks whose slice of the panel stays in L1 across
+// the row tiles; a k block adds onto the C that the previous one stored,
+// which is the same float the registers held, so blocking changes no sum.
 inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float* a, Index ars, Index acs,
                      const float* packed_b, bool accumulate, bool parallel) {
   const Index panels = (n + kPanel - 1) / kPanel;
-  constexpr Index kChunk = 256;   // rows of A per pass over the panels
-  constexpr Index kDepth = 256;   // k per block: a 32 KiB slice of a panel
-  for (Index r0 = 0; r0 < m; r0 += kChunk) {
-    const Index r1 = std::min(m, r0 + kChunk);
-    parallel_for(panels, parallel && panels > 1, [&](Index p) {
-      const Index j0 = p * kPanel, cols = std::min(kPanel, n - j0);
-      for (Index k0 = 0; k0 < k; k0 += kDepth) {
-        const Index depth = std::min(kDepth, k - k0);
-        const float* panel = packed_b + (p * k + k0) * kPanel;
-        for (Index r = r0; r < r1; r += kTileRows) {
-          const Index rows = std::min(kTileRows, r1 - r);
-          tile_rows(rows, a + r * ars + k0 * acs, ars, acs, panel, depth, c + r * ldc + j0, ldc, cols,
-                    accumulate || k0 > 0);
-        }
+  const Index chunk = panels >= 8 ? 256 : 64;  // rows of A per work item
+  const Index chunks = (m + chunk - 1) / chunk;
+  constexpr Index kDepth = 256;                // k per block: a 32 KiB slice of a panel
+  parallel_for(chunks * panels, parallel, [&](Index item) {
+    const Index r0 = (item / panels) * chunk, r1 = std::min(m, r0 + chunk), p = item % panels;
+    const Index j0 = p * kPanel, cols = std::min(kPanel, n - j0);
+    for (Index k0 = 0; k0 < k; k0 += kDepth) {
+      const Index depth = std::min(kDepth, k - k0);
+      const float* panel = packed_b + (p * k + k0) * kPanel;
+      for (Index r = r0; r < r1; r += kTileRows) {
+        const Index rows = std::min(kTileRows, r1 - r);
+        tile_rows(rows, a + r * ars + k0 * acs, ars, acs, panel, depth, c + r * ldc + j0, ldc, cols,
+                  accumulate || k0 > 0);
       }
-    });
-  }
+    }
+  });
 }
 
 // A batch of a few rows (sampling, single steps, B ≤ 4) makes a

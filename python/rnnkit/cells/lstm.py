@@ -85,7 +85,7 @@ class LSTMCell(RNNCell):
     def _pack_state(self, arrays):
         c, h = arrays
         if self.state_is_tuple:
-            return LSTMStateTuple(c, h)
+            return tuple.__new__(LSTMStateTuple, (c, h))  # namedtuple's own __new__ costs a Python call
         return np.concatenate([c, h], axis=1)
 
     def _flatten_state(self, state, batch_size, name="initial_state"):
