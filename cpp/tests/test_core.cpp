@@ -178,6 +178,20 @@ void test_packed_products_match_eigen() {
     check(E.isApprox(ref, 1e-5f), "product with a row-major B " + std::to_string(m) + "x" + std::to_string(k) + "x" +
                                       std::to_string(n));
   }
+  // A large product with A given transposed goes through a blocked transpose
+  // first; the same sums as with A row-major, so the same bits.
+  {
+    const Index m = 64, k = 600, n = 1100;
+    Mat<float> At(k, m), B(k, n);
+    for (Index i = 0; i < At.size(); ++i) At.data()[i] = u(gen);
+    for (Index i = 0; i < B.size(); ++i) B.data()[i] = u(gen);
+    const Mat<float> A = At.transpose();
+    Mat<float> via_transpose(m, n), row_major(m, n);
+    gemm(via_transpose, At.transpose(), B);
+    gemm(row_major, A, B);
+    check(via_transpose.isApprox(A * B, 1e-5f), "product with a transposed A");
+    check(via_transpose == row_major, "transposed A changes the product's bits");
+  }
   // A few rows read B in place; they must give the bits of the packed kernel.
   const Index few_shapes[][3] = {{1, 300, 200}, {3, 65, 1024}, {4, 256, 97}};
   for (auto& sh : few_shapes) {

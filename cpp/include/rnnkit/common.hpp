@@ -175,6 +175,28 @@ void parallel_for(Index n, bool parallel, F&& body) {
   for (Index i = 0; i < n; ++i) body(i);
 }
 
+// Runs body(begin, end) on contiguous ranges that together cover [0, n):
+// one range per OpenMP thread when `parallel` (the split of
+// schedule(static)), else [0, n) inline. For work that keeps per-thread
+// state across consecutive items.
+template <typename F>
+void parallel_ranges(Index n, bool parallel, F&& body) {
+#ifdef _OPENMP
+  if (parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+#pragma omp parallel
+    {
+      const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
+      const Index begin = n * t / threads, end = n * (t + 1) / threads;
+      if (begin < end) body(begin, end);
+    }
+    return;
+  }
+#else
+  (void)parallel;
+#endif
+  if (n > 0) body(Index(0), n);
+}
+
 // Elementwise loops go parallel over batch rows only when there is enough
 // work to pay for waking the threads. Each row is computed by exactly one
 // thread in a fixed order, so results do not depend on the thread count.

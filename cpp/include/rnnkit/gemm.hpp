@@ -27,6 +27,7 @@ inline Index gemm_block(Index m, Index n, Index k, Index split_extent) {
   const Index target = (split_extent + 7) / 8;
   return std::max<Index>(64, (target + 15) / 16 * 16);
 }
+
 }  // namespace detail
 
 template <typename X>

@@ -144,29 +144,69 @@ inline void tile_rows(Index rows, const float* a, Index ars, Index acs, const fl
   }
 }
 
+// A [rows ≤ chunk, depth] with element (r, i) at a[r * ars + i * acs], copied
+// as 8-row strips: strip s, column i at out[(s * depth + i) * 8 + r'] (rows
+// past the end zero). A tile then reads its A contiguously (ars 1, acs 8).
+inline void pack_rows(const float* a, Index ars, Index acs, Index rows, Index depth, float* out) {
+  for (Index s0 = 0; s0 < rows; s0 += kTileRows) {
+    float* strip = out + s0 * depth;
+    const Index n = std::min(kTileRows, rows - s0);
+    for (Index i = 0; i < depth; ++i) {
+      const float* src = a + s0 * ars + i * acs;
+      float* dst = strip + i * kTileRows;
+      for (Index r = 0; r < n; ++r) dst[r] = src[r * ars];
+      for (Index r = n; r < kTileRows; ++r) dst[r] = 0.f;
+    }
+  }
+}
+
 // C [m, n] (row stride ldc, unit column stride) (+)= A [m, k] · packed B [k, n].
-// The work is (row chunk, panel) pairs in one parallel region, chunk-major,
-// so a thread takes whole panels of one chunk of A's rows (kept in cache) or
-// whole chunks when there are few panels (a narrow product such as a Dense
-// head). A long k goes in blocks whose slice of the panel stays in L1 across
-// the row tiles; a k block adds onto the C that the previous one stored,
-// which is the same float the registers held, so blocking changes no sum.
+// The work is (row chunk, panel) pairs, chunk-major, each thread taking a
+// contiguous range: whole panels of one chunk of A's rows, or whole chunks
+// when there are few panels (a narrow product such as a Dense head). A long
+// k goes in blocks whose slice of a panel stays in L1 across the row tiles;
+// a k block adds onto the C that the previous one stored, which is the same
+// float the registers held, so blocking changes no sum. A given transposed
+// (a weight gradient's X^T: ars == 1) would cost a tile a new cache line per
+// k step, at a power-of-two stride the L1 holds few of, so each thread
+// copies the block of A it is about to use into 8-row strips once and runs
+// all its panels on the copy.
 inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float* a, Index ars, Index acs,
                      const float* packed_b, bool accumulate, bool parallel) {
   const Index panels = (n + kPanel - 1) / kPanel;
   const Index chunk = panels >= 8 ? 256 : 64;  // rows of A per work item
   const Index chunks = (m + chunk - 1) / chunk;
   constexpr Index kDepth = 256;                // k per block: a 32 KiB slice of a panel
-  parallel_for(chunks * panels, parallel, [&](Index item) {
-    const Index r0 = (item / panels) * chunk, r1 = std::min(m, r0 + chunk), p = item % panels;
-    const Index j0 = p * kPanel, cols = std::min(kPanel, n - j0);
-    for (Index k0 = 0; k0 < k; k0 += kDepth) {
-      const Index depth = std::min(kDepth, k - k0);
-      const float* panel = packed_b + (p * k + k0) * kPanel;
-      for (Index r = r0; r < r1; r += kTileRows) {
-        const Index rows = std::min(kTileRows, r1 - r);
-        tile_rows(rows, a + r * ars + k0 * acs, ars, acs, panel, depth, c + r * ldc + j0, ldc, cols,
-                  accumulate || k0 > 0);
+  const bool pack_a = ars == 1 && acs != 1 && m >= 32;
+  parallel_ranges(chunks * panels, parallel, [&](Index begin, Index end) {
+    AlignedBuffer strips;
+    if (pack_a) strips.resize(chunk * kDepth);
+    for (Index item = begin; item < end;) {
+      // this thread's panels [p0, p1) of chunk q
+      const Index q = item / panels, p0 = item % panels, p1 = std::min(panels, p0 + (end - item));
+      item += p1 - p0;
+      const Index r0 = q * chunk, r1 = std::min(m, r0 + chunk);
+      for (Index k0 = 0; k0 < k; k0 += kDepth) {
+        const Index depth = std::min(kDepth, k - k0);
+        const float* a_blk = a + r0 * ars + k0 * acs;
+        Index blk_rs = ars, blk_cs = acs;
+        if (pack_a) {
+          pack_rows(a_blk, ars, acs, r1 - r0, depth, strips.data);
+          a_blk = strips.data;
+        }
+        for (Index p = p0; p < p1; ++p) {
+          const Index j0 = p * kPanel, cols = std::min(kPanel, n - j0);
+          const float* panel = packed_b + (p * k + k0) * kPanel;
+          for (Index r = r0; r < r1; r += kTileRows) {
+            const Index rows = std::min(kTileRows, r1 - r);
+            const float* a_tile = pack_a ? a_blk + (r - r0) * depth : a_blk + (r - r0) * ars;
+            if (pack_a) {
+              blk_rs = 1;
+              blk_cs = kTileRows;
+            }
+            tile_rows(rows, a_tile, blk_rs, blk_cs, panel, depth, c + r * ldc + j0, ldc, cols, accumulate || k0 > 0);
+          }
+        }
       }
     }
   });
