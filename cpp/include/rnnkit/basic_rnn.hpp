@@ -39,7 +39,6 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   const auto W_h = kernel.bottomRows(H);
   const PackedRhs<T> W_h_packed(W_h, seq.rows());  // packed once, used at every step
   const Activation act = cfg.activation;
-  ThreadScratch<T> scratch(H, 1);
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(z_all, t, H);
     StepMap<T> out = seq.step(outputs, t, H);
@@ -50,15 +49,17 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
         out.row(b).setZero();
         return;
       }
-      RowScratch<T>& s = scratch.mine();
-      Slot<T> y = s.load(0, &zt(b, 0));
-      activate_inplace(y, act);
-      s.store(0, &zt(b, 0));
-      s.store(0, &out(b, 0));
-      if (state_mask.data)
-        h.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, H), H));
-      else
-        h.row(b) = out.row(b);
+      T *zb = &zt(b, 0), *ob = &out(b, 0), *hb = &h(b, 0);
+      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        Chunk<T> y = at.load(zb);
+        activate_inplace(y, act);
+        at.store(y, zb);
+        at.store(y, ob);
+        if (mask) y *= at.load(mask);
+        at.store(y, hb);
+      }
     });
   }
 }

@@ -127,9 +127,21 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate) {
                                 B.rowStride(), accumulate, few_rows_worth_parallel(n, k));
       return;
     }
-    // packing B (k·n) pays off once A has a few dozen rows
+    // packing B (k·n) pays off once A has a few dozen rows. A one-off product
+    // packs B in slabs of k of about 4 MiB: a weight gradient's B is all the
+    // gate gradients (39 MiB for a GRU with H = 512 over 6400 rows), and a
+    // packed copy that large would be fresh pages from the OS at every call.
+    // Slabs add onto C in k order, like the k blocks inside a product.
     if (m >= 32 && C.colStride() == 1) {
-      gemm(C, A, PackedRhs<float>(B, m), accumulate);
+      using View = typename PackedRhs<float>::View;  // one type for every slab: no nested Blocks
+      using Stride = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+      const Index slab = std::max<Index>(256, (Index(1) << 20) / n / 256 * 256);
+      for (Index k0 = 0; k0 < k; k0 += slab) {
+        const Index depth = std::min(slab, k - k0);
+        const View A_slab(A.data() + k0 * A.colStride(), m, depth, Stride(A.rowStride(), A.colStride()));
+        const View B_slab(B.data() + k0 * B.rowStride(), depth, n, Stride(B.rowStride(), B.colStride()));
+        gemm(C, A_slab, PackedRhs<float>(B_slab, m), accumulate || k0 > 0);
+      }
       return;
     }
   }
