@@ -3,7 +3,7 @@
 
 import numpy as np
 
-from ._checks import float_dtype, sequence_lengths
+from ._checks import as_float, float_dtype, sequence_lengths
 
 
 def _time_axes(x, time_major):
@@ -88,7 +88,6 @@ class RNN:
         d_out = np.asarray(d_outputs)
         if d_out.shape != out_shape:
             raise ValueError(f"d_outputs must have shape {list(out_shape)} (the outputs' shape), got {list(d_out.shape)}")
-        from ._checks import as_float
         d_out = as_float(d_out, "d_outputs", cell.dtype)
         batch = state_shapes[0][0]
         if d_final_state is None:
