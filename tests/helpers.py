@@ -2,6 +2,8 @@
 
 import numpy as np
 
+import rnnkit
+
 # |actual - ref| <= atol + rtol * |ref|
 TOL = {np.dtype(np.float32): dict(rtol=2e-5, atol=2e-6), np.dtype(np.float64): dict(rtol=1e-10, atol=1e-12)}
 # finite differences in float64: h = 1e-6, error O(h^2) plus rounding
@@ -34,3 +36,15 @@ def numeric_grad(f, array, h=1e-6):
 
 def rng(seed=0):
     return np.random.default_rng(seed)
+
+
+def cell_makers(units, depth):
+    """{kind: dtype -> a seeded cell of that kind} for every recurrent cell."""
+    return {
+        "rnn": lambda dt: rnnkit.BasicRNNCell(units, input_depth=depth, dtype=dt, seed=1),
+        "lstm": lambda dt: rnnkit.BasicLSTMCell(units, input_depth=depth, dtype=dt, seed=1),
+        "lstm_proj": lambda dt: rnnkit.LSTMCell(units, num_proj=units - 1, use_peepholes=True, input_depth=depth,
+                                                dtype=dt, seed=1),
+        "gru": lambda dt: rnnkit.GRUCell(units, input_depth=depth, dtype=dt, seed=1),
+        "gru_reset_after": lambda dt: rnnkit.GRUCell(units, reset_after=True, input_depth=depth, dtype=dt, seed=1),
+    }

@@ -345,13 +345,6 @@ def test_tape_reused_across_shapes(reset_after):
 
 # ---- threads --------------------------------------------------------------------------
 
-@pytest.fixture
-def restore_threads():
-    n = rnnkit.get_num_threads()
-    yield
-    rnnkit.set_num_threads(n)
-
-
 @pytest.mark.parametrize("reset_after", [False, True])
 def test_identical_across_thread_counts(reset_after, restore_threads):
     """B*H = 128*512 takes the OpenMP paths of the row passes and every GEMM

@@ -9,13 +9,6 @@ import rnnkit
 from helpers import rng
 
 
-@pytest.fixture
-def restore_threads():
-    n = rnnkit.get_num_threads()
-    yield
-    rnnkit.set_num_threads(n)
-
-
 def run_training_pass(cell, x, lengths):
     layer = rnnkit.RNN(cell)
     out, final = layer.forward(x, sequence_length=lengths)

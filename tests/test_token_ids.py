@@ -5,15 +5,9 @@ import numpy as np
 import pytest
 
 import rnnkit
-from helpers import assert_close, rng
+from helpers import assert_close, cell_makers, rng
 
-MAKERS = {
-    "rnn": lambda dt: rnnkit.BasicRNNCell(4, input_depth=7, dtype=dt, seed=1),
-    "lstm": lambda dt: rnnkit.BasicLSTMCell(4, input_depth=7, dtype=dt, seed=1),
-    "lstm_proj": lambda dt: rnnkit.LSTMCell(4, num_proj=3, use_peepholes=True, input_depth=7, dtype=dt, seed=1),
-    "gru": lambda dt: rnnkit.GRUCell(4, input_depth=7, dtype=dt, seed=1),
-    "gru_reset_after": lambda dt: rnnkit.GRUCell(4, reset_after=True, input_depth=7, dtype=dt, seed=1),
-}
+MAKERS = cell_makers(units=4, depth=7)
 
 
 @pytest.mark.parametrize("name", list(MAKERS))

@@ -133,13 +133,17 @@ void test_basic_rnn_gradient_matches_finite_differences() {
   for (size_t i = 0; i < h0.size(); ++i) check(close(dh0[i], numeric(h0, i), 1e-6, 1e-8), "rnn d h0");
 }
 
+Mat<float> random_mat(Index rows, Index cols, std::mt19937& gen) {
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Mat<float> M(rows, cols);
+  for (Index i = 0; i < M.size(); ++i) M.data()[i] = u(gen);
+  return M;
+}
+
 void test_gemm_is_identical_for_every_thread_count() {
   const Index m = 300, k = 700, n = 260;
   std::mt19937 gen(9);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Mat<float> A(m, k), Bm(k, n);
-  for (Index i = 0; i < A.size(); ++i) A.data()[i] = u(gen);
-  for (Index i = 0; i < Bm.size(); ++i) Bm.data()[i] = u(gen);
+  const Mat<float> A = random_mat(m, k, gen), Bm = random_mat(k, n, gen);
   Mat<float> one(m, n), two(m, n);
   set_num_threads(1);
   gemm(one, A, Bm);
@@ -154,14 +158,10 @@ void test_gemm_is_identical_for_every_thread_count() {
 // remainders in every dimension and on transposed (strided) operands.
 void test_packed_products_match_eigen() {
   std::mt19937 gen(11);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
   const Index shapes[][3] = {{1, 7, 5}, {13, 33, 65}, {40, 100, 31}, {67, 129, 96}};
   for (auto& sh : shapes) {
     const Index m = sh[0], k = sh[1], n = sh[2];
-    Mat<float> A(m, k), Bt(n, k), C0(m, n);
-    for (Index i = 0; i < A.size(); ++i) A.data()[i] = u(gen);
-    for (Index i = 0; i < Bt.size(); ++i) Bt.data()[i] = u(gen);
-    for (Index i = 0; i < C0.size(); ++i) C0.data()[i] = u(gen);
+    const Mat<float> A = random_mat(m, k, gen), Bt = random_mat(n, k, gen), C0 = random_mat(m, n, gen);
     const Mat<float> ref = C0 + A * Bt.transpose();
     Mat<float> C = C0;
     const PackedRhs<float> packed(Bt.transpose(), 64);  // B given transposed: strided packing
@@ -178,13 +178,12 @@ void test_packed_products_match_eigen() {
     check(E.isApprox(ref, 1e-5f), "product with a row-major B " + std::to_string(m) + "x" + std::to_string(k) + "x" +
                                       std::to_string(n));
   }
-  // A large product with A given transposed goes through a blocked transpose
-  // first; the same sums as with A row-major, so the same bits.
+  // A given transposed is copied into 8-row strips (61 rows: a padded strip)
+  // and k = 1000 crosses both the 256-deep k blocks and the 768-deep slabs of
+  // B; the same sums as with A row-major, so the same bits.
   {
-    const Index m = 64, k = 600, n = 1100;
-    Mat<float> At(k, m), B(k, n);
-    for (Index i = 0; i < At.size(); ++i) At.data()[i] = u(gen);
-    for (Index i = 0; i < B.size(); ++i) B.data()[i] = u(gen);
+    const Index m = 61, k = 1000, n = 1100;
+    const Mat<float> At = random_mat(k, m, gen), B = random_mat(k, n, gen);
     const Mat<float> A = At.transpose();
     Mat<float> via_transpose(m, n), row_major(m, n);
     gemm(via_transpose, At.transpose(), B);
@@ -196,10 +195,7 @@ void test_packed_products_match_eigen() {
   const Index few_shapes[][3] = {{1, 300, 200}, {3, 65, 1024}, {4, 256, 97}};
   for (auto& sh : few_shapes) {
     const Index m = sh[0], k = sh[1], n = sh[2];
-    Mat<float> A(m, k), B(k, n), C0(m, n);
-    for (Index i = 0; i < A.size(); ++i) A.data()[i] = u(gen);
-    for (Index i = 0; i < B.size(); ++i) B.data()[i] = u(gen);
-    for (Index i = 0; i < C0.size(); ++i) C0.data()[i] = u(gen);
+    const Mat<float> A = random_mat(m, k, gen), B = random_mat(k, n, gen), C0 = random_mat(m, n, gen);
     Mat<float> in_place = C0, packed = C0;
     gemm(in_place, A, B, /*accumulate=*/true);
     gemm(packed, A, PackedRhs<float>(B, 64), /*accumulate=*/true);

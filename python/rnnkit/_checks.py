@@ -39,6 +39,15 @@ def as_float(value, name, dtype, ndim=None, layout=None):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def is_ready(value, dtype, ndim, last):
+    """Is `value` already what a kernel takes: a C-contiguous ndarray of
+    `dtype`, of rank `ndim` (None: any rank >= 2) and last axis `last`? Calls
+    made once per generated token skip the conversions for it (the kernels
+    still check every shape)."""
+    return (type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous
+            and (value.ndim == ndim if ndim is not None else value.ndim >= 2) and value.shape[-1] == last)
+
+
 def check_shape(arr, name, expected):
     """`expected` may hold None for any size."""
     ok = arr.ndim == len(expected) and all(e is None or e == s for e, s in zip(expected, arr.shape))

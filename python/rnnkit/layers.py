@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _core
-from ._checks import as_float, float_dtype, positive_int, shape_str
+from ._checks import as_float, float_dtype, is_ready, positive_int, shape_str
 from .rnn import grads_and_vars
 from .variables import BuiltOnFirstUse, Variables, glorot_uniform
 
@@ -44,9 +44,7 @@ class Dense(BuiltOnFirstUse):
 
     def __call__(self, x):
         """Inference: x [..., D] -> y [..., units]; records nothing."""
-        if not (type(x) is np.ndarray and x.dtype == self.dtype and x.ndim >= 2
-                and x.shape[-1] == self.input_depth and x.flags.c_contiguous):
-            # converts and checks; an array that is already right (a sampling head's h) skips it
+        if not is_ready(x, self.dtype, None, self.input_depth):  # a sampling head's h skips this
             x = self._prepare(x)
         return _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
 

@@ -161,10 +161,21 @@ inline int get_num_threads() {
 // parallel_for (a thread running its own block of batch rows). Inline means
 // no parallel region at all: a region turned off by an if() clause still
 // costs about a microsecond, which is most of a small step.
+// Whether a loop of n items asked to go `parallel` really opens a region.
+inline bool opens_region(Index n, bool parallel) {
+#ifdef _OPENMP
+  return parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
+#else
+  (void)n;
+  (void)parallel;
+  return false;
+#endif
+}
+
 template <typename F>
 void parallel_for(Index n, bool parallel, F&& body) {
 #ifdef _OPENMP
-  if (parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+  if (opens_region(n, parallel)) {
 #pragma omp parallel for schedule(static)
     for (Index i = 0; i < n; ++i) body(i);
     return;
@@ -182,7 +193,7 @@ void parallel_for(Index n, bool parallel, F&& body) {
 template <typename F>
 void parallel_ranges(Index n, bool parallel, F&& body) {
 #ifdef _OPENMP
-  if (parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+  if (opens_region(n, parallel)) {
 #pragma omp parallel
     {
       const Index t = omp_get_thread_num(), threads = omp_get_num_threads();

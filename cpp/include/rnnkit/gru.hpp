@@ -102,7 +102,6 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
   const PackedRhs<T> W_gh(gates_kernel.bottomRows(H), rows);  // packed once, used at every step
   const PackedRhs<T> W_ch(cand_kernel.bottomRows(H), rows);
   const Activation act = cfg.activation;
-  ThreadScratch<T> scratch(2 * H, 1), cand_scratch(H, 1);
 
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(gates, t, G);
@@ -120,10 +119,10 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
         rh.row(b).setZero();
         return;
       }
-      RowScratch<T>& s = scratch.mine();
-      Slot<T> ru = s.load(0, zb);  // r | u side by side: one pass
-      ru = ru.logistic();
-      s.store(0, zb);
+      for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u side by side: one pass
+        const RowChunk<T> at(k0, 2 * H);
+        at.store(at.load(zb).logistic(), zb);
+      }
       for (Index k = 0; k < H; ++k) rh(b, k) = zb[k] * h(b, k);
     });
     if (training) seq.step(tape.rh, t, H) = rh;
@@ -136,10 +135,12 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
       }
       T* zb = &zt(b, 0);
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      RowScratch<T>& s = cand_scratch.mine();
-      Slot<T> cand = s.load(0, zb + 2 * H);
-      activate_inplace(cand, act);
-      s.store(0, zb + 2 * H);
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        Chunk<T> cand = at.load(zb + 2 * H);
+        activate_inplace(cand, act);
+        at.store(cand, zb + 2 * H);
+      }
       for (Index k = 0; k < H; ++k) {
         const T c = zb[2 * H + k];
         const T u = zb[H + k];
@@ -304,7 +305,6 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
   const Mat<T> W_h_dense = detail::reset_after_W_h(w, D, H);
   const PackedRhs<T> W_h(W_h_dense, rows);
   const Activation act = cfg.activation;
-  ThreadScratch<T> scratch(2 * H, 1), cand_scratch(H, 1);  // r | u; the candidate
 
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(gates, t, G);
@@ -319,15 +319,16 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
       }
       T* zb = &zt(b, 0);
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      RowScratch<T>& s = scratch.mine();
-      Slot<T> ru = s.load(0, zb + H);  // r | u
-      ru = ru.logistic();
-      s.store(0, zb + H);
-      RowScratch<T>& sc = cand_scratch.mine();
-      Slot<T> cand = sc.slot(0);
-      for (Index k = 0; k < H; ++k) cand[k] = zb[k] + zb[H + k] * zb[3 * H + k];  // x side + r ⊙ hn
-      activate_inplace(cand, act);
-      sc.store(0, zb);
+      for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u
+        const RowChunk<T> at(k0, 2 * H);
+        at.store(at.load(zb + H).logistic(), zb + H);
+      }
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        Chunk<T> cand = at.load(zb) + at.load(zb + H) * at.load(zb + 3 * H);  // x side + r ⊙ hn
+        activate_inplace(cand, act);
+        at.store(cand, zb);
+      }
       for (Index k = 0; k < H; ++k) {
         const T u = zb[2 * H + k];
         const T c = zb[k];

@@ -188,24 +188,22 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
       const Index r0 = q * chunk, r1 = std::min(m, r0 + chunk);
       for (Index k0 = 0; k0 < k; k0 += kDepth) {
         const Index depth = std::min(kDepth, k - k0);
+        // this k block of A's rows [r0, r1): in place, or as strips (row r at (r - r0) * depth)
         const float* a_blk = a + r0 * ars + k0 * acs;
-        Index blk_rs = ars, blk_cs = acs;
+        Index a_rs = ars, a_cs = acs, row_step = ars;
         if (pack_a) {
           pack_rows(a_blk, ars, acs, r1 - r0, depth, strips.data);
           a_blk = strips.data;
+          a_rs = 1;
+          a_cs = kTileRows;
+          row_step = depth;
         }
         for (Index p = p0; p < p1; ++p) {
           const Index j0 = p * kPanel, cols = std::min(kPanel, n - j0);
           const float* panel = packed_b + (p * k + k0) * kPanel;
-          for (Index r = r0; r < r1; r += kTileRows) {
-            const Index rows = std::min(kTileRows, r1 - r);
-            const float* a_tile = pack_a ? a_blk + (r - r0) * depth : a_blk + (r - r0) * ars;
-            if (pack_a) {
-              blk_rs = 1;
-              blk_cs = kTileRows;
-            }
-            tile_rows(rows, a_tile, blk_rs, blk_cs, panel, depth, c + r * ldc + j0, ldc, cols, accumulate || k0 > 0);
-          }
+          for (Index r = r0; r < r1; r += kTileRows)
+            tile_rows(std::min(kTileRows, r1 - r), a_blk + (r - r0) * row_step, a_rs, a_cs, panel, depth,
+                      c + r * ldc + j0, ldc, cols, accumulate || k0 > 0);
         }
       }
     }
@@ -253,7 +251,7 @@ inline void few_rows_columns(float* c, Index ldc, Index n, Index k, const float*
   constexpr int kVecs = 16 / Rows;
   constexpr Index kCols = 16 * kVecs;
   const Index chunks = (n + kCols - 1) / kCols;
-  parallel_for(chunks, parallel && chunks > 1, [&](Index q) {
+  parallel_for(chunks, parallel, [&](Index q) {
     const Index j0 = q * kCols;
     few_rows_tile<Rows, kVecs>(a, ars, acs, b + j0, ldb, k, c + j0, ldc, std::min(kCols, n - j0), accumulate);
   });

@@ -5,55 +5,23 @@
 // prologue up to the first aligned address, so which elements take the SIMD
 // path would depend on the row's address — and a row's address differs
 // between a single step and a whole sequence, or batch row 0 and row 1. The
-// kernels therefore copy each row's operands into aligned, zero-padded
-// scratch slots whose width is a whole number of SIMD packets: every element
-// then goes through the same packet code, and results depend only on values.
+// kernels therefore walk each row in fixed-size chunks of two packets held in
+// aligned local arrays (registers, in practice): every element goes through
+// the same packet code wherever the row lives, and nothing is copied to
+// scratch. The last chunk of a row whose width is not a multiple is
+// zero-padded on load and stored partially.
 #pragma once
 
 #include "rnnkit/common.hpp"
 
-#include <vector>
-
 namespace rnnkit {
 
+// Elements of T in the widest aligned packet Eigen may use.
 template <typename T>
-using ArrayX = Eigen::Array<T, Eigen::Dynamic, 1>;
+constexpr Index kAligned = EIGEN_MAX_ALIGN_BYTES / sizeof(T) > 0 ? EIGEN_MAX_ALIGN_BYTES / sizeof(T) : 1;
+
 template <typename T>
-using Slot = Eigen::Map<ArrayX<T>, Eigen::AlignedMax>;
-
-// `count` aligned slots of `width` elements (padded to whole packets), owned
-// by one thread for the duration of one kernel call.
-template <typename T>
-class RowScratch {
- public:
-  RowScratch(Index width, int count)
-      : width_(width), padded_(pad(width)), buffer_(ArrayX<T>::Zero(padded_ * count)) {}
-
-  Slot<T> slot(int i) { return Slot<T>(buffer_.data() + i * padded_, padded_); }
-
-  // slot i <- src[0, width); the padding keeps whatever it held (finite)
-  Slot<T> load(int i, const T* src) {
-    std::copy_n(src, width_, buffer_.data() + i * padded_);
-    return slot(i);
-  }
-  void store(int i, T* dst) const { std::copy_n(buffer_.data() + i * padded_, width_, dst); }
-
- private:
-  static Index pad(Index width) {
-    const Index unit = EIGEN_MAX_ALIGN_BYTES / sizeof(T) > 0 ? EIGEN_MAX_ALIGN_BYTES / sizeof(T) : 1;
-    return (width + unit - 1) / unit * unit;
-  }
-  Index width_, padded_;
-  ArrayX<T> buffer_;
-};
-
-// A row can also be walked in fixed-size chunks of two packets held in
-// aligned local arrays (registers, in practice): the same packet code for
-// every element wherever the row lives, without copying whole rows to
-// scratch. The last chunk of a row whose width is not a multiple is
-// zero-padded on load and stored partially.
-template <typename T>
-constexpr Index kChunk = 2 * (EIGEN_MAX_ALIGN_BYTES / sizeof(T) > 0 ? EIGEN_MAX_ALIGN_BYTES / sizeof(T) : 1);
+constexpr Index kChunk = 2 * kAligned<T>;
 template <typename T>
 using Chunk = Eigen::Array<T, kChunk<T>, 1>;
 
@@ -81,7 +49,7 @@ struct RowChunk {
   }
 };
 
-// a = act(a), in place (a: a Slot or a Chunk).
+// a = act(a), in place.
 template <typename A>
 void activate_inplace(A&& a, Activation act) {
   switch (act) {
@@ -103,27 +71,5 @@ void activation_grad(Dst&& dst, const Y& y, Activation act) {
     case Activation::Identity: dst.setOnes(); break;
   }
 }
-
-// One RowScratch per thread, made once per kernel call (never per step).
-template <typename T>
-class ThreadScratch {
- public:
-  ThreadScratch(Index width, int count) {
-    const int n = get_num_threads();
-    rows_.reserve(n);
-    for (int i = 0; i < n; ++i) rows_.emplace_back(width, count);
-  }
-  RowScratch<T>& mine() {
-#ifdef _OPENMP
-    return rows_[omp_get_thread_num()];
-#else
-    return rows_[0];
-#endif
-  }
-  std::vector<RowScratch<T>>& all() { return rows_; }
-
- private:
-  std::vector<RowScratch<T>> rows_;
-};
 
 }  // namespace rnnkit

@@ -12,7 +12,7 @@ is rebuilt by `_pack_state`.
 
 import numpy as np
 
-from .._checks import as_float, float_dtype, non_negative_int, positive_int, shape_str, token_ids
+from .._checks import as_float, float_dtype, is_ready, non_negative_int, positive_int, shape_str, token_ids
 from ..variables import BuiltOnFirstUse, Variables
 
 
@@ -90,8 +90,7 @@ class RNNCell(BuiltOnFirstUse):
         already what the kernel takes (a C-contiguous [B, D] array of the
         cell's dtype and depth) skip the conversions; the kernel still
         checks every shape."""
-        if (type(inputs) is np.ndarray and inputs.dtype == self.dtype and inputs.ndim == 2
-                and inputs.shape[1] == self.input_depth and inputs.flags.c_contiguous):
+        if is_ready(inputs, self.dtype, 2, self.input_depth):
             x = inputs[None]
         else:
             arr = np.asarray(inputs)
@@ -126,9 +125,8 @@ class RNNCell(BuiltOnFirstUse):
 
 
 def _state_array(value, name, dtype, batch_size, width):
-    if (type(value) is np.ndarray and value.dtype == dtype and value.shape == (batch_size, width)
-            and value.flags.c_contiguous):
-        return value  # already right: the common case, once per sampled token
+    if is_ready(value, dtype, 2, width) and value.shape[0] == batch_size:
+        return value  # the common case, once per sampled token
     arr = as_float(value, name, dtype)
     if arr.shape != (batch_size, width):
         raise ValueError(f"{name} must have shape {shape_str((batch_size, width))}, got {shape_str(arr.shape)}")
