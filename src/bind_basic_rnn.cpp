@@ -36,7 +36,7 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
   py::object keep_lengths;
   const int32_t* lengths = take_lengths(lengths_obj, B, seq.T, keep_lengths);
   const StateMask<T> state_mask = take_state_mask<T>(mask_obj, seq, H);
-  Array<T> outputs = empty<T>(seq_shape(seq, H));
+  Array<T> outputs = empty<T>(input.shape(H));
   Array<T> h_final = empty<T>({B, H});
   BasicRnnTape<T> tape;
   T* ws = nullptr;
@@ -74,7 +74,7 @@ py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::di
   BasicRnnTape<T> tape;
   tape.h = tape_entry<T>(tape_d, "h", {rows, H});
   tape.h_prev = tape_entry<T>(tape_d, "h_prev", {rows, H});
-  Array<T> d_out = take<T>(d_out_obj, "d_outputs", seq_shape(seq, H));
+  Array<T> d_out = take<T>(d_out_obj, "d_outputs", input.shape(H));
   Array<T> dh = take<T>(dh_obj, "d_final_state", {B, H});
   T* dx_data = nullptr;
   py::object dx = input_grad_array(input, input_grad, &dx_data);

@@ -53,7 +53,7 @@ ForwardIo<T> forward_io(const GruConfig& cfg, const py::object& x_obj, const py:
   io.lengths = take_lengths(lengths_obj, io.seq.B, io.seq.T, io.keep_lengths);
   io.mask = take_state_mask<T>(mask_obj, io.seq, cfg.H);
   io.mask_obj = mask_obj;
-  io.outputs = empty<T>(seq_shape(io.seq, cfg.H));
+  io.outputs = empty<T>(io.input.shape(cfg.H));
   io.h_final = empty<T>({io.seq.B, cfg.H});
   return io;
 }
@@ -89,7 +89,7 @@ BackwardIo<T> backward_io(const GruConfig& cfg, const py::dict& tape, const py::
   io.seq = io.input.seq;
   io.lengths = take_lengths(tape["sequence_length"], io.seq.B, io.seq.T, io.keep_lengths);
   io.mask = take_state_mask<T>(tape["state_mask"], io.seq, cfg.H);
-  io.d_out = take<T>(d_out_obj, "d_outputs", seq_shape(io.seq, cfg.H));
+  io.d_out = take<T>(d_out_obj, "d_outputs", io.input.shape(cfg.H));
   io.dh = take<T>(dh_obj, "d_final_state", {io.seq.B, cfg.H});
   io.dx = input_grad_array(io.input, input_grad, &io.dx_data);
   io.dh0 = empty<T>({io.seq.B, cfg.H});

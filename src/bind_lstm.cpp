@@ -86,7 +86,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
   const int32_t* lengths = take_lengths(lengths_obj, B, seq.T, keep_lengths);
   const StateMask<T> state_mask = take_state_mask<T>(mask_obj, seq, R);
 
-  Array<T> outputs = empty<T>(seq_shape(seq, R));
+  Array<T> outputs = empty<T>(input.shape(R));
   Array<T> c_final = empty<T>({B, H});
   Array<T> m_final = empty<T>({B, R});
   LstmTape<T> tape;
@@ -138,7 +138,7 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
     tape.m_pre = tape_entry<T>(tape_d, "m_pre", {rows, H});
     tape.m_raw = tape_entry<T>(tape_d, "m_raw", {rows, P});
   }
-  Array<T> d_out = take<T>(d_out_obj, "d_outputs", seq_shape(seq, R));
+  Array<T> d_out = take<T>(d_out_obj, "d_outputs", input.shape(R));
   Array<T> dc = take<T>(dc_obj, "d_final_state.c", {B, H});
   Array<T> dm = take<T>(dm_obj, "d_final_state.h", {B, R});
 

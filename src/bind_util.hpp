@@ -174,15 +174,34 @@ inline rnnkit::SeqLayout layout_of(const py::array& x, const char* name, Index d
   return s;
 }
 
+// One step of B rows (T = 1: both layouts are the same memory).
+inline rnnkit::SeqLayout step_layout(Index B) {
+  rnnkit::SeqLayout s;
+  s.time_major = true;
+  s.T = 1;
+  s.B = B;
+  return s;
+}
+
 // The inputs of a recurrent kernel: floats [B, T, D] ([T, B, D] when time
-// major) of dtype T, or int32 token ids [B, T] ([T, B]), each in [0, D).
+// major) of dtype T, or int32 token ids [B, T] ([T, B]), each in [0, D); or
+// a single step, one rank lower: floats [B, D] or ids [B] (a cell called as
+// cell(x, state): its outputs are [B, width], with no time axis to add and
+// drop in Python).
 // Float inputs whose rows are all one-hot also get ids (rnnkit::one_hot_rows).
 template <typename T>
 struct InputArg {
   rnnkit::SeqLayout seq;
   rnnkit::SeqInput<T> in;
+  bool step = false;                   // a single step: no time axis
   py::array array;                     // keeps the buffer alive
   std::vector<int32_t> one_hot_ids;    // in.ids of one-hot float inputs
+
+  // The shape of an array with one row of `width` per input row (outputs,
+  // d_outputs, dx): the inputs' own layout.
+  std::vector<Index> shape(Index width) const {
+    return step ? std::vector<Index>{seq.B, width} : seq_shape(seq, width);
+  }
 
   InputArg() = default;
   InputArg(InputArg&&) = default;  // moving keeps one_hot_ids' buffer, so in.ids stays valid
@@ -195,17 +214,22 @@ template <typename T>
 InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bool time_major) {
   InputArg<T> r;
   r.in.D = depth;
-  if (py::isinstance<py::array>(obj) &&
-      py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int32_t>())) {
-    py::array ids = py::reinterpret_borrow<py::array>(obj);
-    if (ids.ndim() != 2)
+  const bool is_array = py::isinstance<py::array>(obj);
+  const py::ssize_t rank = is_array ? py::reinterpret_borrow<py::array>(obj).ndim() : -1;
+  if (is_array && py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int32_t>())) {
+    if (rank != 2 && rank != 1)
       throw py::value_error(std::string(name) + " (token ids) must have rank 2 " +
-                            (time_major ? "[T, B]" : "[B, T]") + ", got shape " +
-                            shape_str(shape_of(ids)));
-    auto a = take<int32_t>(obj, name, {-1, -1});
-    r.seq.time_major = time_major;
-    r.seq.T = time_major ? a.shape(0) : a.shape(1);
-    r.seq.B = time_major ? a.shape(1) : a.shape(0);
+                            (time_major ? "[T, B]" : "[B, T]") + " (or rank 1 [B] for one step), got shape " +
+                            shape_str(shape_of(py::reinterpret_borrow<py::array>(obj))));
+    auto a = take<int32_t>(obj, name, std::vector<Index>(static_cast<size_t>(rank), -1));
+    r.step = rank == 1;
+    if (r.step) {
+      r.seq = step_layout(a.shape(0));
+    } else {
+      r.seq.time_major = time_major;
+      r.seq.T = time_major ? a.shape(0) : a.shape(1);
+      r.seq.B = time_major ? a.shape(1) : a.shape(0);
+    }
     const int32_t* p = a.data();
     for (Index i = 0; i < r.seq.rows(); ++i)
       if (p[i] < 0 || p[i] >= depth)
@@ -215,8 +239,13 @@ InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bo
     r.array = a;
     return r;
   }
-  Array<T> x = take<T>(obj, name, {-1, -1, depth});
-  r.seq = layout_of(x, name, depth, time_major);
+  if (is_array && rank != 3 && rank != 2)
+    throw py::value_error(std::string(name) + " must have rank 3 " + (time_major ? "[T, B, D]" : "[B, T, D]") +
+                          " (or rank 2 [B, D] for one step), got shape " +
+                          shape_str(shape_of(py::reinterpret_borrow<py::array>(obj))));
+  r.step = rank == 2;
+  Array<T> x = r.step ? take<T>(obj, name, {-1, depth}) : take<T>(obj, name, {-1, -1, depth});
+  r.seq = r.step ? step_layout(x.shape(0)) : layout_of(x, name, depth, time_major);
   r.in.x = x.data();
   r.array = x;
   r.one_hot_ids.resize(static_cast<size_t>(r.seq.rows()));
@@ -251,7 +280,7 @@ py::object input_grad_array(const InputArg<T>& a, bool wanted, T** data) {
     *data = nullptr;
     return py::none();
   }
-  Array<T> dx = empty<T>(seq_shape(a.seq, a.in.D));
+  Array<T> dx = empty<T>(a.shape(a.in.D));
   *data = dx.mutable_data();
   return dx;
 }

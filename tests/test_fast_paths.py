@@ -128,3 +128,115 @@ def test_single_steps_give_the_bits_of_the_sequence(batch, restore_threads):
     assert_close(steps[1], whole)
     if "AVX512" in _core.simd:  # both are the AVX-512 kernels' in-order sums
         assert np.array_equal(steps[1], whole)
+
+
+# ---- cell(x, state): ready arrays go straight to the kernel ------------------------------------
+STEP_MAKERS = dict(MAKERS, multi=lambda dt: rnnkit.MultiRNNCell(
+    [rnnkit.BasicLSTMCell(6, input_depth=9, dtype=dt, seed=1), rnnkit.GRUCell(5, dtype=dt, seed=2)]))
+
+
+def flat_arrays(state):
+    if isinstance(state, tuple):
+        return [a for s in state for a in flat_arrays(s)]
+    return [state]
+
+
+def state_like(state, convert):
+    if isinstance(state, tuple):
+        parts = tuple(state_like(s, convert) for s in state)
+        return type(state)(*parts) if hasattr(state, "_fields") else parts
+    return convert(state)
+
+
+@pytest.mark.parametrize("name", list(STEP_MAKERS))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_step_from_ready_arrays_equals_a_step_from_converted_ones(name, dtype):
+    # The same step four ways: ready arrays (straight to the kernel), a list
+    # and arrays of the other dtype (converted first), and a one-step sequence.
+    cell = STEP_MAKERS[name](dtype)
+    # float32 values, so that either dtype holds them exactly
+    x = rng(8).normal(size=(3, 9)).astype(np.float32).astype(dtype)
+    state = state_like(cell.zero_state(3), lambda a: rng(9).normal(size=a.shape).astype(np.float32).astype(dtype))
+    other = np.float32 if dtype == np.float64 else np.float64
+    out, new = cell(x, state)
+    out_list, new_list = cell(x.tolist(), state)
+    out_other, new_other = cell(x.astype(other), state_like(state, lambda a: a.astype(other)))
+    seq_out, seq_final = rnnkit.dynamic_rnn(cell, x[:, None], initial_state=state)
+    assert out.shape == (3, cell.output_size) and out.dtype == dtype
+    assert type(new) is type(state)
+    for o in (out_list, out_other, seq_out[:, 0]):
+        assert np.array_equal(out, o)
+    for n in (new_list, new_other, seq_final):
+        for a, b in zip(flat_arrays(new), flat_arrays(n)):
+            assert a.dtype == dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", list(STEP_MAKERS))
+def test_a_step_from_int32_ids_equals_one_hot_rows(name):
+    cell = STEP_MAKERS[name](np.float32)
+    ids = np.array([4, 0, 8], np.int32)
+    state = cell.zero_state(3)
+    out_ids, new_ids = cell(ids, state)
+    out_int64, _ = cell(ids.astype(np.int64), state)  # converted first
+    out_hot, new_hot = cell(rnnkit.one_hot(ids, 9), state)
+    assert np.array_equal(out_ids, out_hot) and np.array_equal(out_ids, out_int64)
+    for a, b in zip(flat_arrays(new_ids), flat_arrays(new_hot)):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", list(STEP_MAKERS))
+def test_a_step_with_bad_arrays_says_what_is_wrong(name):
+    cell = STEP_MAKERS[name](np.float32)
+    state = cell.zero_state(2)
+    with pytest.raises(ValueError, match=r"inputs.*depth 9.*got 7"):
+        cell(np.zeros((2, 7), np.float32), state)
+    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 9\)"):
+        cell(np.array([1, 9], np.int32), state)
+    wrong_batch = state_like(state, lambda a: np.zeros((3, a.shape[1]), np.float32))
+    with pytest.raises(ValueError, match=r"state.*\[2, \d+\].*got \[3, \d+\]"):
+        cell(np.zeros((2, 9), np.float32), wrong_batch)
+    with pytest.raises(TypeError, match="state"):
+        cell(np.zeros((2, 9), np.float32), [flat_arrays(state)])
+
+
+def test_lstm_state_forms_on_the_direct_path():
+    cell = rnnkit.BasicLSTMCell(4, input_depth=3, seed=1)
+    x = rng(10).normal(size=(2, 3)).astype(np.float32)
+    c, h = (rng(11).normal(size=(2, 4)).astype(np.float32) for _ in range(2))
+    out_tuple, s_tuple = cell(x, rnnkit.LSTMStateTuple(c, h))
+    out_plain, s_plain = cell(x, (c, h))  # a plain (c, h) tuple is an LSTM state too
+    assert np.array_equal(out_tuple, out_plain) and type(s_plain) is rnnkit.LSTMStateTuple
+    with pytest.raises(TypeError, match="LSTMStateTuple"):
+        cell(x, (c, h, h))
+    flat = rnnkit.BasicLSTMCell(4, state_is_tuple=False, input_depth=3, seed=1)
+    out_flat, s_flat = flat(x, np.concatenate([c, h], axis=1))
+    assert np.array_equal(out_flat, out_tuple) and s_flat.shape == (2, 8)
+
+
+def test_kernel_takes_one_step_without_a_time_axis():
+    cell = rnnkit.BasicLSTMCell(5, input_depth=3, seed=1)
+    x = rng(12).normal(size=(2, 3)).astype(np.float32)
+    c, m = cell.zero_state(2)
+    args = cell._weight_args()
+    out2, c2, m2 = _core.lstm_forward(x, c, m, None, False, None, None, *args)
+    out3, c3, m3 = _core.lstm_forward(x[:, None], c, m, None, False, None, None, *args)
+    assert out2.shape == (2, 5) and np.array_equal(out2, out3[:, 0]) and np.array_equal(c2, c3)
+    with pytest.raises(ValueError, match=r"rank 3 \[B, T, D\] \(or rank 2 \[B, D\] for one step\)"):
+        _core.lstm_forward(x[None, None], c, m, None, False, None, None, *args)
+
+
+@pytest.mark.parametrize("units", [1, 17, 65, 300])
+def test_dense_on_ready_and_converted_inputs(units, restore_threads):
+    dense = rnnkit.Dense(units, input_depth=256, seed=3)
+    dense.variables["bias"] = rng(13).normal(size=units).astype(np.float32)
+    h = rng(14).normal(size=(2, 256)).astype(np.float32)
+    y = dense(h)
+    assert np.array_equal(y, dense(h.astype(np.float64)))  # converted first
+    assert np.array_equal(y, dense(np.asfortranarray(h)))  # made contiguous first
+    assert_close(y, h.astype(np.float64) @ dense.variables["kernel"] + dense.variables["bias"], np.float32)
+    rnnkit.set_num_threads(1)
+    assert np.array_equal(y, dense(h))
+    with pytest.raises(ValueError, match=r"x must have depth 256.*got 255"):
+        dense(np.zeros((2, 255), np.float32))
+    with pytest.raises(ValueError, match=r"rank >= 2"):
+        dense(np.zeros(256, np.float32))

@@ -386,8 +386,10 @@ def test_wrong_input_depth(reset_after):
     weights = cell._weights()
     with pytest.raises(ValueError, match=r"inputs must have shape \[\*, \*, 4\], got \[2, 5, 3\]"):
         run(np.zeros((2, 5, 3), np.float32), h0=np.zeros((2, 3), np.float32), **weights)
-    with pytest.raises(ValueError, match=r"inputs must have shape \[\*, \*, 4\], got \[2, 4\]"):
-        run(np.zeros((2, 4), np.float32), h0=np.zeros((2, 3), np.float32), **weights)
+    with pytest.raises(ValueError, match=r"inputs must have shape \[\*, 4\], got \[2, 3\]"):  # one step
+        run(np.zeros((2, 3), np.float32), h0=np.zeros((2, 3), np.float32), **weights)
+    with pytest.raises(ValueError, match=r"inputs must have rank 3 \[B, T, D\] \(or rank 2 \[B, D\] for one step\)"):
+        run(np.zeros(4, np.float32), h0=np.zeros((2, 3), np.float32), **weights)
 
 
 @pytest.mark.parametrize("reset_after", [False, True])

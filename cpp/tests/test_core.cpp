@@ -192,7 +192,8 @@ void test_packed_products_match_eigen() {
     check(via_transpose == row_major, "transposed A changes the product's bits");
   }
   // A few rows read B in place; they must give the bits of the packed kernel.
-  const Index few_shapes[][3] = {{1, 300, 200}, {3, 65, 1024}, {4, 256, 97}};
+  // (m, k, n): last column chunks narrower than a tile (200, 65, 1, 97 columns) run narrower tiles.
+  const Index few_shapes[][3] = {{1, 300, 200}, {1, 256, 65}, {2, 40, 1}, {3, 65, 1024}, {4, 256, 97}};
   for (auto& sh : few_shapes) {
     const Index m = sh[0], k = sh[1], n = sh[2];
     const Mat<float> A = random_mat(m, k, gen), B = random_mat(k, n, gen), C0 = random_mat(m, n, gen);

@@ -3,7 +3,7 @@
 import numpy as np
 
 from . import _core
-from ._checks import as_float, float_dtype, is_ready, positive_int, shape_str
+from ._checks import as_float, float_dtype, positive_int, shape_str
 from .rnn import grads_and_vars
 from .variables import BuiltOnFirstUse, Variables, glorot_uniform
 
@@ -44,9 +44,13 @@ class Dense(BuiltOnFirstUse):
 
     def __call__(self, x):
         """Inference: x [..., D] -> y [..., units]; records nothing."""
-        if not is_ready(x, self.dtype, None, self.input_depth):  # a sampling head's h skips this
-            x = self._prepare(x)
-        return _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
+        v = self.variables
+        if type(x) is np.ndarray and x.dtype is self.dtype and x.ndim >= 2 and self.input_depth is not None:
+            try:  # a sampling head's h, once per token: the kernel checks its shape
+                return _core.dense_forward(x, v["kernel"], v["bias"])
+            except (TypeError, ValueError):
+                pass  # not usable as it is: _prepare converts it, or says what is wrong
+        return _core.dense_forward(self._prepare(x), v["kernel"], v["bias"])
 
     def forward(self, x):
         """x [..., D] -> y [..., units]; keeps x for backward."""

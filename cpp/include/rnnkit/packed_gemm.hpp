@@ -245,6 +245,20 @@ inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, 
     for (int v = 0; v < Vecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
 }
 
+// A last, narrower chunk of columns runs a tile of just the vectors it needs
+// (a Dense(65) head is 5 vectors, not 16): per column the same in-order sum.
+template <int Rows, int Vecs>
+inline void few_rows_narrow_tile(int vecs, const float* a, Index ars, Index acs, const float* b, Index ldb, Index k,
+                                 float* c, Index ldc, Index cols, bool accumulate) {
+  if constexpr (Vecs > 1) {
+    if (vecs < Vecs) {
+      few_rows_narrow_tile<Rows, Vecs - 1>(vecs, a, ars, acs, b, ldb, k, c, ldc, cols, accumulate);
+      return;
+    }
+  }
+  few_rows_tile<Rows, Vecs>(a, ars, acs, b, ldb, k, c, ldc, cols, accumulate);
+}
+
 template <int Rows>
 inline void few_rows_columns(float* c, Index ldc, Index n, Index k, const float* a, Index ars, Index acs,
                              const float* b, Index ldb, bool accumulate, bool parallel) {
@@ -253,7 +267,12 @@ inline void few_rows_columns(float* c, Index ldc, Index n, Index k, const float*
   const Index chunks = (n + kCols - 1) / kCols;
   parallel_for(chunks, parallel, [&](Index q) {
     const Index j0 = q * kCols;
-    few_rows_tile<Rows, kVecs>(a, ars, acs, b + j0, ldb, k, c + j0, ldc, std::min(kCols, n - j0), accumulate);
+    const Index cols = std::min(kCols, n - j0);
+    if (cols == kCols)
+      few_rows_tile<Rows, kVecs>(a, ars, acs, b + j0, ldb, k, c + j0, ldc, cols, accumulate);
+    else
+      few_rows_narrow_tile<Rows, kVecs>(static_cast<int>((cols + 15) / 16), a, ars, acs, b + j0, ldb, k, c + j0, ldc,
+                                        cols, accumulate);
   });
 }
 

@@ -15,12 +15,20 @@ import numpy as np
 from .._checks import as_float, float_dtype, is_ready, non_negative_int, positive_int, shape_str, token_ids
 from ..variables import BuiltOnFirstUse, Variables
 
+_INT32 = np.dtype(np.int32)
+
 
 class RNNCell(BuiltOnFirstUse):
     """Base class. Subclasses set `scope_name` and implement `_variable_specs`,
     `_state_widths`, `_pack_state`, `_forward` and `_backward`."""
 
     scope_name = "rnn_cell"
+
+    # Does `_forward` take one step as it comes (x [B, D] or int32 ids [B], and
+    # the state's own arrays from `_kernel_state`), in a single kernel call?
+    # Then `cell(x, state)` calls it straight away. Wrappers, which work on
+    # whole sequences, do not.
+    _kernel_steps = False
 
     def __init__(self, num_units, dtype=np.float32, input_depth=None, seed=None):
         self.num_units = positive_int(num_units, "num_units")
@@ -58,6 +66,11 @@ class RNNCell(BuiltOnFirstUse):
             raise TypeError(f"{name} must be one array [B, {self.num_units}] for {type(self).__name__}, got a {type(state).__name__}")
         return [_state_array(state, name, self.dtype, batch_size, self.num_units)]
 
+    def _kernel_state(self, state):
+        """The flat state, when `state` is already built of arrays (whose
+        shapes and dtypes the kernel checks); else None."""
+        return [state] if type(state) is np.ndarray else None
+
     def zero_state(self, batch_size, dtype=None):
         """The all-zero state for `batch_size` rows."""
         batch_size = non_negative_int(batch_size, "batch_size")
@@ -86,10 +99,19 @@ class RNNCell(BuiltOnFirstUse):
     def __call__(self, inputs, state):
         """One time step: inputs [B, D] (or token ids [B]), state -> (output [B, out], new_state).
 
-        Sampling calls this once per generated token, so inputs that are
-        already what the kernel takes (a C-contiguous [B, D] array of the
-        cell's dtype and depth) skip the conversions; the kernel still
-        checks every shape."""
+        Sampling calls this once per generated token, so inputs and states
+        that are already what the kernel takes (arrays of the cell's dtype,
+        or int32 ids) go straight to it, which checks every shape; anything
+        else is converted first."""
+        if self._kernel_steps and type(inputs) is np.ndarray and self.input_depth is not None and (
+                inputs.dtype is self.dtype or inputs.dtype is _INT32):
+            flat = self._kernel_state(state)
+            if flat is not None:
+                try:
+                    outputs, final = self._forward(inputs, None, flat, True, None)
+                    return outputs, self._pack_state(final)
+                except (TypeError, ValueError):
+                    pass  # not usable as it is: the path below converts it, or says what is wrong
         if is_ready(inputs, self.dtype, 2, self.input_depth):
             x = inputs[None]
         else:

@@ -21,6 +21,7 @@ class BasicRNNCell(RNNCell):
     """TF1's BasicRNNCell. Variables: kernel [D + H, H], bias [H]."""
 
     scope_name = "basic_rnn_cell"
+    _kernel_steps = True
 
     def __init__(self, num_units, activation="tanh", dtype=np.float32, input_depth=None, seed=None):
         self.activation = activation_name(activation)

@@ -42,6 +42,7 @@ class GRUCell(RNNCell):
     State: one array [B, H]; output = new state."""
 
     scope_name = "gru_cell"
+    _kernel_steps = True
 
     def __init__(self, num_units, activation="tanh", reset_after=False, dtype=np.float32,
                  input_depth=None, seed=None):

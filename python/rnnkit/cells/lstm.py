@@ -39,6 +39,7 @@ class LSTMCell(RNNCell):
     State: LSTMStateTuple(c [B, H], h [B, R])."""
 
     scope_name = "lstm_cell"
+    _kernel_steps = True
 
     def __init__(self, num_units, use_peepholes=False, cell_clip=None, num_proj=None,
                  proj_clip=None, forget_bias=1.0, state_is_tuple=True, activation="tanh",
@@ -87,6 +88,11 @@ class LSTMCell(RNNCell):
         if self.state_is_tuple:
             return tuple.__new__(LSTMStateTuple, (c, h))  # namedtuple's own __new__ costs a Python call
         return np.concatenate([c, h], axis=1)
+
+    def _kernel_state(self, state):
+        if self.state_is_tuple and type(state) in (LSTMStateTuple, tuple) and len(state) == 2:
+            return state  # (c, h): indexed like the flat [c, h]
+        return None
 
     def _flatten_state(self, state, batch_size, name="initial_state"):
         H, R = self.num_units, self.output_size

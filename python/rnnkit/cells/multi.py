@@ -28,6 +28,7 @@ class MultiRNNCell(RNNCell):
         if not state_is_tuple:
             raise ValueError("MultiRNNCell supports state_is_tuple=True only (TF deprecated the False form)")
         self.cells = cells
+        self._kernel_steps = all(c._kernel_steps for c in cells)
         self.dtype = cells[0].dtype
         self.num_units = cells[-1].num_units
         self.grads = {}
@@ -88,6 +89,17 @@ class MultiRNNCell(RNNCell):
         flat = []
         for i, (cell, s) in enumerate(zip(self.cells, state)):
             flat += cell._flatten_state(s, batch_size, name=f"{name}[{i}]")
+        return flat
+
+    def _kernel_state(self, state):
+        if type(state) is not tuple or len(state) != len(self.cells):
+            return None
+        flat = []
+        for cell, s in zip(self.cells, state):
+            part = cell._kernel_state(s)
+            if part is None:
+                return None
+            flat += part
         return flat
 
     def _state_droppable(self):
