@@ -16,8 +16,8 @@ def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape,
     x = cell._prepare_inputs(inputs, layout="[T, B, D]" if time_major else "[B, T, D]")
     steps, batch = _time_axes(x, time_major)
     lengths = sequence_lengths(sequence_length, batch, steps)
-    if initial_state is None:
-        state = cell._flatten_state(cell.zero_state(batch), batch)
+    if initial_state is None:  # the flat zero state (what zero_state would pack, flattened back)
+        state = [np.zeros((batch, w), cell.dtype) for w in cell._state_widths()]
     else:
         state = cell._flatten_state(initial_state, batch)
     outputs, final = cell._forward(x, lengths, state, bool(time_major), tape, training=bool(training))
