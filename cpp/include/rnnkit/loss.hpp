@@ -10,7 +10,7 @@
 // batch-major order (row = b*T + t).
 #pragma once
 
-#include "rnnkit/common.hpp"
+#include "rnnkit/rowmath.hpp"
 
 #include <limits>
 #include <stdexcept>
@@ -102,14 +102,20 @@ void sequence_loss_forward(const SequenceLossConfig& cfg, const T* logits, const
     const T* x = logits + r * C;
     T m = x[0];
     for (Index k = 1; k < C; ++k) m = std::max(m, x[k]);
+    // exp in register chunks (see rowmath.hpp): Eigen's vectorised exp, as
+    // TF's softmax, the same for every row wherever it lives
     T s = T(0);
-    if (probs != nullptr) {
-      T* p = probs + r * C;
-      for (Index k = 0; k < C; ++k) s += (p[k] = std::exp(x[k] - m));
+    T* p = probs != nullptr ? probs + r * C : nullptr;
+    for (Index k0 = 0; k0 < C; k0 += kChunk<T>) {
+      const RowChunk<T> ch(k0, C);
+      Chunk<T> e = (ch.load(x) - m).exp();
+      if (ch.n < kChunk<T>) e.tail(kChunk<T> - ch.n).setZero();  // the padding
+      s += e.sum();
+      if (p != nullptr) ch.store(e, p);
+    }
+    if (p != nullptr) {
       const T inv = T(1) / s;
       for (Index k = 0; k < C; ++k) p[k] *= inv;
-    } else {
-      for (Index k = 0; k < C; ++k) s += std::exp(x[k] - m);
     }
     // weights multiply the cross-entropy in T, as TF's `crossent *= weights`
     ce_ws[r] = (std::log(s) - (x[targets[r]] - m)) * weights[r];

@@ -4,7 +4,7 @@
 // in double in list order, so it is deterministic too.
 #pragma once
 
-#include "rnnkit/common.hpp"
+#include "rnnkit/rowmath.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -41,6 +41,9 @@ inline double adam_step_size(const AdamHyper& h, int64_t step) {
   return h.learning_rate * std::sqrt(1.0 - std::pow(h.beta2, t)) / (1.0 - std::pow(h.beta1, t));
 }
 
+// Elements per work item of an update (a multiple of every chunk width).
+constexpr Index kUpdateBlock = 4096;
+
 // TF's ApplyAdam (use_nesterov=False), in its operation order:
 //   m += (g - m)(1 - beta1); v += (g² - v)(1 - beta2); var -= (m · lr_t) / (sqrt(v) + epsilon)
 // epsilon is the "epsilon hat" of the paper: it is not bias-corrected.
@@ -51,11 +54,22 @@ void adam_update(const std::vector<AdamParam<T>>& params, const AdamHyper& h, in
   const T one_minus_beta2 = T(1) - static_cast<T>(h.beta2);
   const T epsilon = static_cast<T>(h.epsilon);
   for (const AdamParam<T>& p : params) {
-    parallel_for(p.size, worth_parallel(p.size, 1), [&](Index i) {
-      const T g = p.grad[i];
-      p.m[i] += (g - p.m[i]) * one_minus_beta1;
-      p.v[i] += (g * g - p.v[i]) * one_minus_beta2;
-      p.var[i] -= (p.m[i] * lr_t) / (std::sqrt(p.v[i]) + epsilon);
+    // Fixed blocks of register chunks (see rowmath.hpp): every element takes
+    // the same packet code whatever its address and the thread count.
+    const Index blocks = (p.size + kUpdateBlock - 1) / kUpdateBlock;
+    parallel_for(blocks, worth_parallel(p.size, 1), [&](Index blk) {
+      const Index end = std::min(p.size, (blk + 1) * kUpdateBlock);
+      for (Index k0 = blk * kUpdateBlock; k0 < end; k0 += kChunk<T>) {
+        const RowChunk<T> ch(k0, end);
+        const Chunk<T> g = ch.load(p.grad);
+        Chunk<T> m = ch.load(p.m), v = ch.load(p.v), var = ch.load(p.var);
+        m += (g - m) * one_minus_beta1;
+        v += (g * g - v) * one_minus_beta2;
+        var -= (m * lr_t) / (v.sqrt() + epsilon);
+        ch.store(m, p.m);
+        ch.store(v, p.v);
+        ch.store(var, p.var);
+      }
     });
   }
 }
