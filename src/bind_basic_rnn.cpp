@@ -44,7 +44,7 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
     py::dict d = tape_obj.cast<py::dict>();
     tape.h = tape_buffer<T>(d, "h", {rows, H});
     tape.h_prev = tape_buffer<T>(d, "h_prev", {rows, H});
-    d["x"] = input.array;
+    record_inputs(d, input);
     d["sequence_length"] = keep_lengths;
     d["state_mask"] = mask_obj;
     d["time_major"] = time_major;
@@ -64,8 +64,7 @@ py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::di
                         py::object d_out_obj, py::object dh_obj, bool input_grad) {
   const Index D = cfg.D, H = cfg.H;
   Array<T> kernel = take<T>(kernel_obj, "kernel", {D + H, H});
-  if (!tape_d.contains("x")) throw py::value_error("backward called before forward(training)");
-  const InputArg<T> input = take_inputs<T>(tape_d["x"], "tape x", D, tape_d["time_major"].cast<bool>());
+  const InputArg<T> input = recorded_inputs<T>(tape_d, D);
   const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
   py::object keep_lengths;

@@ -61,7 +61,7 @@ ForwardIo<T> forward_io(const GruConfig& cfg, const py::object& x_obj, const py:
 // Records what backward reads besides the buffers: inputs, lengths, layout.
 template <typename T>
 void record(py::dict& tape, const ForwardIo<T>& io) {
-  tape["x"] = io.input.array;
+  record_inputs(tape, io.input);
   tape["sequence_length"] = io.keep_lengths;
   tape["state_mask"] = io.mask_obj;
   tape["time_major"] = io.seq.time_major;
@@ -83,9 +83,8 @@ struct BackwardIo {
 template <typename T>
 BackwardIo<T> backward_io(const GruConfig& cfg, const py::dict& tape, const py::object& d_out_obj,
                           const py::object& dh_obj, bool input_grad) {
-  if (!tape.contains("x")) throw py::value_error("backward called before forward(training)");
   BackwardIo<T> io;
-  io.input = take_inputs<T>(tape["x"], "tape x", cfg.D, tape["time_major"].cast<bool>());
+  io.input = recorded_inputs<T>(tape, cfg.D);
   io.seq = io.input.seq;
   io.lengths = take_lengths(tape["sequence_length"], io.seq.B, io.seq.T, io.keep_lengths);
   io.mask = take_state_mask<T>(tape["state_mask"], io.seq, cfg.H);

@@ -100,7 +100,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
       tape.m_pre = tape_buffer<T>(d, "m_pre", {rows, H});
       tape.m_raw = tape_buffer<T>(d, "m_raw", {rows, cfg.P});
     }
-    d["x"] = input.array;
+    record_inputs(d, input);
     d["c0"] = c0;
     d["sequence_length"] = keep_lengths;
     d["state_mask"] = mask_obj;
@@ -122,8 +122,7 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   const LstmConfig& cfg = a.cfg;
   const Index D = cfg.D, H = cfg.H, R = cfg.R(), G = cfg.G(), P = cfg.P;
   const LstmWeights<T> w = weights_of<T>(a);
-  if (!tape_d.contains("x")) throw py::value_error("backward called before forward(training)");
-  const InputArg<T> input = take_inputs<T>(tape_d["x"], "tape x", D, tape_d["time_major"].cast<bool>());
+  const InputArg<T> input = recorded_inputs<T>(tape_d, D);
   const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
   Array<T> c0 = take<T>(tape_d["c0"], "tape c0", {B, H});

@@ -174,6 +174,14 @@ inline rnnkit::SeqLayout layout_of(const py::array& x, const char* name, Index d
   return s;
 }
 
+// Every id in [0, depth): the kernels index weight rows with them.
+inline void check_ids(const int32_t* ids, Index rows, Index depth, const std::string& name) {
+  for (Index i = 0; i < rows; ++i)
+    if (ids[i] < 0 || ids[i] >= depth)
+      throw py::value_error(name + " token ids must lie in [0, " + std::to_string(depth) + "), got " +
+                            std::to_string(ids[i]));
+}
+
 // One step of B rows (T = 1: both layouts are the same memory).
 inline rnnkit::SeqLayout step_layout(Index B) {
   rnnkit::SeqLayout s;
@@ -193,25 +201,29 @@ template <typename T>
 struct InputArg {
   rnnkit::SeqLayout seq;
   rnnkit::SeqInput<T> in;
-  bool step = false;                   // a single step: no time axis
-  py::array array;                     // keeps the buffer alive
-  std::vector<int32_t> one_hot_ids;    // in.ids of one-hot float inputs
-
-  // The shape of an array with one row of `width` per input row (outputs,
-  // d_outputs, dx): the inputs' own layout.
-  std::vector<Index> shape(Index width) const {
-    return step ? std::vector<Index>{seq.B, width} : seq_shape(seq, width);
-  }
+  bool step = false;      // a single step: no time axis
+  py::array array;                    // keeps the buffer alive
+  std::vector<int32_t> one_hot_ids;   // in.ids of one-hot float inputs, as found by the scan
+  py::object recorded_ids;            // or as a forward recorded them (keeps them alive)
 
   InputArg() = default;
   InputArg(InputArg&&) = default;  // moving keeps one_hot_ids' buffer, so in.ids stays valid
   InputArg& operator=(InputArg&&) = default;
   InputArg(const InputArg&) = delete;
   InputArg& operator=(const InputArg&) = delete;
+
+  // The shape of an array with one row of `width` per input row (outputs,
+  // d_outputs, dx): the inputs' own layout.
+  std::vector<Index> shape(Index width) const {
+    return step ? std::vector<Index>{seq.B, width} : seq_shape(seq, width);
+  }
 };
 
+// `known_one_hot_ids`: what forward found for these inputs (its tape's
+// "x_ids"), so that backward does not scan x again; None to scan.
 template <typename T>
-InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bool time_major) {
+InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bool time_major,
+                        const py::object& known_one_hot_ids = py::none()) {
   InputArg<T> r;
   r.in.D = depth;
   const bool is_array = py::isinstance<py::array>(obj);
@@ -230,12 +242,8 @@ InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bo
       r.seq.T = time_major ? a.shape(0) : a.shape(1);
       r.seq.B = time_major ? a.shape(1) : a.shape(0);
     }
-    const int32_t* p = a.data();
-    for (Index i = 0; i < r.seq.rows(); ++i)
-      if (p[i] < 0 || p[i] >= depth)
-        throw py::value_error(std::string(name) + " token ids must lie in [0, " +
-                              std::to_string(depth) + "), got " + std::to_string(p[i]));
-    r.in.ids = p;
+    check_ids(a.data(), r.seq.rows(), depth, name);
+    r.in.ids = a.data();
     r.array = a;
     return r;
   }
@@ -248,12 +256,39 @@ InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bo
   r.seq = r.step ? step_layout(x.shape(0)) : layout_of(x, name, depth, time_major);
   r.in.x = x.data();
   r.array = x;
-  r.one_hot_ids.resize(static_cast<size_t>(r.seq.rows()));
-  if (r.seq.rows() > 0 && rnnkit::one_hot_rows(r.in.x, r.seq.rows(), depth, r.one_hot_ids.data()))
-    r.in.ids = r.one_hot_ids.data();
-  else
-    r.one_hot_ids = {};
+  const Index rows = r.seq.rows();
+  if (!known_one_hot_ids.is_none()) {
+    auto ids = take<int32_t>(known_one_hot_ids, "tape x_ids", {rows});
+    check_ids(ids.data(), rows, depth, "tape x_ids");
+    r.in.ids = ids.data();
+    r.recorded_ids = ids;
+  } else if (rows > 0) {
+    r.one_hot_ids.resize(static_cast<size_t>(rows));
+    if (rnnkit::one_hot_rows(r.in.x, rows, depth, r.one_hot_ids.data()))
+      r.in.ids = r.one_hot_ids.data();
+    else
+      r.one_hot_ids = {};
+  }
   return r;
+}
+
+// What a forward records about its inputs for backward: the inputs, and the
+// ids of one-hot float inputs (None otherwise).
+template <typename T>
+void record_inputs(py::dict& tape, const InputArg<T>& input) {
+  tape["x"] = input.array;
+  if (input.in.x != nullptr && input.in.ids != nullptr)
+    tape["x_ids"] = Array<int32_t>(static_cast<py::ssize_t>(input.seq.rows()), input.in.ids);
+  else
+    tape["x_ids"] = py::none();
+}
+
+// The inputs of a backward, as its forward recorded them.
+template <typename T>
+InputArg<T> recorded_inputs(const py::dict& tape, Index depth) {
+  if (!tape.contains("x")) throw py::value_error("backward called before forward(training)");
+  return take_inputs<T>(tape["x"], "tape x", depth, tape["time_major"].cast<bool>(),
+                        tape.contains("x_ids") ? py::object(tape["x_ids"]) : py::object(py::none()));
 }
 
 // Optional state dropout mask: [B, T, w] ([T, B, w] time major), a mask per

@@ -240,3 +240,21 @@ def test_dense_on_ready_and_converted_inputs(units, restore_threads):
         dense(np.zeros((2, 255), np.float32))
     with pytest.raises(ValueError, match=r"rank >= 2"):
         dense(np.zeros(256, np.float32))
+
+
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_backward_reuses_the_ids_forward_found(name):
+    # forward records the ids of one-hot float inputs, backward reads them
+    # instead of scanning x again; they are checked like any ids.
+    cell = MAKERS[name](np.float32)
+    layer = rnnkit.RNN(cell)
+    hot = rnnkit.one_hot(rng(15).integers(0, 9, size=(2, 3)), 9)
+    out, _ = layer.forward(hot)
+    assert np.array_equal(layer._tape["x_ids"], np.argmax(hot, axis=2).ravel())
+    layer.backward(np.ones_like(out))
+    layer.forward(rng(16).normal(size=(2, 3, 9)).astype(np.float32))
+    assert layer._tape["x_ids"] is None
+    layer.forward(hot)
+    layer._tape["x_ids"] = np.full(6, 9, np.int32)
+    with pytest.raises(ValueError, match=r"tape x_ids token ids must lie in \[0, 9\), got 9"):
+        layer.backward(np.ones_like(out))
