@@ -31,8 +31,10 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   const bool training = tape.h != nullptr;
   T* z_all = training ? tape.h : z_ws;
   CMatMap<T> kernel(kernel_data, D + H, H);
-  MatMap<T> z(z_all, seq.rows(), H);
-  project_inputs(z, in, seq.rows(), kernel.topRows(D), CRowMap<T>(bias_data, H));
+  const auto W_x = kernel.topRows(D);
+  const CRowMap<T> bias(bias_data, H);
+  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
+  if (!gather_per_step) project_inputs(MatMap<T>(z_all, seq.rows(), H), in, seq.rows(), W_x, bias);
 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
@@ -43,6 +45,7 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
     StepMap<T> zt = seq.step(z_all, t, H);
     StepMap<T> out = seq.step(outputs, t, H);
     if (training) seq.step(tape.h_prev, t, H) = h;
+    if (gather_per_step) gather_step_inputs(zt, in, seq, t, 0, W_x, bias);
     gemm(zt, h, W_h_packed, /*accumulate=*/true);
     parallel_for(B, worth_parallel(B, H), [&](Index b) {
       if (!active(sequence_length, t, b)) {

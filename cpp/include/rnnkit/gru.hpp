@@ -87,14 +87,12 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
 
   // Both x halves side by side ([D, 3H], columns r | u | c) so that x is
   // read by one GEMM; copying the weights costs D*3H, the GEMM rows*D*3H.
-  MatMap<T> z(gates, rows, G);
-  {
-    Mat<T> W_x(D, G);
-    W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
-    RowVec<T> bias(G);
-    bias << CRowMap<T>(w.gates_bias, 2 * H), CRowMap<T>(w.candidate_bias, H);
-    project_inputs(z, in, rows, W_x, bias);
-  }
+  Mat<T> W_x(D, G);
+  W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
+  RowVec<T> bias(G);
+  bias << CRowMap<T>(w.gates_bias, 2 * H), CRowMap<T>(w.candidate_bias, H);
+  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
+  if (!gather_per_step) project_inputs(MatMap<T>(gates, rows, G), in, rows, W_x, bias);
 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
@@ -107,6 +105,7 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
     StepMap<T> zt = seq.step(gates, t, G);
     StepMap<T> out = seq.step(outputs, t, H);
     if (training) seq.step(tape.h_prev, t, H) = h;
+    if (gather_per_step) gather_step_inputs(zt, in, seq, t, 0, W_x, bias);
     gemm(zt.leftCols(2 * H), h, W_gh, /*accumulate=*/true);
 
     // The candidate's matmul needs r ⊙ h, so TF's GRU takes two passes per
@@ -294,11 +293,16 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
   const bool training = tape.gates != nullptr;
   T* gates = training ? tape.gates : gates_ws;
 
-  MatMap<T> z(gates, rows, G);
   RowVec<T> input_bias(3 * H);  // columns as in reset_after_W_x
   input_bias << CRowMap<T>(w.candidate_input_bias, H), CRowMap<T>(w.gates_bias, 2 * H);
-  project_inputs(z.leftCols(3 * H), in, rows, detail::reset_after_W_x(w, D, H), input_bias);
-  z.rightCols(H) = CRowMap<T>(w.candidate_hidden_bias, H).replicate(rows, 1);  // hn starts at b_ch: no x part
+  const Mat<T> W_x = detail::reset_after_W_x(w, D, H);
+  const CRowMap<T> hidden_bias(w.candidate_hidden_bias, H);  // hn starts at b_ch: no x part
+  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
+  if (!gather_per_step) {
+    MatMap<T> z(gates, rows, G);
+    project_inputs(z.leftCols(3 * H), in, rows, W_x, input_bias);
+    z.rightCols(H) = hidden_bias.replicate(rows, 1);
+  }
 
   MatMap<T> h(h_final, B, H);
   h = CMatMap<T>(h0, B, H);
@@ -310,6 +314,10 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
     StepMap<T> zt = seq.step(gates, t, G);
     StepMap<T> out = seq.step(outputs, t, H);
     if (training) seq.step(tape.h_prev, t, H) = h;
+    if (gather_per_step) {
+      gather_step_inputs(zt.leftCols(3 * H), in, seq, t, 0, W_x, input_bias);
+      zt.rightCols(H) = hidden_bias.replicate(B, 1);
+    }
     gemm(zt.rightCols(3 * H), h, W_h, /*accumulate=*/true);
 
     parallel_for(B, worth_parallel(B, G), [&](Index b) {

@@ -51,6 +51,17 @@ void project_inputs(Dst&& dst, const SeqInput<T>& in, Index rows, const W& W_x, 
   parallel_for(rows, parallel, [&](Index r) { dst.row(r) = W_x.row(in.ids[r]) + bias; });
 }
 
+// The gather of project_inputs for the batch rows [b0, b0 + z.rows()) of
+// step t only: a recurrence over token ids fills each step's rows right
+// before its product adds onto them, while they are in cache, instead of
+// writing all T·B rows first (memory-bound) and reading them back per step.
+template <typename T, typename Dst, typename W, typename Bias>
+void gather_step_inputs(Dst&& z, const SeqInput<T>& in, const SeqLayout& seq, Index t, Index b0, const W& W_x,
+                        const Bias& bias) {
+  parallel_for(z.rows(), worth_parallel(z.rows(), z.cols()),
+               [&](Index i) { z.row(i) = W_x.row(in.ids[seq.row(t, b0 + i)]) + bias; });
+}
+
 // dW_x [D, G] = inputs^T · dZ [rows, G]
 template <typename T, typename Dst, typename Src>
 void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src& dZ) {

@@ -153,8 +153,12 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
 
   CMatMap<T> kernel(w.kernel, D + R, G);
   CRowMap<T> bias(w.bias, G);
-  MatMap<T> all_gates(gates, seq.rows(), G);
-  project_inputs(all_gates, in, seq.rows(), kernel.topRows(D), bias);
+  const auto W_x = kernel.topRows(D);
+  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
+  if (!gather_per_step) {
+    MatMap<T> all_gates(gates, seq.rows(), G);
+    project_inputs(all_gates, in, seq.rows(), W_x, bias);
+  }
 
   MatMap<T> c_cur(c_final, B, H);
   MatMap<T> m_cur(m_final, B, R);
@@ -177,6 +181,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
       auto out = seq.step(outputs, t, R).middleRows(b0, n);
       auto m_rows = m_cur.middleRows(b0, n);
       if (training) seq.step(tape.m_prev, t, R).middleRows(b0, n) = m_rows;
+      if (gather_per_step) gather_step_inputs(z, in, seq, t, b0, W_x, bias);
       gemm(z, m_rows, W_h_packed, /*accumulate=*/true);
 
       parallel_for(n, worth_parallel(n, G), [&](Index i) {
