@@ -44,10 +44,11 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(z_all, t, H);
     StepMap<T> out = seq.step(outputs, t, H);
-    if (training) seq.step(tape.h_prev, t, H) = h;
     if (gather_per_step) gather_step_inputs(zt, in, seq, t, 0, W_x, bias);
     gemm(zt, h, W_h_packed, /*accumulate=*/true);
+    // One pass per row: record the state this step started from, then move it on.
     parallel_for(B, worth_parallel(B, H), [&](Index b) {
+      if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);
       if (!active(sequence_length, t, b)) {
         out.row(b).setZero();
         return;
@@ -84,24 +85,33 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
   Mat<T> dh_rec(B, H);
   const Activation act = cfg.activation;
 
+  // d h_prev of step t + 1 (dh_rec) becomes d h for its live rows.
+  auto take_recurrent_grad = [&](Index t_next, Index b) {
+    if (t_next < seq.T && active(sequence_length, t_next, b)) dh.row(b) = dh_rec.row(b);
+  };
   for (Index t = seq.T - 1; t >= 0; --t) {
     StepMap<T> dz = seq.step(tape.h, t, H);  // h in, d z out
     CStepMap<T> d_out = seq.step(d_outputs, t, H);
     parallel_for(B, worth_parallel(B, H), [&](Index b) {
+      take_recurrent_grad(t + 1, b);
+      T* zb = &dz(b, 0);
       if (!active(sequence_length, t, b)) {
-        dz.row(b).setZero();
+        std::fill(zb, zb + H, T(0));
         return;
       }
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      for (Index k = 0; k < H; ++k) {
-        const T d_state = mask ? dh(b, k) * mask[k] : dh(b, k);
-        dz(b, k) = (d_state + d_out(b, k)) * activate_grad(act, dz(b, k));
+      const T *db = &dh(b, 0), *ob = d_out.row(b).data();
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        Chunk<T> d_state = at.load(db), grad;
+        if (mask) d_state *= at.load(mask);
+        activation_grad(grad, at.load(zb), act);
+        at.store((d_state + at.load(ob)) * grad, zb);
       }
     });
     gemm(dh_rec, dz, W_h_t_packed);
-    for (Index b = 0; b < B; ++b)
-      if (active(sequence_length, t, b)) dh.row(b) = dh_rec.row(b);
   }
+  for (Index b = 0; b < B; ++b) take_recurrent_grad(0, b);
 
   const Index rows = seq.rows();
   CMatMap<T> d_z(tape.h, rows, H);
