@@ -72,6 +72,17 @@ struct GruTape {
   T* rh = nullptr;      // [rows, H] r ⊙ h_prev, the candidate's recurrent input (zero on padded steps)
 };
 
+namespace detail {
+// Step t_next's product gives d h_prev for every row; a row still live at
+// t_next adds it to the gradient of the state entering that step. Called
+// from the next (earlier) step's parallel row pass, and once after the loop.
+template <typename T>
+void add_recurrent_grad(MatMap<T>& dh, const Mat<T>& dh_rec, const SeqLayout& seq, const int32_t* sequence_length,
+                        Index t_next, Index b) {
+  if (t_next < seq.T && active(sequence_length, t_next, b)) dh.row(b) += dh_rec.row(b);
+}
+}  // namespace detail
+
 // in: x [rows, D] or ids [rows]; sequence_length: [B] or null; h0: [B, H]
 // outputs: [rows, H] (zero on padded steps); h_final: [B, H]
 // gates_ws: [rows, 3H] scratch used when tape.gates is null.
@@ -104,27 +115,28 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(gates, t, G);
     StepMap<T> out = seq.step(outputs, t, H);
-    if (training) seq.step(tape.h_prev, t, H) = h;
     if (gather_per_step) gather_step_inputs(zt, in, seq, t, 0, W_x, bias);
     gemm(zt.leftCols(2 * H), h, W_gh, /*accumulate=*/true);
 
     // The candidate's matmul needs r ⊙ h, so TF's GRU takes two passes per
     // step: the gates first, then (after that GEMM) the candidate and h'.
+    // The first also records the step's h_prev and r ⊙ h on the tape.
     parallel_for(B, worth_parallel(B, 2 * H), [&](Index b) {
+      if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);
       T* zb = &zt(b, 0);
       if (!active(sequence_length, t, b)) {
         // Zero keeps the padded rows of the tape finite: backward multiplies
         // them by zero gradients in the weight GEMMs.
         rh.row(b).setZero();
-        return;
+      } else {
+        for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u side by side: one pass
+          const RowChunk<T> at(k0, 2 * H);
+          at.store(at.load(zb).logistic(), zb);
+        }
+        for (Index k = 0; k < H; ++k) rh(b, k) = zb[k] * h(b, k);
       }
-      for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u side by side: one pass
-        const RowChunk<T> at(k0, 2 * H);
-        at.store(at.load(zb).logistic(), zb);
-      }
-      for (Index k = 0; k < H; ++k) rh(b, k) = zb[k] * h(b, k);
+      if (training) seq.step(tape.rh, t, H).row(b) = rh.row(b);
     });
-    if (training) seq.step(tape.rh, t, H) = rh;
     gemm(zt.rightCols(H), rh, W_ch, /*accumulate=*/true);
 
     parallel_for(B, worth_parallel(B, H), [&](Index b) {
@@ -177,6 +189,7 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
 
     // Pass 1: through h' = u ⊙ h + (1 - u) ⊙ c and the candidate's activation.
     parallel_for(B, worth_parallel(B, G), [&](Index b) {
+      detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
       T* zb = &dz(b, 0);
       if (!active(sequence_length, t, b)) {
         std::fill(zb, zb + G, T(0));
@@ -204,9 +217,8 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
       }
     });
     gemm(dh_rec, dz.leftCols(2 * H), W_gh_t);
-    for (Index b = 0; b < B; ++b)
-      if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);
   }
+  for (Index b = 0; b < B; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
 
   // Weight gradients and dx: one GEMM each over all rows.
   CMatMap<T> d_z(tape.gates, rows, G);
@@ -313,7 +325,6 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
   for (Index t = 0; t < seq.T; ++t) {
     StepMap<T> zt = seq.step(gates, t, G);
     StepMap<T> out = seq.step(outputs, t, H);
-    if (training) seq.step(tape.h_prev, t, H) = h;
     if (gather_per_step) {
       gather_step_inputs(zt.leftCols(3 * H), in, seq, t, 0, W_x, input_bias);
       zt.rightCols(H) = hidden_bias.replicate(B, 1);
@@ -321,6 +332,7 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
     gemm(zt.rightCols(3 * H), h, W_h, /*accumulate=*/true);
 
     parallel_for(B, worth_parallel(B, G), [&](Index b) {
+      if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);  // the state this step started from
       if (!active(sequence_length, t, b)) {
         out.row(b).setZero();
         return;
@@ -370,6 +382,7 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
     CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
 
     parallel_for(B, worth_parallel(B, G), [&](Index b) {
+      detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
       T* zb = &dz(b, 0);
       if (!active(sequence_length, t, b)) {
         std::fill(zb, zb + G, T(0));
@@ -388,9 +401,8 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
       }
     });
     gemm(dh_rec, dz.rightCols(3 * H), W_h_t);
-    for (Index b = 0; b < B; ++b)
-      if (active(sequence_length, t, b)) dh.row(b) += dh_rec.row(b);
   }
+  for (Index b = 0; b < B; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
 
   // Weight gradients and dx: one GEMM each over all rows, then split by variable.
   CMatMap<T> d_z(tape.gates, rows, G);
