@@ -180,26 +180,28 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
       auto z = seq.step(gates, t, G).middleRows(b0, n);
       auto out = seq.step(outputs, t, R).middleRows(b0, n);
       auto m_rows = m_cur.middleRows(b0, n);
-      if (training) seq.step(tape.m_prev, t, R).middleRows(b0, n) = m_rows;
       if (gather_per_step) gather_step_inputs(z, in, seq, t, b0, W_x, bias);
       gemm(z, m_rows, W_h_packed, /*accumulate=*/true);
 
+      // One pass per row, which also records the row's m_prev and new c on the tape.
       parallel_for(n, worth_parallel(n, G), [&](Index i) {
         const Index b = b0 + i;
+        if (training) seq.step(tape.m_prev, t, R).row(b) = m_cur.row(b);
         T* zb = &z(i, 0);
         if (!active(sequence_length, t, b)) {
           out.row(i).setZero();
           if (P > 0) m_pre_step.row(b).setZero();
-          return;
+        } else {
+          T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(i, 0);
+          detail::lstm_row_forward(cfg, w, zb, &c_cur(b, 0), mpre);
+          if (P == 0) {
+            if (state_mask.data)
+              m_cur.row(b) = out.row(i).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R));
+            else
+              m_cur.row(b) = out.row(i);
+          }
         }
-        T* mpre = P > 0 ? &m_pre_step(b, 0) : &out(i, 0);
-        detail::lstm_row_forward(cfg, w, zb, &c_cur(b, 0), mpre);
-        if (P == 0) {
-          if (state_mask.data)
-            m_cur.row(b) = out.row(i).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, R), R));
-          else
-            m_cur.row(b) = out.row(i);
-        }
+        if (training) seq.step(tape.c, t, H).row(b) = c_cur.row(b);
       });
 
       if (P > 0) {
@@ -218,7 +220,6 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
         }
         if (training) seq.step(tape.m_pre, t, H).middleRows(b0, n) = m_pre_step.middleRows(b0, n);
       }
-      if (training) seq.step(tape.c, t, H).middleRows(b0, n) = c_cur.middleRows(b0, n);
     }
   };
   const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * (R * G + H * P));
