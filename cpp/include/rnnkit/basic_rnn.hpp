@@ -103,10 +103,9 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
       const T *db = &dh(b, 0), *ob = d_out.row(b).data();
       for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
         const RowChunk<T> at(k0, H);
-        Chunk<T> d_state = at.load(db), grad;
-        if (mask) d_state *= at.load(mask);
+        Chunk<T> grad;
         activation_grad(grad, at.load(zb), act);
-        at.store((d_state + at.load(ob)) * grad, zb);
+        at.store(step_state_grad(at, db, mask, ob) * grad, zb);
       }
     });
     gemm(dh_rec, dz, W_h_t_packed);

@@ -103,18 +103,6 @@ inline T activate(Activation a, T x) {
   return x;
 }
 
-// d act(x) / dx expressed through y = act(x).
-template <typename T>
-inline T activate_grad(Activation a, T y) {
-  switch (a) {
-    case Activation::Tanh: return T(1) - y * y;
-    case Activation::Relu: return y > T(0) ? T(1) : T(0);
-    case Activation::Sigmoid: return y * (T(1) - y);
-    case Activation::Identity: return T(1);
-  }
-  return T(1);
-}
-
 // clip_by_value's gradient: it passes where min <= x <= max (TF's rule).
 template <typename T>
 inline T clip_value(T x, T limit) {

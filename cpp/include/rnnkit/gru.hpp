@@ -196,12 +196,16 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
         return;
       }
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      for (Index k = 0; k < H; ++k) {
-        const T g = (mask ? dh(b, k) * mask[k] : dh(b, k)) + d_out(b, k);  // d h' of this step
-        const T u = zb[H + k], c = zb[2 * H + k];
-        zb[H + k] = g * (h_prev(b, k) - c) * u * (T(1) - u);
-        zb[2 * H + k] = g * (T(1) - u) * activate_grad(act, c);
-        dh(b, k) = g * u;
+      T* dhb = &dh(b, 0);
+      const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> g = step_state_grad(at, dhb, mask, ob), u = at.load(zb + H), c = at.load(zb + 2 * H);
+        Chunk<T> grad;
+        activation_grad(grad, c, act);
+        at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + H);
+        at.store(g * (T(1) - u) * grad, zb + 2 * H);
+        at.store(g * u, dhb);
       }
     });
     gemm(d_rh, dz.rightCols(H), W_ch_t);
@@ -209,11 +213,13 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
     // Pass 2: through r ⊙ h and σ of the reset gate.
     parallel_for(B, worth_parallel(B, H), [&](Index b) {
       if (!active(sequence_length, t, b)) return;
-      T* zb = &dz(b, 0);
-      for (Index k = 0; k < H; ++k) {
-        const T r = zb[k];
-        zb[k] = d_rh(b, k) * h_prev(b, k) * r * (T(1) - r);
-        dh(b, k) += d_rh(b, k) * r;
+      T *zb = &dz(b, 0), *dhb = &dh(b, 0);
+      const T *drh = &d_rh(b, 0), *hp = h_prev.row(b).data();
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> r = at.load(zb), d = at.load(drh);
+        at.store(d * at.load(hp) * r * (T(1) - r), zb);
+        at.store(at.load(dhb) + d * r, dhb);
       }
     });
     gemm(dh_rec, dz.leftCols(2 * H), W_gh_t);
@@ -389,15 +395,20 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
         return;
       }
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      for (Index k = 0; k < H; ++k) {
-        const T g = (mask ? dh(b, k) * mask[k] : dh(b, k)) + d_out(b, k);  // d h' of this step
-        const T c = zb[k], r = zb[H + k], u = zb[2 * H + k], hn = zb[3 * H + k];
-        const T d_zc = g * (T(1) - u) * activate_grad(act, c);
-        zb[k] = d_zc;
-        zb[H + k] = d_zc * hn * r * (T(1) - r);
-        zb[2 * H + k] = g * (h_prev(b, k) - c) * u * (T(1) - u);
-        zb[3 * H + k] = d_zc * r;
-        dh(b, k) = g * u;
+      T* dhb = &dh(b, 0);
+      const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> g = step_state_grad(at, dhb, mask, ob);
+        const Chunk<T> c = at.load(zb), r = at.load(zb + H), u = at.load(zb + 2 * H), hn = at.load(zb + 3 * H);
+        Chunk<T> d_zc;
+        activation_grad(d_zc, c, act);
+        d_zc = g * (T(1) - u) * d_zc;
+        at.store(d_zc, zb);
+        at.store(d_zc * hn * r * (T(1) - r), zb + H);
+        at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + 2 * H);
+        at.store(d_zc * r, zb + 3 * H);
+        at.store(g * u, dhb);
       }
     });
     gemm(dh_rec, dz.rightCols(3 * H), W_h_t);

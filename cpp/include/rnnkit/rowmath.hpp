@@ -49,6 +49,16 @@ struct RowChunk {
   }
 };
 
+// The gradient of a step's new state h' (a chunk of one row): what reaches
+// it as the next step's state (through the state dropout mask, when there is
+// one) plus what reaches it as this step's output.
+template <typename T>
+Chunk<T> step_state_grad(const RowChunk<T>& at, const T* d_state, const T* mask, const T* d_output) {
+  Chunk<T> g = at.load(d_state);
+  if (mask) g *= at.load(mask);
+  return g + at.load(d_output);
+}
+
 // a = act(a), in place.
 template <typename A>
 void activate_inplace(A&& a, Activation act) {
