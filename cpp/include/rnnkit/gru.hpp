@@ -133,7 +133,12 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
           const RowChunk<T> at(k0, 2 * H);
           at.store(at.load(zb).logistic(), zb);
         }
-        for (Index k = 0; k < H; ++k) rh(b, k) = zb[k] * h(b, k);
+        T* rhb = &rh(b, 0);
+        const T* hb = &h(b, 0);
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          at.store(at.load(zb) * at.load(hb), rhb);
+        }
       }
       if (training) seq.step(tape.rh, t, H).row(b) = rh.row(b);
     });
@@ -146,18 +151,15 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
       }
       T* zb = &zt(b, 0);
       const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+      T *hb = &h(b, 0), *ob = &out(b, 0);
       for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
         const RowChunk<T> at(k0, H);
         Chunk<T> cand = at.load(zb + 2 * H);
         activate_inplace(cand, act);
         at.store(cand, zb + 2 * H);
-      }
-      for (Index k = 0; k < H; ++k) {
-        const T c = zb[2 * H + k];
-        const T u = zb[H + k];
-        const T h_new = u * h(b, k) + (T(1) - u) * c;
-        h(b, k) = mask ? h_new * mask[k] : h_new;
-        out(b, k) = h_new;
+        const Chunk<T> u = at.load(zb + H), h_new = u * at.load(hb) + (T(1) - u) * cand;
+        at.store(h_new, ob);
+        at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
       }
     });
   }
@@ -355,12 +357,12 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
         activate_inplace(cand, act);
         at.store(cand, zb);
       }
-      for (Index k = 0; k < H; ++k) {
-        const T u = zb[2 * H + k];
-        const T c = zb[k];
-        const T h_new = u * h(b, k) + (T(1) - u) * c;
-        h(b, k) = mask ? h_new * mask[k] : h_new;
-        out(b, k) = h_new;
+      T *hb = &h(b, 0), *ob = &out(b, 0);
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> u = at.load(zb + 2 * H), h_new = u * at.load(hb) + (T(1) - u) * at.load(zb);
+        at.store(h_new, ob);
+        at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
       }
     });
   }
