@@ -160,24 +160,46 @@ inline bool opens_region(Index n, bool parallel) {
 #endif
 }
 
+namespace detail {
+// The body of a parallel loop is compiled once, here, however the loop runs.
+// Inlined twice — into the parallel region and into the one-thread loop —
+// the two copies may be optimised differently (one contracting a multiply
+// and an add into an FMA, the other not) and so round differently with one
+// thread and with several.
+template <typename F>
+[[gnu::noinline]] void run_items(F& body, Index begin, Index end) {
+  for (Index i = begin; i < end; ++i) body(i);
+}
+
+template <typename F>
+[[gnu::noinline]] void run_range(F& body, Index begin, Index end) {
+  body(begin, end);
+}
+
+// Thread t's share [begin, end) of n items split over `threads` contiguous ranges.
+inline Index range_start(Index n, Index t, Index threads) { return n * t / threads; }
+}  // namespace detail
+
 template <typename F>
 void parallel_for(Index n, bool parallel, F&& body) {
 #ifdef _OPENMP
   if (opens_region(n, parallel)) {
-#pragma omp parallel for schedule(static)
-    for (Index i = 0; i < n; ++i) body(i);
+#pragma omp parallel
+    {
+      const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
+      detail::run_items(body, detail::range_start(n, t, threads), detail::range_start(n, t + 1, threads));
+    }
     return;
   }
 #else
   (void)parallel;
 #endif
-  for (Index i = 0; i < n; ++i) body(i);
+  detail::run_items(body, 0, n);
 }
 
 // Runs body(begin, end) on contiguous ranges that together cover [0, n):
-// one range per OpenMP thread when `parallel` (the split of
-// schedule(static)), else [0, n) inline. For work that keeps per-thread
-// state across consecutive items.
+// one range per OpenMP thread when `parallel`, else [0, n) inline. For work
+// that keeps per-thread state across consecutive items.
 template <typename F>
 void parallel_ranges(Index n, bool parallel, F&& body) {
 #ifdef _OPENMP
@@ -185,15 +207,15 @@ void parallel_ranges(Index n, bool parallel, F&& body) {
 #pragma omp parallel
     {
       const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
-      const Index begin = n * t / threads, end = n * (t + 1) / threads;
-      if (begin < end) body(begin, end);
+      const Index begin = detail::range_start(n, t, threads), end = detail::range_start(n, t + 1, threads);
+      if (begin < end) detail::run_range(body, begin, end);
     }
     return;
   }
 #else
   (void)parallel;
 #endif
-  if (n > 0) body(Index(0), n);
+  if (n > 0) detail::run_range(body, Index(0), n);
 }
 
 // Elementwise loops go parallel over batch rows only when there is enough
