@@ -172,6 +172,24 @@ def test_a_step_from_ready_arrays_equals_a_step_from_converted_ones(name, dtype)
 
 
 @pytest.mark.parametrize("name", list(STEP_MAKERS))
+def test_ready_arrays_skip_the_conversions(name, monkeypatch):
+    # Ready inputs and state reach the kernel without _flatten_state (the
+    # converting path); anything else still goes through it.
+    cell = STEP_MAKERS[name](np.float32)
+    state = cell.zero_state(2)
+    out, _ = cell(np.ones((2, 9), np.float32), state)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("converted")
+
+    monkeypatch.setattr(cell, "_flatten_state", refuse)
+    assert np.array_equal(cell(np.ones((2, 9), np.float32), state)[0], out)
+    assert cell(np.array([0, 1], np.int32), state)[0].shape == out.shape
+    with pytest.raises(AssertionError, match="converted"):
+        cell(np.ones((2, 9)), state)  # float64: converted first
+
+
+@pytest.mark.parametrize("name", list(STEP_MAKERS))
 def test_a_step_from_int32_ids_equals_one_hot_rows(name):
     cell = STEP_MAKERS[name](np.float32)
     ids = np.array([4, 0, 8], np.int32)

@@ -39,13 +39,10 @@ def as_float(value, name, dtype, ndim=None, layout=None):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def is_ready(value, dtype, ndim, last):
+def is_ready(value, dtype, shape):
     """Is `value` already what a kernel takes: a C-contiguous ndarray of
-    `dtype`, of rank `ndim` (None: any rank >= 2) and last axis `last`? Calls
-    made once per generated token skip the conversions for it (the kernels
-    still check every shape)."""
-    return (type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous
-            and (value.ndim == ndim if ndim is not None else value.ndim >= 2) and value.shape[-1] == last)
+    `dtype` and `shape`? Then it needs no conversion."""
+    return type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous and value.shape == shape
 
 
 def check_shape(arr, name, expected):

@@ -144,12 +144,8 @@ inline int get_num_threads() {
 #endif
 }
 
-// Runs body(i) for i in [0, n): split over the OpenMP threads when
-// `parallel`, inline otherwise — and always inline inside another
-// parallel_for (a thread running its own block of batch rows). Inline means
-// no parallel region at all: a region turned off by an if() clause still
-// costs about a microsecond, which is most of a small step.
-// Whether a loop of n items asked to go `parallel` really opens a region.
+// Whether a loop of n items asked to go `parallel` really opens a region:
+// never inside another one (a thread running its own block of batch rows).
 inline bool opens_region(Index n, bool parallel) {
 #ifdef _OPENMP
   return parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
@@ -161,45 +157,21 @@ inline bool opens_region(Index n, bool parallel) {
 }
 
 namespace detail {
-// The body of a parallel loop is compiled once, here, however the loop runs.
-// Inlined twice — into the parallel region and into the one-thread loop —
-// the two copies may be optimised differently (one contracting a multiply
-// and an add into an FMA, the other not) and so round differently with one
-// thread and with several.
-template <typename F>
-[[gnu::noinline]] void run_items(F& body, Index begin, Index end) {
-  for (Index i = begin; i < end; ++i) body(i);
-}
-
+// A loop's body is compiled once, here, however the loop runs. Inlined twice
+// — into the parallel region and into the one-thread call — the two copies
+// may be optimised differently (one contracting a multiply and an add into
+// an FMA, the other not) and so round differently with one thread and with
+// several.
 template <typename F>
 [[gnu::noinline]] void run_range(F& body, Index begin, Index end) {
   body(begin, end);
 }
-
-// Thread t's share [begin, end) of n items split over `threads` contiguous ranges.
-inline Index range_start(Index n, Index t, Index threads) { return n * t / threads; }
 }  // namespace detail
 
-template <typename F>
-void parallel_for(Index n, bool parallel, F&& body) {
-#ifdef _OPENMP
-  if (opens_region(n, parallel)) {
-#pragma omp parallel
-    {
-      const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
-      detail::run_items(body, detail::range_start(n, t, threads), detail::range_start(n, t + 1, threads));
-    }
-    return;
-  }
-#else
-  (void)parallel;
-#endif
-  detail::run_items(body, 0, n);
-}
-
 // Runs body(begin, end) on contiguous ranges that together cover [0, n):
-// one range per OpenMP thread when `parallel`, else [0, n) inline. For work
-// that keeps per-thread state across consecutive items.
+// one range per OpenMP thread when `parallel`, else [0, n) inline. Inline
+// means no parallel region at all: a region turned off by an if() clause
+// still costs about a microsecond, which is most of a small step.
 template <typename F>
 void parallel_ranges(Index n, bool parallel, F&& body) {
 #ifdef _OPENMP
@@ -207,7 +179,7 @@ void parallel_ranges(Index n, bool parallel, F&& body) {
 #pragma omp parallel
     {
       const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
-      const Index begin = detail::range_start(n, t, threads), end = detail::range_start(n, t + 1, threads);
+      const Index begin = n * t / threads, end = n * (t + 1) / threads;
       if (begin < end) detail::run_range(body, begin, end);
     }
     return;
@@ -216,6 +188,14 @@ void parallel_ranges(Index n, bool parallel, F&& body) {
   (void)parallel;
 #endif
   if (n > 0) detail::run_range(body, Index(0), n);
+}
+
+// Runs body(i) for i in [0, n), split like parallel_ranges.
+template <typename F>
+void parallel_for(Index n, bool parallel, F&& body) {
+  parallel_ranges(n, parallel, [&](Index begin, Index end) {
+    for (Index i = begin; i < end; ++i) body(i);
+  });
 }
 
 // Elementwise loops go parallel over batch rows only when there is enough

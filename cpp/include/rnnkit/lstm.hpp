@@ -7,8 +7,9 @@
 //             c = σ(f + fb [+ w_f ⊙ c_prev]) ⊙ c_prev + σ(i [+ w_i ⊙ c_prev]) ⊙ act(j)
 //             c = clip(c, ±cell_clip)
 //             m = σ(o [+ w_o ⊙ c]) ⊙ act(c);  m = clip(m P, ±proj_clip)
-// The x W_x half of z is one GEMM over all T*B rows before the loop; each step
-// adds only m_prev W_h and makes one fused pass over the [B, 4H] tile.
+// The x W_x half of z is one GEMM over all T*B rows before the loop (for token
+// ids, a row gather at each step instead); each step adds only m_prev W_h and
+// makes one fused pass over the [B, 4H] tile.
 #pragma once
 
 #include "rnnkit/inputs.hpp"

@@ -245,14 +245,15 @@ inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, 
     for (int v = 0; v < Vecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
 }
 
-// A last, narrower chunk of columns runs a tile of just the vectors it needs
-// (a Dense(65) head is 5 vectors, not 16): per column the same in-order sum.
+// A chunk of columns runs a tile of just the vectors it needs (the last
+// chunk of a Dense(65) head is 5 vectors, not 16): per column the same
+// in-order sum.
 template <int Rows, int Vecs>
-inline void few_rows_narrow_tile(int vecs, const float* a, Index ars, Index acs, const float* b, Index ldb, Index k,
+inline void few_rows_fitted_tile(int vecs, const float* a, Index ars, Index acs, const float* b, Index ldb, Index k,
                                  float* c, Index ldc, Index cols, bool accumulate) {
   if constexpr (Vecs > 1) {
     if (vecs < Vecs) {
-      few_rows_narrow_tile<Rows, Vecs - 1>(vecs, a, ars, acs, b, ldb, k, c, ldc, cols, accumulate);
+      few_rows_fitted_tile<Rows, Vecs - 1>(vecs, a, ars, acs, b, ldb, k, c, ldc, cols, accumulate);
       return;
     }
   }
@@ -268,11 +269,8 @@ inline void few_rows_columns(float* c, Index ldc, Index n, Index k, const float*
   parallel_for(chunks, parallel, [&](Index q) {
     const Index j0 = q * kCols;
     const Index cols = std::min(kCols, n - j0);
-    if (cols == kCols)
-      few_rows_tile<Rows, kVecs>(a, ars, acs, b + j0, ldb, k, c + j0, ldc, cols, accumulate);
-    else
-      few_rows_narrow_tile<Rows, kVecs>(static_cast<int>((cols + 15) / 16), a, ars, acs, b + j0, ldb, k, c + j0, ldc,
-                                        cols, accumulate);
+    few_rows_fitted_tile<Rows, kVecs>(static_cast<int>((cols + 15) / 16), a, ars, acs, b + j0, ldb, k, c + j0, ldc,
+                                      cols, accumulate);
   });
 }
 

@@ -112,16 +112,13 @@ class RNNCell(BuiltOnFirstUse):
                     return outputs, self._pack_state(final)
                 except (TypeError, ValueError):
                     pass  # not usable as it is: the path below converts it, or says what is wrong
-        if is_ready(inputs, self.dtype, 2, self.input_depth):
-            x = inputs[None]
+        arr = np.asarray(inputs)
+        if arr.dtype.kind in "iu" and arr.ndim == 1:
+            x = self._token_ids(arr, "inputs")[None]
         else:
-            arr = np.asarray(inputs)
-            if arr.dtype.kind in "iu" and arr.ndim == 1:
-                x = self._token_ids(arr, "inputs")[None]
-            else:
-                x = as_float(arr, "inputs", self.dtype, ndim=2, layout="[B, D]")
-                self.build(x.shape[1])
-                x = x[None]
+            x = as_float(arr, "inputs", self.dtype, ndim=2, layout="[B, D]")
+            self.build(x.shape[1])
+            x = x[None]
         flat = self._flatten_state(state, x.shape[1], name="state")
         outputs, final = self._forward(x, None, flat, True, None)
         return outputs[0], self._pack_state(final)
@@ -147,8 +144,8 @@ class RNNCell(BuiltOnFirstUse):
 
 
 def _state_array(value, name, dtype, batch_size, width):
-    if is_ready(value, dtype, 2, width) and value.shape[0] == batch_size:
-        return value  # the common case, once per sampled token
+    if is_ready(value, dtype, (batch_size, width)):
+        return value  # the common case
     arr = as_float(value, name, dtype)
     if arr.shape != (batch_size, width):
         raise ValueError(f"{name} must have shape {shape_str((batch_size, width))}, got {shape_str(arr.shape)}")
