@@ -1,11 +1,14 @@
 // Unit tests of the C++ core, independent of Python: kernels against
 // straight-line formulas, BPTT against finite differences, thread-count
 // independence of the blocked GEMM. Exit status 0 when all checks pass.
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rnnkit/basic_rnn.hpp"
@@ -154,6 +157,29 @@ void test_gemm_is_identical_for_every_thread_count() {
   check(one.isApprox(ref, 1e-4f), "gemm differs from Eigen's product");
 }
 
+// Every item of parallel_claims runs exactly once, whatever the grain and
+// however the threads' shares get taken over (the thread whose share starts
+// at 0 is held up, so the other runs out of its own share and takes over).
+void test_parallel_claims_cover_each_item_once() {
+  set_num_threads(2);
+  for (Index n : {0, 1, 2, 7, 64, 1001}) {
+    for (Index grain : {1, 3, 64}) {
+      std::vector<std::atomic<int>> runs(static_cast<size_t>(n));
+      std::atomic<bool> bad_piece{false};
+      parallel_claims(n, grain, true, [&](Index begin, Index end) {
+        if (end - begin < 1 || end - begin > grain) bad_piece = true;
+        if (begin == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));  // the first share falls behind
+        for (Index i = begin; i < end; ++i) runs[static_cast<size_t>(i)].fetch_add(1);
+      });
+      bool once = true;
+      for (auto& r : runs) once = once && r.load() == 1;
+      check(!bad_piece, "parallel_claims gave a piece outside [1, grain] items");
+      check(once, "parallel_claims ran an item other than once (n = " + std::to_string(n) +
+                      ", grain = " + std::to_string(grain) + ")");
+    }
+  }
+}
+
 // The packed AVX-512 path (where built) against Eigen's product, on shapes with
 // remainders in every dimension and on transposed (strided) operands.
 void test_packed_products_match_eigen() {
@@ -224,6 +250,7 @@ int main() {
   test_lstm_forward_matches_formula();
   test_basic_rnn_gradient_matches_finite_differences();
   test_gemm_is_identical_for_every_thread_count();
+  test_parallel_claims_cover_each_item_once();
   test_packed_products_match_eigen();
   test_reverse_sequence();
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "OK", failures);

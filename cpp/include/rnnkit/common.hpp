@@ -10,8 +10,10 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -189,6 +191,45 @@ void parallel_ranges(Index n, bool parallel, F&& body) {
     return;
   }
 #else
+  (void)parallel;
+#endif
+  if (n > 0) detail::run_range(body, Index(0), n);
+}
+
+// Runs body(begin, end) over [0, n) in pieces of at most `grain` items, in
+// one parallel region: each thread works through its own contiguous share
+// (split like parallel_ranges) and then takes the pieces of other shares
+// that their threads have not reached. On a shared machine one core is often
+// slower for a while (another tenant on its sibling hyperthread), and a
+// static split then leaves the faster core waiting at the join. Which thread
+// runs an item does not change what the item computes.
+template <typename F>
+void parallel_claims(Index n, Index grain, bool parallel, F&& body) {
+#ifdef _OPENMP
+  if (opens_region(n, parallel)) {
+    struct alignas(64) Share {  // own cache line: claims on one share do not slow the others
+      std::atomic<Index> next;
+      Index end;
+    };
+    const Index threads = omp_get_max_threads();
+    std::vector<Share> shares(static_cast<size_t>(threads));
+    for (Index t = 0; t < threads; ++t) {
+      shares[t].next.store(n * t / threads, std::memory_order_relaxed);
+      shares[t].end = n * (t + 1) / threads;
+    }
+#pragma omp parallel num_threads(threads)
+    {
+      const Index first = omp_get_thread_num();
+      for (Index v = 0; v < threads; ++v) {  // all shares, should the region get fewer threads
+        Share& share = shares[(first + v) % threads];
+        for (Index i; (i = share.next.fetch_add(grain, std::memory_order_relaxed)) < share.end;)
+          detail::run_range(body, i, std::min(i + grain, share.end));
+      }
+    }
+    return;
+  }
+#else
+  (void)grain;
   (void)parallel;
 #endif
   if (n > 0) detail::run_range(body, Index(0), n);

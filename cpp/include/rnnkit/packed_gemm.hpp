@@ -178,7 +178,7 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
   const Index chunks = (m + chunk - 1) / chunk;
   constexpr Index kDepth = 256;                // k per block: a 32 KiB slice of a panel
   const bool pack_a = ars == 1 && acs != 1 && m >= 32;
-  parallel_ranges(chunks * panels, parallel, [&](Index begin, Index end) {
+  auto run = [&](Index begin, Index end) {
     AlignedBuffer strips;
     if (pack_a) strips.resize(chunk * kDepth);
     for (Index item = begin; item < end;) {
@@ -207,7 +207,19 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
         }
       }
     }
-  });
+  };
+  // Items are claimed one at a time, so that a faster core takes over items
+  // of a slower one (parallel_claims) — where that costs nothing: a thread
+  // copying strips of A keeps its static share, whose panels all reuse one
+  // copy, and so does one whose chunk of A over all of k outgrows a share of
+  // L2. One item at a time runs all of k for one panel before the next, so A's
+  // whole chunk comes round again for every panel, where a range of panels
+  // shares each k block of A while it is in cache.
+  const bool claim = !pack_a && std::min(m, chunk) * k * Index(sizeof(float)) <= (Index(256) << 10);
+  if (!claim)
+    parallel_ranges(chunks * panels, parallel, run);
+  else
+    parallel_claims(chunks * panels, 1, parallel, run);
 }
 
 // A batch of a few rows (sampling, single steps, B ≤ 4) makes a
