@@ -44,7 +44,8 @@ def test_identical_results_with_one_and_two_threads(make_cell, restore_threads):
     lambda: rnnkit.LSTMCell(100, use_peepholes=True, cell_clip=0.8, input_depth=40, seed=0),
 ])
 @pytest.mark.parametrize("ids", [False, True])
-def test_lstm_unit_slices_and_row_blocks_agree(make_cell, ids, restore_threads):
+@pytest.mark.parametrize("time_major", [False, True])
+def test_lstm_unit_slices_and_row_blocks_agree(make_cell, ids, time_major, restore_threads):
     # With one thread an LSTM without projection whose step has a large gate
     # tile (B * 4H floats >= 256 KiB) runs its steps split by hidden units
     # (lstm_forward_by_units); with two and a small W_h, each thread runs a
@@ -53,13 +54,15 @@ def test_lstm_unit_slices_and_row_blocks_agree(make_cell, ids, restore_threads):
     B = 176
     tokens = rng(0).integers(0, 40, size=(B, 9)).astype(np.int32)
     x = tokens if ids else rng(0).normal(size=(B, 9, 40)).astype(np.float32)
+    if time_major:
+        x = np.ascontiguousarray(np.swapaxes(x, 0, 1))
     lengths = rng(1).integers(0, 10, size=B)
     results = {}
     for n in (1, 2):
         rnnkit.set_num_threads(n)
         cell = make_cell()
         layer = rnnkit.RNN(rnnkit.DropoutWrapper(cell, state_keep_prob=0.7, seed=3))
-        out, (c, h) = layer.forward(x, sequence_length=lengths, training=True)
+        out, (c, h) = layer.forward(x, sequence_length=lengths, time_major=time_major, training=True)
         dx, _ = layer.backward(np.cos(out))
         results[n] = [out, c, h] + ([] if ids else [dx]) + [cell.grads[k].copy() for k in cell.variables]
     for a, b in zip(results[1], results[2]):
