@@ -9,7 +9,9 @@
 //             m = σ(o [+ w_o ⊙ c]) ⊙ act(c);  m = clip(m P, ±proj_clip)
 // The x W_x half of z is one GEMM over all T*B rows before the loop (for token
 // ids, a row gather at each step instead); each step adds only m_prev W_h and
-// makes one fused pass over the [B, 4H] tile.
+// makes one fused pass over the [B, 4H] tile. Threads split a step by the
+// product's columns and then the pass's rows, or (large steps) each takes
+// its own hidden units for both (detail::lstm_forward_by_units).
 #pragma once
 
 #include "rnnkit/inputs.hpp"
