@@ -172,6 +172,10 @@ template <typename F>
 [[gnu::noinline]] void run_step(F& body, Index step, Index begin, Index end) {
   body(step, begin, end);
 }
+
+// Thread t's share of [0, n) when `threads` split it: [share_begin(n, t),
+// share_begin(n, t + 1)). The one split of every parallel loop below.
+inline Index share_begin(Index n, Index t, Index threads) { return n * t / threads; }
 }  // namespace detail
 
 // Runs body(begin, end) on contiguous ranges that together cover [0, n):
@@ -185,7 +189,7 @@ void parallel_ranges(Index n, bool parallel, F&& body) {
 #pragma omp parallel
     {
       const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
-      const Index begin = n * t / threads, end = n * (t + 1) / threads;
+      const Index begin = detail::share_begin(n, t, threads), end = detail::share_begin(n, t + 1, threads);
       if (begin < end) detail::run_range(body, begin, end);
     }
     return;
@@ -214,8 +218,8 @@ void parallel_claims(Index n, Index grain, bool parallel, F&& body) {
     const Index threads = omp_get_max_threads();
     std::vector<Share> shares(static_cast<size_t>(threads));
     for (Index t = 0; t < threads; ++t) {
-      shares[t].next.store(n * t / threads, std::memory_order_relaxed);
-      shares[t].end = n * (t + 1) / threads;
+      shares[t].next.store(detail::share_begin(n, t, threads), std::memory_order_relaxed);
+      shares[t].end = detail::share_begin(n, t + 1, threads);
     }
 #pragma omp parallel num_threads(threads)
     {
@@ -247,7 +251,7 @@ void parallel_steps(Index n, Index steps, bool parallel, F&& body) {
 #pragma omp parallel
     {
       const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
-      const Index begin = n * t / threads, end = n * (t + 1) / threads;
+      const Index begin = detail::share_begin(n, t, threads), end = detail::share_begin(n, t + 1, threads);
       for (Index s = 0; s < steps; ++s) {
         if (begin < end) detail::run_step(body, s, begin, end);
 #pragma omp barrier

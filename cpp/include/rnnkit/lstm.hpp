@@ -182,9 +182,9 @@ inline void lstm_forward_by_units(const LstmConfig& cfg, const LstmWeights<float
     float* m_next = m_bufs[(t + 1) % 2];
     for (Index g = 0; g < 4; ++g) {
       const Index col = g * H + k_begin;
-      if (in.ids != nullptr)  // see gather_step_inputs
-        for (Index b = 0; b < B; ++b)
-          z.row(b).segment(col, width) = W_x.row(in.ids[seq.row(t, b)]).segment(col, width) + bias.segment(col, width);
+      if (in.ids != nullptr)
+        gather_step_inputs(z.middleCols(col, width), in, seq, t, 0, W_x.middleCols(col, width),
+                           bias.segment(col, width));
       packed::multiply(&z(0, col), z.outerStride(), B, width, H, m_prev, H, 1,
                        W_h_gates[g].panels() + u0 * H * packed::kPanel, /*accumulate=*/true, /*parallel=*/false);
     }
