@@ -141,15 +141,18 @@ def scalar_loss(cell, x, lengths, state, w_out, w_c, w_h, time_major):
 
 @pytest.mark.parametrize("options", LSTM_OPTIONS)
 @pytest.mark.parametrize("time_major", [False, True])
-def test_gradients_match_finite_differences(options, time_major):
-    B, T, D, H = 3, 4, 3, 3
+# B = 40, batch-major: the weight gradients are summed in groups of 16, 16
+# and 8 batch rows and then added (common.hpp: grad_blocks)
+@pytest.mark.parametrize("B", [3, 40])
+def test_gradients_match_finite_differences(options, time_major, B):
+    T, D, H = 4, 3, 3
     r = rng(8)
     if "cell_clip" in options:  # make the clip bind at some entries but not all
         options = dict(options, cell_clip=0.6)
     cell = make_cell(options, D, H, np.float64, seed=3)
     R = cell.output_size
     x = r.normal(size=(T, B, D) if time_major else (B, T, D))
-    lengths = np.array([4, 2, 0])
+    lengths = np.concatenate([[4, 2, 0], r.integers(0, T + 1, size=B - 3)])
     state = rnnkit.LSTMStateTuple(r.normal(size=(B, H)), r.normal(size=(B, R)))
     w_out = r.normal(size=x.shape[:2] + (R,))
     w_c, w_h = r.normal(size=(B, H)), r.normal(size=(B, R))

@@ -305,4 +305,42 @@ inline BatchBlocks batch_blocks(Index B, Index weight_bytes) {
   return blocks;
 }
 
+// A weight gradient sums over all T·B rows of a tape. With per-thread batch
+// blocks, a product over the whole tape makes each core read the rows the
+// other core wrote, and the next forward must take those lines back before
+// it can write them again (measured: a char model's forward+backward took
+// 1.3× the sum of the two alone). So when a step's weights fit a core's L2,
+// a batch-major tape is summed in fixed groups of batch rows instead, each
+// group by one thread over rows its own block wrote, and the groups' sums are
+// then added in group order. The groups depend only on the shapes, never on
+// the thread count, so neither do the sums. At most 8 groups of at least 16
+// rows: a group's product stays large, and its partial sum small beside it.
+inline BatchBlocks grad_blocks(const SeqLayout& seq, Index weight_bytes) {
+  BatchBlocks groups;
+  groups.B = seq.B;
+  groups.size = seq.B;
+  if (seq.time_major || seq.B < 32 || weight_bytes > (Index(512) << 10)) return groups;
+  const Index per_group = (seq.B + 7) / 8;
+  groups.size = std::max<Index>(16, (per_group + 7) / 8 * 8);
+  groups.count = (seq.B + groups.size - 1) / groups.size;
+  return groups;
+}
+
+// dst[i] += part_g[i] for g = 1, 2, ..., count - 1 in turn, where part_g
+// starts at parts + (g - 1) * stride: the group sums of grad_blocks, added
+// in group order whatever thread adds them.
+template <typename T>
+void add_group_sums(T* dst, Index n, const T* parts, Index count, Index stride) {
+  if (count < 2 || n == 0) return;
+  constexpr Index kChunk = 4096;
+  const Index chunks = (n + kChunk - 1) / kChunk;
+  parallel_for(chunks, chunks > 1 && n * (count - 1) >= 65536, [&](Index q) {
+    const Index begin = q * kChunk, end = std::min(n, begin + kChunk);
+    for (Index g = 1; g < count; ++g) {
+      const T* part = parts + (g - 1) * stride;
+      for (Index i = begin; i < end; ++i) dst[i] += part[i];
+    }
+  });
+}
+
 }  // namespace rnnkit

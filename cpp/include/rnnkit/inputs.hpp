@@ -14,6 +14,11 @@ struct SeqInput {
   const T* x = nullptr;          // [rows, D] dense inputs, and/or
   const int32_t* ids = nullptr;  // [rows] token ids, each in [0, D)
   Index D = 0;
+
+  // The same inputs from row r0 on.
+  SeqInput from_row(Index r0) const {
+    return {x ? x + r0 * D : nullptr, ids ? ids + r0 : nullptr, D};
+  }
 };
 
 // If every row of x [rows, D] is one-hot (a single 1, zeros elsewhere), writes
