@@ -393,7 +393,7 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
   // grad_blocks), and the input gradient of those rows.
   const BatchBlocks groups = grad_blocks(seq, Index(sizeof(T)) * (R * G + H * P));
   const Index K = D + R, part_size = K * G + G + H * P;  // kernel, bias, projection
-  std::vector<T> parts(static_cast<size_t>((groups.count - 1) * part_size));
+  Mat<T> parts(groups.count - 1, part_size);  // row g - 1: group g's sums (every entry written before it is read)
   auto group_grads = [&](Index g) {
     const Index r0 = groups.begin(g) * seq.T, n = groups.rows(g) * seq.T;  // batch-major when count > 1
     T* d_kernel_data = g == 0 ? grads.kernel : parts.data() + (g - 1) * part_size;
