@@ -43,10 +43,12 @@ def test_one_hot_floats_match_the_dense_product(name, dtype):
 
 
 def test_almost_one_hot_rows_stay_dense():
-    # 1 somewhere and a second non-zero, a single 2 or a single -1: not one-hot.
+    # 1 somewhere and a second non-zero, a single 2 or a single -1, two 1s,
+    # no non-zero at all, a lone NaN: not one-hot.
     cell = rnnkit.BasicLSTMCell(5, input_depth=4, dtype=np.float64, seed=3)
     step = functools.partial(ref.lstm_step, dict(cell.variables))
-    for row in ([1.0, 0.0, 0.5, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0]):
+    for row in ([1.0, 0.0, 0.5, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0],
+                [0.0, 0.0, 0.0, 0.0], [0.0, np.nan, 0.0, 0.0]):
         x = np.zeros((1, 2, 4))
         x[0, 0, 1] = 1.0
         x[0, 1] = row
