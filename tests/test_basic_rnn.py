@@ -47,12 +47,16 @@ def test_variables_follow_tf():
 
 @pytest.mark.parametrize("time_major", [False, True])
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
-def test_gradients_match_finite_differences(time_major, activation):
-    B, T, D, H = 3, 4, 2, 3
+# B = 40, batch-major: with two threads each runs its own block of batch rows,
+# and the weight gradients are summed in groups of 16, 16 and 8 rows
+# (common.hpp: batch_blocks, grad_blocks)
+@pytest.mark.parametrize("B", [3, 40])
+def test_gradients_match_finite_differences(time_major, activation, B):
+    T, D, H = 4, 2, 3
     r = rng(4)
     cell = make_cell(D, H, np.float64, activation)
     x = r.normal(size=(T, B, D) if time_major else (B, T, D))
-    lengths = np.array([4, 1, 0])
+    lengths = np.concatenate([[4, 1, 0], r.integers(0, T + 1, size=B - 3)])
     h0 = r.normal(size=(B, H))
     w_out, w_h = r.normal(size=x.shape[:2] + (H,)), r.normal(size=(B, H))
     layer = rnnkit.RNN(cell)

@@ -261,14 +261,20 @@ def test_pytorch_gru_matches_reset_after():
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid"])
 @pytest.mark.parametrize("lengths", [None, [3, 0, 2]])
 @pytest.mark.parametrize("time_major", [False, True])
-def test_gradients_match_finite_differences(reset_after, activation, lengths, time_major):
-    B, T, D, H = 3, 3, 3, 2 if reset_after else 3
+# B = 40, batch-major: with two threads each runs its own block of batch rows,
+# and the weight gradients are summed in groups of 16, 16 and 8 rows
+# (common.hpp: batch_blocks, grad_blocks)
+@pytest.mark.parametrize("B", [3, 40])
+def test_gradients_match_finite_differences(reset_after, activation, lengths, time_major, B):
+    T, D, H = 3, 3, 2 if reset_after else 3
     cell = make_cell(H, D, reset_after, activation=activation, seed=3)
     g = rng(8)
     x = g.standard_normal(seq_shape(B, T, D, time_major))
     h0 = g.standard_normal((B, H))
     W1 = g.standard_normal(seq_shape(B, T, H, time_major))  # d loss / d outputs
     W2 = g.standard_normal((B, H))  # d loss / d final state (nonzero)
+    if lengths is not None:
+        lengths = np.concatenate([lengths, g.integers(0, T + 1, size=B - 3)])
 
     def loss():
         outputs, final = rnnkit.dynamic_rnn(cell, x, sequence_length=lengths, initial_state=h0,

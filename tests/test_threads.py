@@ -20,9 +20,13 @@ def run_training_pass(cell, x, lengths):
     lambda: rnnkit.BasicLSTMCell(256, input_depth=64, seed=0),
     lambda: rnnkit.LSTMCell(256, use_peepholes=True, num_proj=128, cell_clip=1.0, input_depth=64, seed=0),
     lambda: rnnkit.BasicRNNCell(1024, input_depth=64, seed=0),
-    # small W_h: each thread runs its own block of batch rows through all steps
+    # small W_h: each thread runs its own block of batch rows through all
+    # steps, and the weight gradients are summed in groups of batch rows
     lambda: rnnkit.BasicLSTMCell(128, input_depth=64, seed=0),
     lambda: rnnkit.LSTMCell(96, use_peepholes=True, num_proj=40, proj_clip=0.5, input_depth=64, seed=0),
+    lambda: rnnkit.BasicRNNCell(128, input_depth=64, seed=0),
+    lambda: rnnkit.GRUCell(128, input_depth=64, seed=0),
+    lambda: rnnkit.GRUCell(96, reset_after=True, input_depth=64, seed=0),
 ])
 def test_identical_results_with_one_and_two_threads(make_cell, restore_threads):
     # big enough for the parallel row passes (B * gate width >= 65536) and

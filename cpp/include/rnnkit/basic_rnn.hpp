@@ -41,31 +41,37 @@ void basic_rnn_forward(const BasicRnnConfig& cfg, const T* kernel_data, const T*
   const auto W_h = kernel.bottomRows(H);
   const PackedRhs<T> W_h_packed(W_h, seq.rows());  // packed once, used at every step
   const Activation act = cfg.activation;
-  for (Index t = 0; t < seq.T; ++t) {
-    StepMap<T> zt = seq.step(z_all, t, H);
-    StepMap<T> out = seq.step(outputs, t, H);
-    if (gather_per_step) gather_step_inputs(zt, in, seq, t, 0, W_x, bias);
-    gemm(zt, h, W_h_packed, /*accumulate=*/true);
-    // One pass per row: record the state this step started from, then move it on.
-    parallel_for(B, worth_parallel(B, H), [&](Index b) {
-      if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);
-      if (!active(sequence_length, t, b)) {
-        out.row(b).setZero();
-        return;
-      }
-      T *zb = &zt(b, 0), *ob = &out(b, 0), *hb = &h(b, 0);
-      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        Chunk<T> y = at.load(zb);
-        activate_inplace(y, act);
-        at.store(y, zb);
-        at.store(y, ob);
-        if (mask) y *= at.load(mask);
-        at.store(y, hb);
-      }
-    });
-  }
+  // Batch rows [b0, b0 + n) through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = 0; t < seq.T; ++t) {
+      auto zt = seq.step(z_all, t, H).middleRows(b0, n);
+      auto out = seq.step(outputs, t, H).middleRows(b0, n);
+      if (gather_per_step) gather_step_inputs(zt, in, seq, t, b0, W_x, bias);
+      gemm(zt, h.middleRows(b0, n), W_h_packed, /*accumulate=*/true);
+      // One pass per row: record the state this step started from, then move it on.
+      parallel_for(n, worth_parallel(n, H), [&](Index i) {
+        const Index b = b0 + i;
+        if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);
+        if (!active(sequence_length, t, b)) {
+          out.row(i).setZero();
+          return;
+        }
+        T *zb = &zt(i, 0), *ob = &out(i, 0), *hb = &h(b, 0);
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          Chunk<T> y = at.load(zb);
+          activate_inplace(y, act);
+          at.store(y, zb);
+          at.store(y, ob);
+          if (mask) y *= at.load(mask);
+          at.store(y, hb);
+        }
+      });
+    }
+  };
+  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * H * H);
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 }
 
 // d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H];
@@ -89,36 +95,48 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
   auto take_recurrent_grad = [&](Index t_next, Index b) {
     if (t_next < seq.T && active(sequence_length, t_next, b)) dh.row(b) = dh_rec.row(b);
   };
-  for (Index t = seq.T - 1; t >= 0; --t) {
-    StepMap<T> dz = seq.step(tape.h, t, H);  // h in, d z out
-    CStepMap<T> d_out = seq.step(d_outputs, t, H);
-    parallel_for(B, worth_parallel(B, H), [&](Index b) {
-      take_recurrent_grad(t + 1, b);
-      T* zb = &dz(b, 0);
-      if (!active(sequence_length, t, b)) {
-        std::fill(zb, zb + H, T(0));
-        return;
-      }
-      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      const T *db = &dh(b, 0), *ob = d_out.row(b).data();
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        Chunk<T> grad;
-        activation_grad(grad, at.load(zb), act);
-        at.store(step_state_grad(at, db, mask, ob) * grad, zb);
-      }
-    });
-    gemm(dh_rec, dz, W_h_t_packed);
-  }
-  for (Index b = 0; b < B; ++b) take_recurrent_grad(0, b);
+  // Batch rows [b0, b0 + n) back through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = seq.T - 1; t >= 0; --t) {
+      auto dz = seq.step(tape.h, t, H).middleRows(b0, n);  // h in, d z out
+      CStepMap<T> d_out = seq.step(d_outputs, t, H);
+      parallel_for(n, worth_parallel(n, H), [&](Index i) {
+        const Index b = b0 + i;
+        take_recurrent_grad(t + 1, b);
+        T* zb = &dz(i, 0);
+        if (!active(sequence_length, t, b)) {
+          std::fill(zb, zb + H, T(0));
+          return;
+        }
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+        const T *db = &dh(b, 0), *ob = d_out.row(b).data();
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          Chunk<T> grad;
+          activation_grad(grad, at.load(zb), act);
+          at.store(step_state_grad(at, db, mask, ob) * grad, zb);
+        }
+      });
+      gemm(dh_rec.middleRows(b0, n), dz, W_h_t_packed);
+    }
+    for (Index b = b0; b < b0 + n; ++b) take_recurrent_grad(0, b);
+  };
+  const Index weight_bytes = Index(sizeof(T)) * H * H;
+  const BatchBlocks blocks = batch_blocks(B, weight_bytes);
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 
-  const Index rows = seq.rows();
-  CMatMap<T> d_z(tape.h, rows, H);
-  MatMap<T> dk(d_kernel, D + H, H);
-  input_weight_grad(dk.topRows(D), in, rows, d_z);
-  gemm(dk.bottomRows(H), CMatMap<T>(tape.h_prev, rows, H).transpose(), d_z);
-  column_sums(tape.h, rows, H, d_bias);
-  input_grad(dx, in, rows, d_z, kernel.topRows(D));
+  // Weight gradients: one GEMM each over the rows of each group (see
+  // grad_blocks), and the input gradient of those rows.
+  sum_row_groups<T, 2>(grad_blocks(seq, weight_bytes), seq.T, {d_kernel, d_bias}, {(D + H) * H, H},
+                       [&](Index r0, Index n, const std::array<T*, 2>& d) {
+                         const SeqInput<T> in_g = in.from_row(r0);
+                         CMatMap<T> d_z(tape.h + r0 * H, n, H);
+                         MatMap<T> dk(d[0], D + H, H);
+                         input_weight_grad(dk.topRows(D), in_g, n, d_z);
+                         gemm(dk.bottomRows(H), CMatMap<T>(tape.h_prev + r0 * H, n, H).transpose(), d_z);
+                         column_sums(d_z.data(), n, H, d[1]);
+                         input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_z, kernel.topRows(D));
+                       });
 }
 
 }  // namespace rnnkit

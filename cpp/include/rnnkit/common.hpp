@@ -10,6 +10,7 @@
 #include <Eigen/Core>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -326,9 +327,10 @@ inline BatchBlocks grad_blocks(const SeqLayout& seq, Index weight_bytes) {
   return groups;
 }
 
+namespace detail {
 // dst[i] += part_g[i] for g = 1, 2, ..., count - 1 in turn, where part_g
-// starts at parts + (g - 1) * stride: the group sums of grad_blocks, added
-// in group order whatever thread adds them.
+// starts at parts + (g - 1) * stride: group sums added in group order,
+// whatever thread adds them.
 template <typename T>
 void add_group_sums(T* dst, Index n, const T* parts, Index count, Index stride) {
   if (count < 2 || n == 0) return;
@@ -341,6 +343,38 @@ void add_group_sums(T* dst, Index n, const T* parts, Index count, Index stride) 
       for (Index i = begin; i < end; ++i) dst[i] += part[i];
     }
   });
+}
+}  // namespace detail
+
+// Weight gradients summed over a tape's rows group by group (grad_blocks):
+// body(r0, n, dst) writes the sums over rows [r0, r0 + n) to dst[i] (sizes[i]
+// values each): the caller's gradient arrays `grads` for the first group,
+// scratch for the others, whose sums are then added to the first in group
+// order. A group runs on one thread when there are enough groups, else its
+// products split over the threads; either way the same bits.
+template <typename T, size_t N, typename F>
+void sum_row_groups(const BatchBlocks& groups, Index steps, const std::array<T*, N>& grads,
+                    const std::array<Index, N>& sizes, F&& body) {
+  Index part_size = 0;
+  for (Index s : sizes) part_size += s;
+  Mat<T> parts(groups.count - 1, part_size);
+  auto run = [&](Index g) {
+    std::array<T*, N> dst = grads;
+    if (g > 0) {
+      T* p = parts.data() + (g - 1) * part_size;  // every value is written by body before it is read
+      for (size_t i = 0; i < N; ++i) {
+        dst[i] = p;
+        p += sizes[i];
+      }
+    }
+    body(groups.begin(g) * steps, groups.rows(g) * steps, dst);
+  };
+  parallel_claims(groups.count, 1, groups.count >= get_num_threads(), [&](Index begin, Index end) {
+    for (Index g = begin; g < end; ++g) run(g);
+  });
+  Index offset = 0;
+  for (size_t i = 0; i < N; offset += sizes[i], ++i)
+    detail::add_group_sums(grads[i], sizes[i], parts.data() + offset, groups.count, part_size);
 }
 
 }  // namespace rnnkit

@@ -27,8 +27,11 @@
 //
 // Both pairs follow basic_rnn.hpp: x · W_x for all T*B rows is one GEMM before
 // the loop, each step does only the recurrent GEMM(s) and fused elementwise
-// passes over batch rows, and the weight gradients and dx are single GEMMs
-// over all rows after the backward loop. Backward overwrites the tape's gate
+// passes over batch rows (or, when the recurrent weights fit a core's L2, each
+// thread runs its own block of batch rows through every step: batch_blocks),
+// and the weight gradients and dx are GEMMs over all rows, or over fixed
+// groups of batch rows (grad_blocks), after the backward loop. Backward
+// overwrites the tape's gate
 // buffer in place with the gradients of the pre-activations. Every GEMM and
 // bias sum goes through gemm.hpp / column_sums, so results are bit-identical
 // for every thread count. Inputs may be token ids (inputs.hpp) and the
@@ -112,57 +115,64 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
   const PackedRhs<T> W_ch(cand_kernel.bottomRows(H), rows);
   const Activation act = cfg.activation;
 
-  for (Index t = 0; t < seq.T; ++t) {
-    StepMap<T> zt = seq.step(gates, t, G);
-    StepMap<T> out = seq.step(outputs, t, H);
-    if (gather_per_step) gather_step_inputs(zt, in, seq, t, 0, W_x, bias);
-    gemm(zt.leftCols(2 * H), h, W_gh, /*accumulate=*/true);
+  // Batch rows [b0, b0 + n) through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = 0; t < seq.T; ++t) {
+      StepMap<T> zt = seq.step(gates, t, G);
+      StepMap<T> out = seq.step(outputs, t, H);
+      if (gather_per_step) gather_step_inputs(zt.middleRows(b0, n), in, seq, t, b0, W_x, bias);
+      gemm(zt.leftCols(2 * H).middleRows(b0, n), h.middleRows(b0, n), W_gh, /*accumulate=*/true);
 
-    // The candidate's matmul needs r ⊙ h, so TF's GRU takes two passes per
-    // step: the gates first, then (after that GEMM) the candidate and h'.
-    // The first also records the step's h_prev and r ⊙ h on the tape.
-    parallel_for(B, worth_parallel(B, 2 * H), [&](Index b) {
-      if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);
-      T* zb = &zt(b, 0);
-      if (!active(sequence_length, t, b)) {
-        // Zero keeps the padded rows of the tape finite: backward multiplies
-        // them by zero gradients in the weight GEMMs.
-        rh.row(b).setZero();
-      } else {
-        for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u side by side: one pass
-          const RowChunk<T> at(k0, 2 * H);
-          at.store(at.load(zb).logistic(), zb);
+      // The candidate's matmul needs r ⊙ h, so TF's GRU takes two passes per
+      // step: the gates first, then (after that GEMM) the candidate and h'.
+      // The first also records the step's h_prev and r ⊙ h on the tape.
+      parallel_for(n, worth_parallel(n, 2 * H), [&](Index i) {
+        const Index b = b0 + i;
+        if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);
+        T* zb = &zt(b, 0);
+        if (!active(sequence_length, t, b)) {
+          // Zero keeps the padded rows of the tape finite: backward multiplies
+          // them by zero gradients in the weight GEMMs.
+          rh.row(b).setZero();
+        } else {
+          for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u side by side: one pass
+            const RowChunk<T> at(k0, 2 * H);
+            at.store(at.load(zb).logistic(), zb);
+          }
+          T* rhb = &rh(b, 0);
+          const T* hb = &h(b, 0);
+          for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+            const RowChunk<T> at(k0, H);
+            at.store(at.load(zb) * at.load(hb), rhb);
+          }
         }
-        T* rhb = &rh(b, 0);
-        const T* hb = &h(b, 0);
+        if (training) seq.step(tape.rh, t, H).row(b) = rh.row(b);
+      });
+      gemm(zt.rightCols(H).middleRows(b0, n), rh.middleRows(b0, n), W_ch, /*accumulate=*/true);
+
+      parallel_for(n, worth_parallel(n, H), [&](Index i) {
+        const Index b = b0 + i;
+        if (!active(sequence_length, t, b)) {
+          out.row(b).setZero();
+          return;
+        }
+        T* zb = &zt(b, 0);
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+        T *hb = &h(b, 0), *ob = &out(b, 0);
         for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
           const RowChunk<T> at(k0, H);
-          at.store(at.load(zb) * at.load(hb), rhb);
+          Chunk<T> cand = at.load(zb + 2 * H);
+          activate_inplace(cand, act);
+          at.store(cand, zb + 2 * H);
+          const Chunk<T> u = at.load(zb + H), h_new = u * at.load(hb) + (T(1) - u) * cand;
+          at.store(h_new, ob);
+          at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
         }
-      }
-      if (training) seq.step(tape.rh, t, H).row(b) = rh.row(b);
-    });
-    gemm(zt.rightCols(H), rh, W_ch, /*accumulate=*/true);
-
-    parallel_for(B, worth_parallel(B, H), [&](Index b) {
-      if (!active(sequence_length, t, b)) {
-        out.row(b).setZero();
-        return;
-      }
-      T* zb = &zt(b, 0);
-      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      T *hb = &h(b, 0), *ob = &out(b, 0);
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        Chunk<T> cand = at.load(zb + 2 * H);
-        activate_inplace(cand, act);
-        at.store(cand, zb + 2 * H);
-        const Chunk<T> u = at.load(zb + H), h_new = u * at.load(hb) + (T(1) - u) * cand;
-        at.store(h_new, ob);
-        at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
-      }
-    });
-  }
+      });
+    }
+  };
+  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * 3 * H * H);
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 }
 
 // d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H]; grads.
@@ -184,71 +194,85 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
   dh = CMatMap<T>(dh_final, B, H);
   Mat<T> d_rh(B, H), dh_rec(B, H);
 
-  for (Index t = seq.T - 1; t >= 0; --t) {
-    StepMap<T> dz = seq.step(tape.gates, t, G);  // r, u, c in; d(pre-activations) out
-    CStepMap<T> d_out = seq.step(d_outputs, t, H);
-    CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
+  // Batch rows [b0, b0 + n) back through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = seq.T - 1; t >= 0; --t) {
+      StepMap<T> dz = seq.step(tape.gates, t, G);  // r, u, c in; d(pre-activations) out
+      CStepMap<T> d_out = seq.step(d_outputs, t, H);
+      CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
 
-    // Pass 1: through h' = u ⊙ h + (1 - u) ⊙ c and the candidate's activation.
-    parallel_for(B, worth_parallel(B, G), [&](Index b) {
-      detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
-      T* zb = &dz(b, 0);
-      if (!active(sequence_length, t, b)) {
-        std::fill(zb, zb + G, T(0));
-        return;
-      }
-      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      T* dhb = &dh(b, 0);
-      const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        const Chunk<T> g = step_state_grad(at, dhb, mask, ob), u = at.load(zb + H), c = at.load(zb + 2 * H);
-        Chunk<T> grad;
-        activation_grad(grad, c, act);
-        at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + H);
-        at.store(g * (T(1) - u) * grad, zb + 2 * H);
-        at.store(g * u, dhb);
-      }
-    });
-    gemm(d_rh, dz.rightCols(H), W_ch_t);
+      // Pass 1: through h' = u ⊙ h + (1 - u) ⊙ c and the candidate's activation.
+      parallel_for(n, worth_parallel(n, G), [&](Index i) {
+        const Index b = b0 + i;
+        detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
+        T* zb = &dz(b, 0);
+        if (!active(sequence_length, t, b)) {
+          std::fill(zb, zb + G, T(0));
+          return;
+        }
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+        T* dhb = &dh(b, 0);
+        const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          const Chunk<T> g = step_state_grad(at, dhb, mask, ob), u = at.load(zb + H), c = at.load(zb + 2 * H);
+          Chunk<T> grad;
+          activation_grad(grad, c, act);
+          at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + H);
+          at.store(g * (T(1) - u) * grad, zb + 2 * H);
+          at.store(g * u, dhb);
+        }
+      });
+      gemm(d_rh.middleRows(b0, n), dz.rightCols(H).middleRows(b0, n), W_ch_t);
 
-    // Pass 2: through r ⊙ h and σ of the reset gate.
-    parallel_for(B, worth_parallel(B, H), [&](Index b) {
-      if (!active(sequence_length, t, b)) return;
-      T *zb = &dz(b, 0), *dhb = &dh(b, 0);
-      const T *drh = &d_rh(b, 0), *hp = h_prev.row(b).data();
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        const Chunk<T> r = at.load(zb), d = at.load(drh);
-        at.store(d * at.load(hp) * r * (T(1) - r), zb);
-        at.store(at.load(dhb) + d * r, dhb);
-      }
-    });
-    gemm(dh_rec, dz.leftCols(2 * H), W_gh_t);
-  }
-  for (Index b = 0; b < B; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
+      // Pass 2: through r ⊙ h and σ of the reset gate.
+      parallel_for(n, worth_parallel(n, H), [&](Index i) {
+        const Index b = b0 + i;
+        if (!active(sequence_length, t, b)) return;
+        T *zb = &dz(b, 0), *dhb = &dh(b, 0);
+        const T *drh = &d_rh(b, 0), *hp = h_prev.row(b).data();
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          const Chunk<T> r = at.load(zb), d = at.load(drh);
+          at.store(d * at.load(hp) * r * (T(1) - r), zb);
+          at.store(at.load(dhb) + d * r, dhb);
+        }
+      });
+      gemm(dh_rec.middleRows(b0, n), dz.leftCols(2 * H).middleRows(b0, n), W_gh_t);
+    }
+    for (Index b = b0; b < b0 + n; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
+  };
+  const Index weight_bytes = Index(sizeof(T)) * 3 * H * H;
+  const BatchBlocks blocks = batch_blocks(B, weight_bytes);
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 
-  // Weight gradients and dx: one GEMM each over all rows.
-  CMatMap<T> d_z(tape.gates, rows, G);
-  MatMap<T> d_gates_kernel(grads.gates_kernel, D + H, 2 * H);
-  MatMap<T> d_cand_kernel(grads.candidate_kernel, D + H, H);
-  {
-    Mat<T> dW_x(D, G);
-    input_weight_grad(dW_x, in, rows, d_z);
-    d_gates_kernel.topRows(D) = dW_x.leftCols(2 * H);
-    d_cand_kernel.topRows(D) = dW_x.rightCols(H);
-  }
-  gemm(d_gates_kernel.bottomRows(H), CMatMap<T>(tape.h_prev, rows, H).transpose(), d_z.leftCols(2 * H));
-  gemm(d_cand_kernel.bottomRows(H), CMatMap<T>(tape.rh, rows, H).transpose(), d_z.rightCols(H));
-  RowVec<T> d_bias(G);
-  column_sums(tape.gates, rows, G, d_bias.data());
-  RowMap<T>(grads.gates_bias, 2 * H) = d_bias.leftCols(2 * H);
-  RowMap<T>(grads.candidate_bias, H) = d_bias.rightCols(H);
-  if (dx != nullptr) {
-    Mat<T> W_x(D, G);
-    W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
-    input_grad(dx, in, rows, d_z, W_x);
-  }
+  // Weight gradients and dx: one GEMM each over the rows of each group (see
+  // grad_blocks).
+  Mat<T> W_x(dx != nullptr ? D : 0, G);
+  if (dx != nullptr) W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
+  sum_row_groups<T, 4>(grad_blocks(seq, weight_bytes), seq.T,
+                       {grads.gates_kernel, grads.candidate_kernel, grads.gates_bias, grads.candidate_bias},
+                       {(D + H) * 2 * H, (D + H) * H, 2 * H, H}, [&](Index r0, Index n, const std::array<T*, 4>& d) {
+                         const SeqInput<T> in_g = in.from_row(r0);
+                         CMatMap<T> d_z(tape.gates + r0 * G, n, G);
+                         MatMap<T> d_gates_kernel(d[0], D + H, 2 * H);
+                         MatMap<T> d_cand_kernel(d[1], D + H, H);
+                         {
+                           Mat<T> dW_x(D, G);
+                           input_weight_grad(dW_x, in_g, n, d_z);
+                           d_gates_kernel.topRows(D) = dW_x.leftCols(2 * H);
+                           d_cand_kernel.topRows(D) = dW_x.rightCols(H);
+                         }
+                         gemm(d_gates_kernel.bottomRows(H), CMatMap<T>(tape.h_prev + r0 * H, n, H).transpose(),
+                              d_z.leftCols(2 * H));
+                         gemm(d_cand_kernel.bottomRows(H), CMatMap<T>(tape.rh + r0 * H, n, H).transpose(),
+                              d_z.rightCols(H));
+                         RowVec<T> d_bias(G);
+                         column_sums(d_z.data(), n, G, d_bias.data());
+                         RowMap<T>(d[2], 2 * H) = d_bias.leftCols(2 * H);
+                         RowMap<T>(d[3], H) = d_bias.rightCols(H);
+                         input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_z, W_x);
+                       });
 }
 
 // ---- reset after (PyTorch / Keras 3 / cuDNN) -----------------------------------
@@ -330,42 +354,48 @@ void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>
   const PackedRhs<T> W_h(W_h_dense, rows);
   const Activation act = cfg.activation;
 
-  for (Index t = 0; t < seq.T; ++t) {
-    StepMap<T> zt = seq.step(gates, t, G);
-    StepMap<T> out = seq.step(outputs, t, H);
-    if (gather_per_step) {
-      gather_step_inputs(zt.leftCols(3 * H), in, seq, t, 0, W_x, input_bias);
-      zt.rightCols(H) = hidden_bias.replicate(B, 1);
-    }
-    gemm(zt.rightCols(3 * H), h, W_h, /*accumulate=*/true);
+  // Batch rows [b0, b0 + n) through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = 0; t < seq.T; ++t) {
+      StepMap<T> zt = seq.step(gates, t, G);
+      StepMap<T> out = seq.step(outputs, t, H);
+      if (gather_per_step) {
+        gather_step_inputs(zt.leftCols(3 * H).middleRows(b0, n), in, seq, t, b0, W_x, input_bias);
+        zt.rightCols(H).middleRows(b0, n) = hidden_bias.replicate(n, 1);
+      }
+      gemm(zt.rightCols(3 * H).middleRows(b0, n), h.middleRows(b0, n), W_h, /*accumulate=*/true);
 
-    parallel_for(B, worth_parallel(B, G), [&](Index b) {
-      if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);  // the state this step started from
-      if (!active(sequence_length, t, b)) {
-        out.row(b).setZero();
-        return;
-      }
-      T* zb = &zt(b, 0);
-      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u
-        const RowChunk<T> at(k0, 2 * H);
-        at.store(at.load(zb + H).logistic(), zb + H);
-      }
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        Chunk<T> cand = at.load(zb) + at.load(zb + H) * at.load(zb + 3 * H);  // x side + r ⊙ hn
-        activate_inplace(cand, act);
-        at.store(cand, zb);
-      }
-      T *hb = &h(b, 0), *ob = &out(b, 0);
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        const Chunk<T> u = at.load(zb + 2 * H), h_new = u * at.load(hb) + (T(1) - u) * at.load(zb);
-        at.store(h_new, ob);
-        at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
-      }
-    });
-  }
+      parallel_for(n, worth_parallel(n, G), [&](Index i) {
+        const Index b = b0 + i;
+        if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);  // the state this step started from
+        if (!active(sequence_length, t, b)) {
+          out.row(b).setZero();
+          return;
+        }
+        T* zb = &zt(b, 0);
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+        for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u
+          const RowChunk<T> at(k0, 2 * H);
+          at.store(at.load(zb + H).logistic(), zb + H);
+        }
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          Chunk<T> cand = at.load(zb) + at.load(zb + H) * at.load(zb + 3 * H);  // x side + r ⊙ hn
+          activate_inplace(cand, act);
+          at.store(cand, zb);
+        }
+        T *hb = &h(b, 0), *ob = &out(b, 0);
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          const Chunk<T> u = at.load(zb + 2 * H), h_new = u * at.load(hb) + (T(1) - u) * at.load(zb);
+          at.store(h_new, ob);
+          at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
+        }
+      });
+    }
+  };
+  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * 3 * H * H);
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 }
 
 // d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H]; grads.
@@ -384,58 +414,73 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
   dh = CMatMap<T>(dh_final, B, H);
   Mat<T> dh_rec(B, H);
 
-  for (Index t = seq.T - 1; t >= 0; --t) {
-    StepMap<T> dz = seq.step(tape.gates, t, G);  // c, r, u, hn in; their gradients out
-    CStepMap<T> d_out = seq.step(d_outputs, t, H);
-    CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
+  // Batch rows [b0, b0 + n) back through every step (see batch_blocks).
+  auto run_rows = [&](Index b0, Index n) {
+    for (Index t = seq.T - 1; t >= 0; --t) {
+      StepMap<T> dz = seq.step(tape.gates, t, G);  // c, r, u, hn in; their gradients out
+      CStepMap<T> d_out = seq.step(d_outputs, t, H);
+      CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
 
-    parallel_for(B, worth_parallel(B, G), [&](Index b) {
-      detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
-      T* zb = &dz(b, 0);
-      if (!active(sequence_length, t, b)) {
-        std::fill(zb, zb + G, T(0));
-        return;
-      }
-      const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-      T* dhb = &dh(b, 0);
-      const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
-      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-        const RowChunk<T> at(k0, H);
-        const Chunk<T> g = step_state_grad(at, dhb, mask, ob);
-        const Chunk<T> c = at.load(zb), r = at.load(zb + H), u = at.load(zb + 2 * H), hn = at.load(zb + 3 * H);
-        Chunk<T> d_zc;
-        activation_grad(d_zc, c, act);
-        d_zc = g * (T(1) - u) * d_zc;
-        at.store(d_zc, zb);
-        at.store(d_zc * hn * r * (T(1) - r), zb + H);
-        at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + 2 * H);
-        at.store(d_zc * r, zb + 3 * H);
-        at.store(g * u, dhb);
-      }
-    });
-    gemm(dh_rec, dz.rightCols(3 * H), W_h_t);
-  }
-  for (Index b = 0; b < B; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
+      parallel_for(n, worth_parallel(n, G), [&](Index i) {
+        const Index b = b0 + i;
+        detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
+        T* zb = &dz(b, 0);
+        if (!active(sequence_length, t, b)) {
+          std::fill(zb, zb + G, T(0));
+          return;
+        }
+        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
+        T* dhb = &dh(b, 0);
+        const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
+        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+          const RowChunk<T> at(k0, H);
+          const Chunk<T> g = step_state_grad(at, dhb, mask, ob);
+          const Chunk<T> c = at.load(zb), r = at.load(zb + H), u = at.load(zb + 2 * H), hn = at.load(zb + 3 * H);
+          Chunk<T> d_zc;
+          activation_grad(d_zc, c, act);
+          d_zc = g * (T(1) - u) * d_zc;
+          at.store(d_zc, zb);
+          at.store(d_zc * hn * r * (T(1) - r), zb + H);
+          at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + 2 * H);
+          at.store(d_zc * r, zb + 3 * H);
+          at.store(g * u, dhb);
+        }
+      });
+      gemm(dh_rec.middleRows(b0, n), dz.rightCols(3 * H).middleRows(b0, n), W_h_t);
+    }
+    for (Index b = b0; b < b0 + n; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
+  };
+  const Index weight_bytes = Index(sizeof(T)) * 3 * H * H;
+  const BatchBlocks blocks = batch_blocks(B, weight_bytes);
+  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 
-  // Weight gradients and dx: one GEMM each over all rows, then split by variable.
-  CMatMap<T> d_z(tape.gates, rows, G);
-  MatMap<T> d_gates_kernel(grads.gates_kernel, D + H, 2 * H);
-  {
-    Mat<T> dW_x(D, 3 * H);  // columns c | r | u
-    input_weight_grad(dW_x, in, rows, d_z.leftCols(3 * H));
-    MatMap<T>(grads.candidate_input_kernel, D, H) = dW_x.leftCols(H);
-    d_gates_kernel.topRows(D) = dW_x.rightCols(2 * H);
-  }
-  Mat<T> dW_h(H, 3 * H);  // columns r | u | hn
-  gemm(dW_h, CMatMap<T>(tape.h_prev, rows, H).transpose(), d_z.rightCols(3 * H));
-  d_gates_kernel.bottomRows(H) = dW_h.leftCols(2 * H);
-  MatMap<T>(grads.candidate_hidden_kernel, H, H) = dW_h.rightCols(H);
-  RowVec<T> d_bias(G);
-  column_sums(tape.gates, rows, G, d_bias.data());
-  RowMap<T>(grads.candidate_input_bias, H) = d_bias.leftCols(H);
-  RowMap<T>(grads.gates_bias, 2 * H) = d_bias.middleCols(H, 2 * H);
-  RowMap<T>(grads.candidate_hidden_bias, H) = d_bias.rightCols(H);
-  input_grad(dx, in, rows, d_z.leftCols(3 * H), detail::reset_after_W_x(w, D, H));
+  // Weight gradients and dx: one GEMM each over the rows of each group (see
+  // grad_blocks), then split by variable.
+  const Mat<T> W_x = dx != nullptr ? detail::reset_after_W_x(w, D, H) : Mat<T>(0, 3 * H);
+  sum_row_groups<T, 6>(grad_blocks(seq, weight_bytes), seq.T,
+                       {grads.gates_kernel, grads.candidate_input_kernel, grads.candidate_hidden_kernel,
+                        grads.candidate_input_bias, grads.gates_bias, grads.candidate_hidden_bias},
+                       {(D + H) * 2 * H, D * H, H * H, H, 2 * H, H}, [&](Index r0, Index n, const std::array<T*, 6>& d) {
+                         const SeqInput<T> in_g = in.from_row(r0);
+                         CMatMap<T> d_z(tape.gates + r0 * G, n, G);
+                         MatMap<T> d_gates_kernel(d[0], D + H, 2 * H);
+                         {
+                           Mat<T> dW_x(D, 3 * H);  // columns c | r | u
+                           input_weight_grad(dW_x, in_g, n, d_z.leftCols(3 * H));
+                           MatMap<T>(d[1], D, H) = dW_x.leftCols(H);
+                           d_gates_kernel.topRows(D) = dW_x.rightCols(2 * H);
+                         }
+                         Mat<T> dW_h(H, 3 * H);  // columns r | u | hn
+                         gemm(dW_h, CMatMap<T>(tape.h_prev + r0 * H, n, H).transpose(), d_z.rightCols(3 * H));
+                         d_gates_kernel.bottomRows(H) = dW_h.leftCols(2 * H);
+                         MatMap<T>(d[2], H, H) = dW_h.rightCols(H);
+                         RowVec<T> d_bias(G);
+                         column_sums(d_z.data(), n, G, d_bias.data());
+                         RowMap<T>(d[3], H) = d_bias.leftCols(H);
+                         RowMap<T>(d[4], 2 * H) = d_bias.middleCols(H, 2 * H);
+                         RowMap<T>(d[5], H) = d_bias.rightCols(H);
+                         input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_z.leftCols(3 * H), W_x);
+                       });
 }
 
 }  // namespace rnnkit

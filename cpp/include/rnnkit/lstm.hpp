@@ -391,32 +391,21 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
 
   // Weight gradients: one GEMM each over the rows of each group (see
   // grad_blocks), and the input gradient of those rows.
-  const BatchBlocks groups = grad_blocks(seq, Index(sizeof(T)) * (R * G + H * P));
-  const Index K = D + R, part_size = K * G + G + H * P;  // kernel, bias, projection
-  Mat<T> parts(groups.count - 1, part_size);  // row g - 1: group g's sums (every entry written before it is read)
-  auto group_grads = [&](Index g) {
-    const Index r0 = groups.begin(g) * seq.T, n = groups.rows(g) * seq.T;  // batch-major when count > 1
-    T* d_kernel_data = g == 0 ? grads.kernel : parts.data() + (g - 1) * part_size;
-    T* d_bias = g == 0 ? grads.bias : d_kernel_data + K * G;
-    T* d_proj = g == 0 ? grads.projection : d_bias + G;
-    const SeqInput<T> in_g = in.from_row(r0);
-    CMatMap<T> d_gates(tape.gates + r0 * G, n, G);
-    MatMap<T> d_kernel(d_kernel_data, K, G);
-    input_weight_grad(d_kernel.topRows(D), in_g, n, d_gates);
-    gemm(d_kernel.bottomRows(R), CMatMap<T>(tape.m_prev + r0 * R, n, R).transpose(), d_gates);
-    column_sums(d_gates.data(), n, G, d_bias);
-    input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_gates, kernel.topRows(D));
-    if (P > 0)
-      gemm(MatMap<T>(d_proj, H, P), CMatMap<T>(tape.m_pre + r0 * H, n, H).transpose(),
-           CMatMap<T>(tape.m_raw + r0 * P, n, P));
-  };
-  // one group per thread when there are enough of them, else each group's products split over the threads
-  parallel_claims(groups.count, 1, groups.count >= get_num_threads(), [&](Index begin, Index end) {
-    for (Index g = begin; g < end; ++g) group_grads(g);
-  });
-  add_group_sums(grads.kernel, K * G, parts.data(), groups.count, part_size);
-  add_group_sums(grads.bias, G, parts.data() + K * G, groups.count, part_size);
-  if (P > 0) add_group_sums(grads.projection, H * P, parts.data() + K * G + G, groups.count, part_size);
+  const Index K = D + R;
+  sum_row_groups<T, 3>(grad_blocks(seq, Index(sizeof(T)) * (R * G + H * P)), seq.T,
+                       {grads.kernel, grads.bias, grads.projection}, {K * G, G, H * P},
+                       [&](Index r0, Index n, const std::array<T*, 3>& d) {
+                         const SeqInput<T> in_g = in.from_row(r0);
+                         CMatMap<T> d_gates(tape.gates + r0 * G, n, G);
+                         MatMap<T> d_kernel(d[0], K, G);
+                         input_weight_grad(d_kernel.topRows(D), in_g, n, d_gates);
+                         gemm(d_kernel.bottomRows(R), CMatMap<T>(tape.m_prev + r0 * R, n, R).transpose(), d_gates);
+                         column_sums(d_gates.data(), n, G, d[1]);
+                         input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_gates, kernel.topRows(D));
+                         if (P > 0)
+                           gemm(MatMap<T>(d[2], H, P), CMatMap<T>(tape.m_pre + r0 * H, n, H).transpose(),
+                                CMatMap<T>(tape.m_raw + r0 * P, n, P));
+                       });
   if (cfg.peepholes) {
     RowMap<T> gi(grads.w_i_diag, H), gf(grads.w_f_diag, H), go(grads.w_o_diag, H);
     gi.setZero();
