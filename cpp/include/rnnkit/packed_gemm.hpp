@@ -59,7 +59,7 @@ inline void pack(const float* b, Index rs, Index cs, Index k, Index n, AlignedBu
   const Index blocks = (k + kRowBlock - 1) / kRowBlock;
   // From 128 KiB: a char model's W_h (256 KiB), packed at every call, and
   // its Dense head's [N, 65] gradient were packed by one thread while the
-  // other waited (A/B of its training step: 1.03-1.05x faster split).
+  // other waited (A/B of its training step: 1.03-1.05x faster).
   const bool parallel = panels * k * kPanel >= (Index(1) << 15);
   auto at = [&](Index p, Index i) { return out.data + (p * k + i) * kPanel; };
   if (rs == 1 && cs != 1) {
