@@ -46,15 +46,20 @@ def test_identical_results_with_one_and_two_threads(make_cell, restore_threads):
     lambda: rnnkit.BasicLSTMCell(128, input_depth=40, seed=0),
     # units not a multiple of the 32-unit slices; peepholes and cell_clip
     lambda: rnnkit.LSTMCell(100, use_peepholes=True, cell_clip=0.8, input_depth=40, seed=0),
+    # one thread: the whole batch at each step; two: per-thread row blocks
+    lambda: rnnkit.GRUCell(96, input_depth=40, seed=0),
+    lambda: rnnkit.GRUCell(96, reset_after=True, input_depth=40, seed=0),
+    lambda: rnnkit.BasicRNNCell(96, input_depth=40, seed=0),
 ])
 @pytest.mark.parametrize("ids", [False, True])
 @pytest.mark.parametrize("time_major", [False, True])
-def test_lstm_unit_slices_and_row_blocks_agree(make_cell, ids, time_major, restore_threads):
-    # With one thread an LSTM without projection whose step has a large gate
-    # tile (B * 4H floats >= 256 KiB) runs its steps split by hidden units
-    # (lstm_forward_by_units); with two and a small W_h, each thread runs a
-    # block of batch rows (the row-split loop). Lengths, state dropout and
-    # token ids go through both, to the same bits.
+def test_one_thread_and_per_thread_row_blocks_agree(make_cell, ids, time_major, restore_threads):
+    # With two threads and a small W_h, each thread runs a block of batch rows
+    # through every step (batch_blocks). With one, an LSTM without projection
+    # whose step has a large gate tile (B * 4H floats >= 256 KiB) runs its
+    # steps split by hidden units (lstm_forward_by_units), and the other cells
+    # the whole batch at each step. Lengths, state dropout and token ids go
+    # through both, to the same bits.
     B = 176
     tokens = rng(0).integers(0, 40, size=(B, 9)).astype(np.int32)
     x = tokens if ids else rng(0).normal(size=(B, 9, 40)).astype(np.float32)
@@ -66,9 +71,10 @@ def test_lstm_unit_slices_and_row_blocks_agree(make_cell, ids, time_major, resto
         rnnkit.set_num_threads(n)
         cell = make_cell()
         layer = rnnkit.RNN(rnnkit.DropoutWrapper(cell, state_keep_prob=0.7, seed=3))
-        out, (c, h) = layer.forward(x, sequence_length=lengths, time_major=time_major, training=True)
+        out, final = layer.forward(x, sequence_length=lengths, time_major=time_major, training=True)
         dx, _ = layer.backward(np.cos(out))
-        results[n] = [out, c, h] + ([] if ids else [dx]) + [cell.grads[k].copy() for k in cell.variables]
+        finals = list(final) if isinstance(final, tuple) else [final]  # LSTM: (c, h)
+        results[n] = [out, *finals] + ([] if ids else [dx]) + [cell.grads[k].copy() for k in cell.variables]
     for a, b in zip(results[1], results[2]):
         assert np.array_equal(a, b)
 
