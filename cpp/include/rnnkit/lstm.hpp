@@ -212,50 +212,29 @@ inline void lstm_forward_by_units(const LstmConfig& cfg, const LstmWeights<float
 
 }  // namespace detail
 
-// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
-// outputs: [rows, R] (zero on padded steps); c_final: [B, H]; m_final: [B, R]
-// gates_ws: [rows, 4H] scratch used when tape.gates is null.
+namespace detail {
+// The steps of lstm_forward split by batch rows: each of `blocks` runs its
+// rows through every step (per-thread blocks), or, as one block, each step's
+// product splits by columns and its gate pass by rows. gates: [rows, 4H], the
+// input part already in place for dense inputs (token ids are gathered at
+// each step); c_final, m_final: [B, H], [B, R] holding c0, m0, then the
+// final state.
 template <typename T>
-void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
-                  const int32_t* sequence_length, const StateMask<T>& state_mask, const T* c0, const T* m0, T* outputs, T* c_final,
-                  T* m_final, const LstmTape<T>& tape, T* gates_ws) {
+void lstm_forward_by_rows(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq,
+                          const SeqInput<T>& in, const int32_t* sequence_length, const StateMask<T>& state_mask,
+                          T* gates, T* outputs, T* c_final, T* m_final, const LstmTape<T>& tape,
+                          const BatchBlocks& blocks) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
   const bool training = tape.gates != nullptr;
-  T* gates = training ? tape.gates : gates_ws;
-
+  const bool gather_per_step = in.ids != nullptr;
   CMatMap<T> kernel(w.kernel, D + R, G);
   CRowMap<T> bias(w.bias, G);
   const auto W_x = kernel.topRows(D);
-  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
-  if (!gather_per_step) {
-    MatMap<T> all_gates(gates, seq.rows(), G);
-    project_inputs(all_gates, in, seq.rows(), W_x, bias);
-  }
-
   MatMap<T> c_cur(c_final, B, H);
   MatMap<T> m_cur(m_final, B, R);
-  c_cur = CMatMap<T>(c0, B, H);
-  m_cur = CMatMap<T>(m0, B, R);
   // m before projection for the current step; with no projection it is m itself.
   Mat<T> m_pre_step(P > 0 ? B : 0, P > 0 ? H : 0);
   Mat<T> m_proj_step(P > 0 ? B : 0, P > 0 ? P : 0);
-
-  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * (R * G + H * P));
-#if RNNKIT_PACKED_GEMM
-  if constexpr (std::is_same_v<T, float>) {
-    // By units when a step's gate tile is large: split by columns for the
-    // product and by rows for the gate pass, half of it crosses between cores
-    // at every step. Measured here: 9% faster at 512 KiB (B 32, H 1024), the
-    // same at 128 KiB, 7% slower at 64 KiB, where four products of a few
-    // panels each cost more than the traffic they save.
-    const bool large_tile = B * G * Index(sizeof(float)) >= (Index(256) << 10);
-    if (P == 0 && blocks.count == 1 && large_tile && seq.rows() >= 16) {  // rows >= 16: W_h gets packed
-      detail::lstm_forward_by_units(cfg, w, seq, in, sequence_length, state_mask, gates, outputs, c_final, m_final,
-                                    tape);
-      return;
-    }
-  }
-#endif
   const auto W_h = kernel.bottomRows(R);
   const PackedRhs<T> W_h_packed(W_h, seq.rows());  // packed once, used at every step
   std::optional<PackedRhs<T>> proj_packed;
@@ -311,6 +290,49 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
     }
   };
   parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
+}
+}  // namespace detail
+
+// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
+// outputs: [rows, R] (zero on padded steps); c_final: [B, H]; m_final: [B, R]
+// gates_ws: [rows, 4H] scratch used when tape.gates is null.
+template <typename T>
+void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
+                  const int32_t* sequence_length, const StateMask<T>& state_mask, const T* c0, const T* m0, T* outputs, T* c_final,
+                  T* m_final, const LstmTape<T>& tape, T* gates_ws) {
+  const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
+  const bool training = tape.gates != nullptr;
+  T* gates = training ? tape.gates : gates_ws;
+
+  CMatMap<T> kernel(w.kernel, D + R, G);
+  CRowMap<T> bias(w.bias, G);
+  const auto W_x = kernel.topRows(D);
+  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
+  if (!gather_per_step) {
+    MatMap<T> all_gates(gates, seq.rows(), G);
+    project_inputs(all_gates, in, seq.rows(), W_x, bias);
+  }
+
+  MatMap<T>(c_final, B, H) = CMatMap<T>(c0, B, H);
+  MatMap<T>(m_final, B, R) = CMatMap<T>(m0, B, R);
+  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * (R * G + H * P));
+#if RNNKIT_PACKED_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    // By units when a step's gate tile is large: split by columns for the
+    // product and by rows for the gate pass, half of it crosses between cores
+    // at every step. Measured here: 9% faster at 512 KiB (B 32, H 1024), the
+    // same at 128 KiB, 7% slower at 64 KiB, where four products of a few
+    // panels each cost more than the traffic they save.
+    const bool large_tile = B * G * Index(sizeof(float)) >= (Index(256) << 10);
+    if (P == 0 && blocks.count == 1 && large_tile && seq.rows() >= 16) {  // rows >= 16: W_h gets packed
+      detail::lstm_forward_by_units(cfg, w, seq, in, sequence_length, state_mask, gates, outputs, c_final, m_final,
+                                    tape);
+      return;
+    }
+  }
+#endif
+  detail::lstm_forward_by_rows(cfg, w, seq, in, sequence_length, state_mask, gates, outputs, c_final, m_final, tape,
+                               blocks);
 }
 
 // d_outputs: [rows, R]; dc_final: [B, H]; dm_final: [B, R]
