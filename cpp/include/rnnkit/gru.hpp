@@ -84,6 +84,15 @@ void add_recurrent_grad(MatMap<T>& dh, const Mat<T>& dh_rec, const SeqLayout& se
                         Index t_next, Index b) {
   if (t_next < seq.T && active(sequence_length, t_next, b)) dh.row(b) += dh_rec.row(b);
 }
+
+// [D, 3H] = both kernels' x rows side by side (columns r | u | c), so that x
+// is read by one GEMM; copying the weights costs D*3H, the GEMM rows*D*3H.
+template <typename T>
+Mat<T> gru_W_x(const GruWeights<T>& w, Index D, Index H) {
+  Mat<T> W_x(D, 3 * H);
+  W_x << CMatMap<T>(w.gates_kernel, D + H, 2 * H).topRows(D), CMatMap<T>(w.candidate_kernel, D + H, H).topRows(D);
+  return W_x;
+}
 }  // namespace detail
 
 // in: x [rows, D] or ids [rows]; sequence_length: [B] or null; h0: [B, H]
@@ -99,10 +108,7 @@ void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& 
   CMatMap<T> gates_kernel(w.gates_kernel, D + H, 2 * H);
   CMatMap<T> cand_kernel(w.candidate_kernel, D + H, H);
 
-  // Both x halves side by side ([D, 3H], columns r | u | c) so that x is
-  // read by one GEMM; copying the weights costs D*3H, the GEMM rows*D*3H.
-  Mat<T> W_x(D, G);
-  W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
+  const Mat<T> W_x = detail::gru_W_x(w, D, H);
   RowVec<T> bias(G);
   bias << CRowMap<T>(w.gates_bias, 2 * H), CRowMap<T>(w.candidate_bias, H);
   const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
@@ -248,8 +254,7 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
 
   // Weight gradients and dx: one GEMM each over the rows of each group (see
   // grad_blocks).
-  Mat<T> W_x(dx != nullptr ? D : 0, G);
-  if (dx != nullptr) W_x << gates_kernel.topRows(D), cand_kernel.topRows(D);
+  const Mat<T> W_x = dx != nullptr ? detail::gru_W_x(w, D, H) : Mat<T>(0, G);  // for dx only
   sum_row_groups<T, 4>(grad_blocks(seq, weight_bytes), seq.T,
                        {grads.gates_kernel, grads.candidate_kernel, grads.gates_bias, grads.candidate_bias},
                        {(D + H) * 2 * H, (D + H) * H, 2 * H, H}, [&](Index r0, Index n, const std::array<T*, 4>& d) {
@@ -456,7 +461,7 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
 
   // Weight gradients and dx: one GEMM each over the rows of each group (see
   // grad_blocks), then split by variable.
-  const Mat<T> W_x = dx != nullptr ? detail::reset_after_W_x(w, D, H) : Mat<T>(0, 3 * H);
+  const Mat<T> W_x = dx != nullptr ? detail::reset_after_W_x(w, D, H) : Mat<T>(0, 3 * H);  // for dx only
   sum_row_groups<T, 6>(grad_blocks(seq, weight_bytes), seq.T,
                        {grads.gates_kernel, grads.candidate_input_kernel, grads.candidate_hidden_kernel,
                         grads.candidate_input_bias, grads.gates_bias, grads.candidate_hidden_bias},
