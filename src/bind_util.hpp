@@ -7,7 +7,6 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -21,18 +20,18 @@ using rnnkit::Index;
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
 
+// Messages are built from plain strings, never iostreams: a toolchain that
+// links libstdc++ statically into the extension (as one with a custom g++
+// wrapper did) gives it a second copy of the runtime beside the one numpy
+// loads, and there the first ostringstream crashed the process on the first
+// bad argument instead of raising (tests/test_bad_input.py guards this).
 inline std::string shape_str(const std::vector<Index>& shape) {
-  std::ostringstream s;
-  s << "[";
+  std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s << ", ";
-    if (shape[i] < 0)
-      s << "*";
-    else
-      s << shape[i];
+    if (i) s += ", ";
+    s += shape[i] < 0 ? std::string("*") : std::to_string(shape[i]);
   }
-  s << "]";
-  return s.str();
+  return s + "]";
 }
 
 inline std::vector<Index> shape_of(const py::array& a) {
