@@ -21,6 +21,9 @@ import rnnkit
 CASES = {  # name: (cell, B, T, D, H)
     "big LSTM": ("lstm", 32, 50, 1024, 1024),
     "DeepBench 1 LSTM": ("lstm", 16, 25, 512, 512),
+    # Small recurrent weights: per-thread batch blocks and grouped gradient sums.
+    "char LSTM": ("lstm", 32, 50, 65, 128),
+    "small GRU": ("gru", 32, 50, 65, 128),
     "GRU": ("gru", 64, 100, 256, 512),
     "vanilla RNN": ("rnn", 64, 100, 256, 512),
 }
