@@ -61,7 +61,7 @@ Chunk<T> step_state_grad(const RowChunk<T>& at, const T* d_state, const T* mask,
 
 // a = act(a), in place.
 template <typename A>
-void activate_inplace(A&& a, Activation act) {
+[[gnu::always_inline]] inline void activate_inplace(A&& a, Activation act) {
   switch (act) {
     case Activation::Tanh: a = a.tanh(); break;
     case Activation::Relu: a = a.max(typename std::decay_t<A>::Scalar(0)); break;
