@@ -17,9 +17,13 @@ def run_training_pass(cell, x, lengths):
 
 
 @pytest.mark.parametrize("make_cell", [
+    # recurrent weights over 1 MiB: each step's product split by columns,
+    # its row passes by rows
+    lambda: rnnkit.LSTMCell(384, num_proj=256, input_depth=64, seed=0),
+    lambda: rnnkit.BasicRNNCell(1024, input_depth=64, seed=0),
+    # 512 KiB to 1 MiB of weights: batch blocks when every thread gets one
     lambda: rnnkit.BasicLSTMCell(256, input_depth=64, seed=0),
     lambda: rnnkit.LSTMCell(256, use_peepholes=True, num_proj=128, cell_clip=1.0, input_depth=64, seed=0),
-    lambda: rnnkit.BasicRNNCell(1024, input_depth=64, seed=0),
     # small W_h: each thread runs its own block of batch rows through all
     # steps, and the weight gradients are summed in groups of batch rows
     lambda: rnnkit.BasicLSTMCell(128, input_depth=64, seed=0),
