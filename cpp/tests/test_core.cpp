@@ -180,6 +180,36 @@ void test_parallel_claims_cover_each_item_once() {
   }
 }
 
+// Which batches run as per-thread row blocks (common.hpp: batch_blocks): up to
+// 512 KiB of weights whenever B >= 16, up to 1 MiB only when every thread gets
+// a block, never beyond; blocks are whole 8-row tiles that cover the batch.
+void test_batch_blocks_rule() {
+#ifdef _OPENMP
+  const Index KiB = 1024;
+  struct Case {
+    int threads;
+    Index B, weight_bytes, count, size;
+  };
+  const Case cases[] = {
+      {2, 16, 1024 * KiB, 2, 8},     {2, 16, 1024 * KiB + 4, 1, 16}, {2, 15, 256 * KiB, 1, 15},
+      {2, 32, 256 * KiB, 2, 16},     {2, 20, 768 * KiB, 2, 16},      {4, 16, 1024 * KiB, 1, 16},
+      {4, 16, 512 * KiB, 2, 8},      {4, 64, 1024 * KiB, 4, 16},     {1, 64, 256 * KiB, 1, 64},
+  };
+  for (const Case& c : cases) {
+    set_num_threads(c.threads);
+    const BatchBlocks b = batch_blocks(c.B, c.weight_bytes);
+    const std::string what = "batch_blocks(B " + std::to_string(c.B) + ", " + std::to_string(c.weight_bytes) +
+                             " bytes) on " + std::to_string(c.threads) + " threads";
+    check(b.count == c.count && b.size == c.size, what + ": got " + std::to_string(b.count) + " blocks of " +
+                                                      std::to_string(b.size) + " rows");
+    Index covered = 0;
+    for (Index i = 0; i < b.count; ++i) covered += b.begin(i) == covered ? b.rows(i) : -c.B;
+    check(covered == c.B, what + ": blocks do not cover the batch in order");
+  }
+  set_num_threads(2);
+#endif
+}
+
 #if RNNKIT_PACKED_GEMM
 // The LSTM forward's two step loops, called directly rather than through the
 // size rules that choose between them: split by hidden units, and split by
@@ -333,6 +363,7 @@ int main() {
   test_basic_rnn_gradient_matches_finite_differences();
   test_gemm_is_identical_for_every_thread_count();
   test_parallel_claims_cover_each_item_once();
+  test_batch_blocks_rule();
   test_packed_products_match_eigen();
 #if RNNKIT_PACKED_GEMM
   test_lstm_unit_split_matches_row_split();
