@@ -289,13 +289,16 @@ inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * 
 // not depend on the split. Blocks are whole 8-row GEMM tiles; one block means
 // "split inside each step" instead.
 //
-// Up to 512 KiB of weights a step is so small that blocks win even when
-// fewer blocks than threads leave some idle. Up to 1 MiB (a core's L2 here)
-// blocks still win when every thread gets one: on this 2-core machine a
+// Up to kSmallWeightBytes a step is so small that blocks win even when
+// fewer blocks than threads leave some idle. Up to kCoreL2Bytes blocks still
+// win when every thread gets one: on this 2-core machine a
 // DeepBench LSTM (B 16, H 256) forward ran 1.05-1.25x faster in
 // interleaved A/B, a vanilla RNN (B 64, H 512) forward+backward 1.10x; but on
 // a 16-core machine the same LSTM in 2 blocks of 8 rows took twice as long
 // as splitting each step over 4-16 threads.
+constexpr Index kSmallWeightBytes = Index(512) << 10;
+constexpr Index kCoreL2Bytes = Index(1) << 20;  // one core's L2 on this machine
+
 struct BatchBlocks {
   Index count = 1, size = 0, B = 0;
   Index begin(Index i) const { return i * size; }
@@ -307,10 +310,10 @@ inline BatchBlocks batch_blocks(Index B, Index weight_bytes) {
   blocks.B = B;
   blocks.size = B;
   const Index threads = get_num_threads();
-  if (threads < 2 || B < 16 || weight_bytes > (Index(1) << 20)) return blocks;
+  if (threads < 2 || B < 16 || weight_bytes > kCoreL2Bytes) return blocks;
   const Index per_thread = (B + threads - 1) / threads;
   const Index size = (per_thread + 7) / 8 * 8, count = (B + size - 1) / size;
-  if (weight_bytes > (Index(512) << 10) && count < threads) return blocks;
+  if (weight_bytes > kSmallWeightBytes && count < threads) return blocks;
   blocks.size = size;
   blocks.count = count;
   return blocks;
@@ -320,8 +323,9 @@ inline BatchBlocks batch_blocks(Index B, Index weight_bytes) {
 // blocks, a product over the whole tape makes each core read the rows the
 // other core wrote, and the next forward must take those lines back before
 // it can write them again (measured: a char model's forward+backward took
-// 1.3× the sum of the two alone). So when a step's weights fit a core's L2,
-// a batch-major tape is summed in fixed groups of batch rows instead, each
+// 1.3× the sum of the two alone). So when a step's weights are small
+// (kSmallWeightBytes; the groups must not depend on the thread count, so
+// they do not follow batch_blocks' every-thread rule), a batch-major tape is summed in fixed groups of batch rows instead, each
 // group by one thread over rows its own block wrote, and the groups' sums are
 // then added in group order. The groups depend only on the shapes, never on
 // the thread count, so neither do the sums. At most 8 groups of at least 16
@@ -330,7 +334,7 @@ inline BatchBlocks grad_blocks(const SeqLayout& seq, Index weight_bytes) {
   BatchBlocks groups;
   groups.B = seq.B;
   groups.size = seq.B;
-  if (seq.time_major || seq.B < 32 || weight_bytes > (Index(512) << 10)) return groups;
+  if (seq.time_major || seq.B < 32 || weight_bytes > kSmallWeightBytes) return groups;
   const Index per_group = (seq.B + 7) / 8;
   groups.size = std::max<Index>(16, (per_group + 7) / 8 * 8);
   groups.count = (seq.B + groups.size - 1) / groups.size;

@@ -408,13 +408,14 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
         if (active(sequence_length, t, b)) dm.row(b) = dm_rec.row(b);
     }
   };
-  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * (R * G + H * P));
+  const Index weight_bytes = Index(sizeof(T)) * (R * G + H * P);
+  const BatchBlocks blocks = batch_blocks(B, weight_bytes);
   parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
 
   // Weight gradients: one GEMM each over the rows of each group (see
   // grad_blocks), and the input gradient of those rows.
   const Index K = D + R;
-  sum_row_groups<T, 3>(grad_blocks(seq, Index(sizeof(T)) * (R * G + H * P)), seq.T,
+  sum_row_groups<T, 3>(grad_blocks(seq, weight_bytes), seq.T,
                        {grads.kernel, grads.bias, grads.projection}, {K * G, G, H * P},
                        [&](Index r0, Index n, const std::array<T*, 3>& d) {
                          const SeqInput<T> in_g = in.from_row(r0);
