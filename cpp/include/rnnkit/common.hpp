@@ -324,10 +324,11 @@ inline BatchBlocks batch_blocks(Index B, Index weight_bytes) {
 // other core wrote, and the next forward must take those lines back before
 // it can write them again (measured: a char model's forward+backward took
 // 1.3× the sum of the two alone). So when a step's weights are small
-// (kSmallWeightBytes; the groups must not depend on the thread count, so
-// they do not follow batch_blocks' every-thread rule), a batch-major tape is summed in fixed groups of batch rows instead, each
-// group by one thread over rows its own block wrote, and the groups' sums are
-// then added in group order. The groups depend only on the shapes, never on
+// (kSmallWeightBytes: the groups must not depend on the thread count, so
+// they do not follow batch_blocks' every-thread rule), a batch-major tape is
+// summed in fixed groups of batch rows instead, each group by one thread
+// over rows its own block wrote, and the groups' sums are then added in
+// group order. The groups depend only on the shapes, never on
 // the thread count, so neither do the sums. At most 8 groups of at least 16
 // rows: a group's product stays large, and its partial sum small beside it.
 inline BatchBlocks grad_blocks(const SeqLayout& seq, Index weight_bytes) {
