@@ -206,6 +206,25 @@ def test_logsumexp_is_stable(dtype):
     assert_close(loss, reference_loss(logits, targets, weights, False, False, False, False), dtype=dtype, atol=1e-4 if dtype == np.float32 else 1e-12, rtol=1e-4 if dtype == np.float32 else 1e-10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_shift_finds_the_largest_logit_anywhere_in_the_row(dtype):
+    # The kernel takes each row's max in packets and then the leftover
+    # classes one by one. One huge logit per row, at every position of a
+    # 65-class row (first, inside and at the edges of packets, the leftover
+    # tail): exp(huge - a smaller max) overflows, so a max that missed it
+    # would give inf or NaN instead of the loss.
+    C = 65
+    r = rng(7)
+    logits = r.normal(size=(1, C, C)).astype(dtype)
+    for p in range(C):
+        logits[0, p, p] = dtype(5000.0)  # exp overflows float32 and float64 beyond ~89 and ~710
+    targets = r.integers(0, C, size=(1, C))
+    weights = np.ones((1, C), dtype)
+    loss = rnnkit.sequence_loss(logits, targets, weights, average_across_timesteps=False, average_across_batch=False)
+    assert np.all(np.isfinite(loss))
+    assert_close(loss, reference_loss(logits, targets, weights, False, False, False, False), dtype=dtype)
+
+
 def test_target_dtypes_give_the_same_loss():
     logits, targets, weights = _data(np.float64)
     ref = rnnkit.sequence_loss(logits, targets.astype(np.int64), weights)

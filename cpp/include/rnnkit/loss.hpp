@@ -100,8 +100,18 @@ void sequence_loss_forward(const SequenceLossConfig& cfg, const T* logits, const
   const Index rows = cfg.rows(), C = cfg.C;
   parallel_for(rows, worth_parallel(rows, C), [&](Index r) {
     const T* x = logits + r * C;
+    // The row's max: whole packets, then the leftover classes one by one
+    // (a max is exact in any order). A chain of dependent scalar compares
+    // made this loop 1.1x slower for 65 classes (C++ bench, one thread).
     T m = x[0];
-    for (Index k = 1; k < C; ++k) m = std::max(m, x[k]);
+    Index k = 0;
+    if (C >= kChunk<T>) {
+      Chunk<T> packet_max = Eigen::Map<const Chunk<T>>(x);
+      for (k = kChunk<T>; k + kChunk<T> <= C; k += kChunk<T>)
+        packet_max = packet_max.max(Eigen::Map<const Chunk<T>>(x + k));
+      m = packet_max.maxCoeff();
+    }
+    for (; k < C; ++k) m = std::max(m, x[k]);
     // exp in register chunks (see rowmath.hpp): Eigen's vectorised exp, as
     // TF's softmax, the same for every row wherever it lives
     T s = T(0);
