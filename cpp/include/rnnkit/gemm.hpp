@@ -54,25 +54,38 @@ class PackedRhs {
 
   // rows_to_come: how many rows of A will be multiplied by B in all.
   template <typename Rhs>
-  PackedRhs(const Rhs& B, Index rows_to_come)
+  PackedRhs(const Rhs& B, Index rows_to_come) : PackedRhs(B, rows_to_come, nullptr) {}
+
+#if RNNKIT_PACKED_GEMM
+  // Packs into `buffer` (grown as needed) instead of a buffer of its own;
+  // the caller keeps `buffer` alive and unused by others while this lives.
+  template <typename Rhs>
+  PackedRhs(const Rhs& B, Index rows_to_come, packed::AlignedBuffer* buffer)
+#else
+  template <typename Rhs>
+  PackedRhs(const Rhs& B, Index rows_to_come, void* buffer)
+#endif
       : k_(B.rows()), n_(B.cols()), view_(B.data(), k_, n_, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(B.rowStride(), B.colStride())) {
     static_assert(direct_access<Rhs>(), "PackedRhs needs a matrix in memory");
 #if RNNKIT_PACKED_GEMM
     if constexpr (std::is_same_v<T, float>) {
       if (rows_to_come >= 16 && k_ > 0 && n_ > 0) {
-        packed::pack(B.data(), B.rowStride(), B.colStride(), k_, n_, panels_);
+        packed::AlignedBuffer& out = buffer != nullptr ? *buffer : own_panels_;
+        packed::pack(B.data(), B.rowStride(), B.colStride(), k_, n_, out);
+        panels_ = out.data;
         is_packed_ = true;
       }
     }
 #endif
     (void)rows_to_come;
+    (void)buffer;
   }
   Index rows() const { return k_; }
   Index cols() const { return n_; }
   bool is_packed() const { return is_packed_; }
   const View& view() const { return view_; }
 #if RNNKIT_PACKED_GEMM
-  const float* panels() const { return panels_.data; }
+  const float* panels() const { return panels_; }
 #endif
 
  private:
@@ -80,7 +93,8 @@ class PackedRhs {
   View view_;
   bool is_packed_ = false;
 #if RNNKIT_PACKED_GEMM
-  packed::AlignedBuffer panels_;
+  packed::AlignedBuffer own_panels_;
+  const float* panels_ = nullptr;
 #endif
 };
 
@@ -140,7 +154,10 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate) {
         const Index depth = std::min(slab, k - k0);
         const View A_slab(A.data() + k0 * A.colStride(), m, depth, Stride(A.rowStride(), A.colStride()));
         const View B_slab(B.data() + k0 * B.rowStride(), depth, n, Stride(B.rowStride(), B.colStride()));
-        gemm(C, A_slab, PackedRhs<float>(B_slab, m), accumulate || k0 > 0);
+        // One packing buffer per thread, reused by every one-off product
+        // the thread runs: see packed::thread_buffer.
+        gemm(C, A_slab, PackedRhs<float>(B_slab, m, &packed::thread_buffer(packed::Scratch::OneOffRhs)),
+             accumulate || k0 > 0);
       }
       return;
     }
