@@ -65,6 +65,25 @@ def test_float32_gradients_match_numpy():
     assert_close(dx, (dy64 @ layer.variables["kernel"].astype(np.float64).T).reshape(3, 2, 5), dtype=np.float32)
 
 
+@pytest.mark.parametrize("units", [5, 16, 17, 65, 96])
+def test_float32_packed_products_every_panel_width(units):
+    # 80 rows of depth 128 take the packed AVX-512 products (at least 32
+    # rows), whose last panel of 32 columns is full (96), half or less (5,
+    # 16, 65: one vector) or just over half (17): every output column against
+    # numpy, forward and backward (the kernel's gradient reduces over the
+    # rows with the same narrow panels).
+    layer = _layer(units, 128, np.float32)
+    x = rng(7).normal(size=(4, 20, 128)).astype(np.float32)
+    dy = rng(8).normal(size=(4, 20, units)).astype(np.float32)
+    k = layer.variables["kernel"].astype(np.float64)
+    x64, dy64 = x.astype(np.float64).reshape(-1, 128), dy.astype(np.float64).reshape(-1, units)
+    y = layer.forward(x)
+    assert_close(y, (x64 @ k + layer.variables["bias"]).reshape(4, 20, units), dtype=np.float32)
+    dx = layer.backward(dy)
+    assert_close(layer.grads["kernel"], x64.T @ dy64, dtype=np.float32)
+    assert_close(dx, (dy64 @ k.T).reshape(4, 20, 128), dtype=np.float32)
+
+
 def test_variables_built_on_first_forward_glorot_and_seeded():
     layer = rnnkit.Dense(6, seed=7)
     assert len(layer.variables) == 0
