@@ -43,6 +43,13 @@ inline bool gemm_worth_parallel(Index m, Index n, Index k) { return m * n * k >=
 // threads pays off once B (k·n floats) outgrows about half of one core's L2.
 inline bool few_rows_worth_parallel(Index n, Index k) { return n * k >= (Index(1) << 17); }
 
+// Where a PackedRhs may pack its panels instead of a buffer of its own.
+#if RNNKIT_PACKED_GEMM
+using PackBuffer = packed::AlignedBuffer;
+#else
+struct PackBuffer {};  // nothing is packed without the AVX-512 kernel
+#endif
+
 // The right-hand side of many products within one layer call (the recurrent
 // weights, used once per time step): packed once for the AVX-512 kernel when
 // enough rows will be multiplied by it; otherwise a view of B, which must
@@ -56,15 +63,10 @@ class PackedRhs {
   template <typename Rhs>
   PackedRhs(const Rhs& B, Index rows_to_come) : PackedRhs(B, rows_to_come, nullptr) {}
 
-#if RNNKIT_PACKED_GEMM
   // Packs into `buffer` (grown as needed) instead of a buffer of its own;
   // the caller keeps `buffer` alive and unused by others while this lives.
   template <typename Rhs>
-  PackedRhs(const Rhs& B, Index rows_to_come, packed::AlignedBuffer* buffer)
-#else
-  template <typename Rhs>
-  PackedRhs(const Rhs& B, Index rows_to_come, void* buffer)
-#endif
+  PackedRhs(const Rhs& B, Index rows_to_come, PackBuffer* buffer)
       : k_(B.rows()), n_(B.cols()), view_(B.data(), k_, n_, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(B.rowStride(), B.colStride())) {
     static_assert(direct_access<Rhs>(), "PackedRhs needs a matrix in memory");
 #if RNNKIT_PACKED_GEMM

@@ -118,6 +118,30 @@ inline void pack(const float* b, Index rs, Index cs, Index k, Index n, AlignedBu
   });
 }
 
+// The column masks of a C tile row of Vecs vectors holding `cols` columns,
+// and its accumulators' load (C, or zero) and store: shared by tile() and
+// few_rows_tile(), which sum every element alike.
+template <int Vecs>
+[[gnu::always_inline]] inline void column_masks(Index cols, __mmask16 (&mask)[Vecs]) {
+  for (int v = 0; v < Vecs; ++v) {
+    const Index left = cols - 16 * v;
+    mask[v] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+  }
+}
+template <int Rows, int Vecs>
+[[gnu::always_inline]] inline void load_accumulators(__m512 (&acc)[Rows][Vecs], const __mmask16 (&mask)[Vecs],
+                                                     const float* c, Index ldc, bool accumulate) {
+  for (int r = 0; r < Rows; ++r)
+    for (int v = 0; v < Vecs; ++v)
+      acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v) : _mm512_setzero_ps();
+}
+template <int Rows, int Vecs>
+[[gnu::always_inline]] inline void store_accumulators(const __m512 (&acc)[Rows][Vecs], const __mmask16 (&mask)[Vecs],
+                                                      float* c, Index ldc) {
+  for (int r = 0; r < Rows; ++r)
+    for (int v = 0; v < Vecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+}
+
 // C[rows ≤ 8, cols ≤ 32] (+)= A[rows, k] · panel. A's element (r, i) at
 // a[r * ars + i * acs]; C's row r at c + r * ldc.
 // Vecs = 1 serves a last panel of at most 16 columns (a Dense(65) head's
@@ -128,14 +152,9 @@ template <int Rows, int Vecs = 2>
 inline void tile(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
                  Index cols, bool accumulate) {
   __mmask16 mask[Vecs];
-  for (int v = 0; v < Vecs; ++v) {
-    const Index left = cols - 16 * v;
-    mask[v] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
-  }
+  column_masks(cols, mask);
   __m512 acc[Rows][Vecs];
-  for (int r = 0; r < Rows; ++r)
-    for (int v = 0; v < Vecs; ++v)
-      acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v) : _mm512_setzero_ps();
+  load_accumulators(acc, mask, c, ldc, accumulate);
   for (Index i = 0; i < k; ++i) {
     __m512 b[Vecs];
     for (int v = 0; v < Vecs; ++v) b[v] = _mm512_load_ps(panel + i * kPanel + 16 * v);
@@ -145,8 +164,7 @@ inline void tile(const float* a, Index ars, Index acs, const float* panel, Index
       for (int v = 0; v < Vecs; ++v) acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
     }
   }
-  for (int r = 0; r < Rows; ++r)
-    for (int v = 0; v < Vecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+  store_accumulators(acc, mask, c, ldc);
 }
 
 template <int Vecs>
@@ -266,14 +284,9 @@ template <int Rows, int Vecs>
 inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, Index ldb, Index k, float* c,
                           Index ldc, Index cols, bool accumulate) {
   __mmask16 mask[Vecs];
-  for (int v = 0; v < Vecs; ++v) {
-    const Index left = cols - 16 * v;
-    mask[v] = left >= 16 ? __mmask16(0xFFFF) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
-  }
+  column_masks(cols, mask);
   __m512 acc[Rows][Vecs];
-  for (int r = 0; r < Rows; ++r)
-    for (int v = 0; v < Vecs; ++v)
-      acc[r][v] = accumulate ? _mm512_maskz_loadu_ps(mask[v], c + r * ldc + 16 * v) : _mm512_setzero_ps();
+  load_accumulators(acc, mask, c, ldc, accumulate);
   for (Index i = 0; i < k; ++i) {
     const float* bi = b + i * ldb;
     for (int r = 0; r < Rows; ++r) {
@@ -282,8 +295,7 @@ inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, 
         acc[r][v] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(mask[v], bi + 16 * v), acc[r][v]);
     }
   }
-  for (int r = 0; r < Rows; ++r)
-    for (int v = 0; v < Vecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
+  store_accumulators(acc, mask, c, ldc);
 }
 
 // A chunk of columns runs a tile of just the vectors it needs (the last
