@@ -280,7 +280,7 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
 // re-reading its own share of B from its own L2.
 constexpr Index kFewRows = 4;
 
-template <int Rows, int Vecs>
+template <int Rows, int Vecs, bool Full>
 inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, Index ldb, Index k, float* c,
                           Index ldc, Index cols, bool accumulate) {
   __mmask16 mask[Vecs];
@@ -289,10 +289,17 @@ inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, 
   load_accumulators(acc, mask, c, ldc, accumulate);
   for (Index i = 0; i < k; ++i) {
     const float* bi = b + i * ldb;
+    // The next row's lines, one row ahead: the hardware prefetchers see a
+    // 1 KiB run every 4 KiB and do not keep up (one thread's share of a
+    // [256, 1024] W_h: 6.1 -> 5.3 us, its bare L2 read 4.8 us).
+    for (int v = 0; v < Vecs; ++v) _mm_prefetch(reinterpret_cast<const char*>(bi + ldb + 16 * v), _MM_HINT_T0);
     for (int r = 0; r < Rows; ++r) {
       const __m512 av = _mm512_set1_ps(a[r * ars + i * acs]);
-      for (int v = 0; v < Vecs; ++v)
-        acc[r][v] = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(mask[v], bi + 16 * v), acc[r][v]);
+      for (int v = 0; v < Vecs; ++v) {
+        // A masked load is slower than a plain one even with every lane on.
+        const __m512 bv = Full ? _mm512_loadu_ps(bi + 16 * v) : _mm512_maskz_loadu_ps(mask[v], bi + 16 * v);
+        acc[r][v] = _mm512_fmadd_ps(av, bv, acc[r][v]);
+      }
     }
   }
   store_accumulators(acc, mask, c, ldc);
@@ -310,7 +317,10 @@ inline void few_rows_fitted_tile(int vecs, const float* a, Index ars, Index acs,
       return;
     }
   }
-  few_rows_tile<Rows, Vecs>(a, ars, acs, b, ldb, k, c, ldc, cols, accumulate);
+  if (cols == 16 * Vecs)
+    few_rows_tile<Rows, Vecs, true>(a, ars, acs, b, ldb, k, c, ldc, cols, accumulate);
+  else
+    few_rows_tile<Rows, Vecs, false>(a, ars, acs, b, ldb, k, c, ldc, cols, accumulate);
 }
 
 template <int Rows>
