@@ -292,7 +292,8 @@ inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, 
     // The next row's lines, one row ahead: the hardware prefetchers see a
     // 1 KiB run every 4 KiB and do not keep up (one thread's share of a
     // [256, 1024] W_h: 6.1 -> 5.3 us, its bare L2 read 4.8 us).
-    for (int v = 0; v < Vecs; ++v) _mm_prefetch(reinterpret_cast<const char*>(bi + ldb + 16 * v), _MM_HINT_T0);
+    if (i + 1 < k)
+      for (int v = 0; v < Vecs; ++v) _mm_prefetch(reinterpret_cast<const char*>(bi + ldb + 16 * v), _MM_HINT_T0);
     for (int r = 0; r < Rows; ++r) {
       const __m512 av = _mm512_set1_ps(a[r * ars + i * acs]);
       for (int v = 0; v < Vecs; ++v) {
