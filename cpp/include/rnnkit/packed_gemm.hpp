@@ -220,8 +220,13 @@ inline void pack_rows(const float* a, Index ars, Index acs, Index rows, Index de
 inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float* a, Index ars, Index acs,
                      const float* packed_b, bool accumulate, bool parallel) {
   const Index panels = (n + kPanel - 1) / kPanel;
-  const Index chunk = panels >= 8 ? 256 : 64;  // rows of A per work item
-  const Index chunks = (m + chunk - 1) / chunk;
+  // Rows of A per work item: at most 256 (64 for a narrow product), in
+  // chunks of equal size (whole tiles). A short last chunk left the thread
+  // whose static share held only full ones with more work: [400, 2048]·[2048,
+  // 512] (DeepBench 1's input gradient) split 256 and 144 rows, 70% of peak.
+  const Index max_chunk = panels >= 8 ? 256 : 64;
+  const Index chunks = (m + max_chunk - 1) / max_chunk;
+  const Index chunk = ((m + chunks - 1) / chunks + kTileRows - 1) / kTileRows * kTileRows;
   constexpr Index kDepth = 256;                // k per block: a 32 KiB slice of a panel
   const bool pack_a = ars == 1 && acs != 1 && m >= 32;
   auto run = [&](Index begin, Index end) {
