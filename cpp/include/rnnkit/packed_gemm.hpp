@@ -210,9 +210,10 @@ inline void pack_rows(const float* a, Index ars, Index acs, Index rows, Index de
 // The work is (row chunk, panel) pairs, chunk-major, each thread taking a
 // contiguous range: whole panels of one chunk of A's rows, or whole chunks
 // when there are few panels (a narrow product such as a Dense head). A long
-// k goes in blocks whose slice of a panel stays in L1 across the row tiles;
-// a k block adds onto the C that the previous one stored, which is the same
-// float the registers held, so blocking changes no sum. A given transposed
+// k goes in blocks of kDepth (see the panel groups below for how a block's
+// slices meet the row tiles); a k block adds onto the C that the previous
+// one stored, which is the same float the registers held, so blocking
+// changes no sum. A given transposed
 // (a weight gradient's X^T: ars == 1) would cost a tile a new cache line per
 // k step, at a power-of-two stride the L1 holds few of, so each thread
 // copies the block of A it is about to use into 8-row strips once and runs
@@ -273,8 +274,8 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
   // Items are claimed (parallel_claims), so that a faster core takes over
   // items of a slower one, in pieces that keep A's reuse. A piece runs its
   // k blocks across its panels and then moves on, so each piece reads A's
-  // chunk over all of k (what a work item reads of A) again: one group of
-  // panels per piece while that chunk is at most 256 KiB, 8 while it fits the L2 (1 MiB),
+  // chunk over all of k (what a work item reads of A) again: one panel group
+  // per piece while that chunk is at most 256 KiB, 8 while it fits the L2 (1 MiB),
   // static shares beyond, and where a thread copies strips of A, whose
   // panels all reuse one copy. (Claiming every product one item at a time
   // made the big LSTM's input projection, a 1 MiB chunk, 5–7% slower.)
