@@ -190,18 +190,24 @@ inline void tile_rows(Index rows, const float* a, Index ars, Index acs, const fl
     tile_rows_of<2>(rows, a, ars, acs, panel, k, c, ldc, cols, accumulate);
 }
 
-// A [rows ≤ chunk, depth] with element (r, i) at a[r * ars + i * acs], copied
-// as 8-row strips: strip s, column i at out[(s * depth + i) * 8 + r'] (rows
-// past the end zero). A tile then reads its A contiguously (ars 1, acs 8).
-inline void pack_rows(const float* a, Index ars, Index acs, Index rows, Index depth, float* out) {
-  for (Index s0 = 0; s0 < rows; s0 += kTileRows) {
-    float* strip = out + s0 * depth;
-    const Index n = std::min(kTileRows, rows - s0);
-    for (Index i = 0; i < depth; ++i) {
-      const float* src = a + s0 * ars + i * acs;
-      float* dst = strip + i * kTileRows;
-      for (Index r = 0; r < n; ++r) dst[r] = src[r * ars];
-      for (Index r = n; r < kTileRows; ++r) dst[r] = 0.f;
+// A [rows ≤ chunk, depth] given transposed (element (r, i) at a[r + i * acs],
+// so each i is a contiguous run of `rows` floats), copied as 8-row strips:
+// strip s, column i at out[(s * depth + i) * 8 + r'] (rows past the end
+// zero). A tile then reads its A contiguously (ars 1, acs 8). The copy walks
+// the source in its own order, a whole run per i in 8-float vectors (row
+// by row of each strip instead, it touched every source line once per strip
+// and copied float by float: 3.7% of a char model's training step).
+inline void pack_rows(const float* a, Index acs, Index rows, Index depth, float* out) {
+  const Index full = rows / kTileRows, left = rows - full * kTileRows;  // whole strips, rows of the last
+  for (Index i = 0; i < depth; ++i) {
+    const float* src = a + i * acs;
+    float* dst = out + i * kTileRows;
+    for (Index s = 0; s < full; ++s)
+      _mm256_store_ps(dst + s * depth * kTileRows, _mm256_loadu_ps(src + s * kTileRows));
+    if (left > 0) {
+      float* last = dst + full * depth * kTileRows;
+      for (Index r = 0; r < left; ++r) last[r] = src[full * kTileRows + r];
+      for (Index r = left; r < kTileRows; ++r) last[r] = 0.f;
     }
   }
 }
@@ -245,7 +251,7 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
         const float* a_blk = a + r0 * ars + k0 * acs;
         Index a_rs = ars, a_cs = acs, row_step = ars;
         if (pack_a) {
-          pack_rows(a_blk, ars, acs, r1 - r0, depth, strips.data);
+          pack_rows(a_blk, acs, r1 - r0, depth, strips.data);
           a_blk = strips.data;
           a_rs = 1;
           a_cs = kTileRows;
