@@ -330,6 +330,17 @@ void test_packed_products_match_eigen() {
     check(via_transpose.isApprox(A * B, 1e-5f), "product with a transposed A");
     check(via_transpose == row_major, "transposed A changes the product's bits");
   }
+  // A last panel of at most 8 columns runs the narrow (8-float) tile, one of
+  // at most 16 the one-vector tile: the columns they share get the same bits.
+  {
+    const Index m = 37, k = 300;
+    const Mat<float> A = random_mat(m, k, gen), B = random_mat(k, 80, gen);
+    Mat<float> narrow(m, 65), wide(m, 80);
+    gemm(narrow, A, PackedRhs<float>(B.leftCols(65), 64));
+    gemm(wide, A, PackedRhs<float>(B, 64));
+    check(narrow.isApprox(A * B.leftCols(65), 1e-5f), "product with a 1-column last panel");
+    check(narrow == wide.leftCols(65), "a narrow last panel changes the product's bits");
+  }
   // A few rows read B in place; they must give the bits of the packed kernel.
   // (m, k, n): last column chunks narrower than a tile (200, 65, 1, 97 columns) run narrower tiles.
   const Index few_shapes[][3] = {{1, 300, 200}, {1, 256, 65}, {2, 40, 1}, {3, 65, 1024}, {4, 256, 97}};

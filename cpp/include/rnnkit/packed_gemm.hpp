@@ -167,24 +167,56 @@ inline void tile(const float* a, Index ars, Index acs, const float* panel, Index
   store_accumulators(acc, mask, c, ldc);
 }
 
+// C[rows ≤ 8, cols ≤ 8] (+)= A[rows, k] · panel in one 8-float vector per
+// row: a last panel of at most 8 columns (a Dense(65) head's 65th column).
+// This core runs two 8-float FMAs per cycle but one of 16 floats, so such a
+// panel costs half of tile<Rows, 1>. The same fused multiply-add per element
+// in k order, so the same bits.
+template <int Rows>
+inline void narrow_tile(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
+                        Index cols, bool accumulate) {
+  const __m256i mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  __m256 acc[Rows];
+  for (int r = 0; r < Rows; ++r) acc[r] = accumulate ? _mm256_maskload_ps(c + r * ldc, mask) : _mm256_setzero_ps();
+  for (Index i = 0; i < k; ++i) {
+    const __m256 b = _mm256_load_ps(panel + i * kPanel);
+    const float* ai = a + i * acs;
+    for (int r = 0; r < Rows; ++r) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(ai[r * ars]), b, acc[r]);
+  }
+  for (int r = 0; r < Rows; ++r) _mm256_maskstore_ps(c + r * ldc, mask, acc[r]);
+}
+
+// The tile of Vecs 16-float vectors per row, or (Vecs = 0) the narrow tile.
+template <int Rows, int Vecs>
+inline void tile_of(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
+                    Index cols, bool accumulate) {
+  if constexpr (Vecs == 0)
+    narrow_tile<Rows>(a, ars, acs, panel, k, c, ldc, cols, accumulate);
+  else
+    tile<Rows, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate);
+}
+
 template <int Vecs>
 inline void tile_rows_of(Index rows, const float* a, Index ars, Index acs, const float* panel, Index k, float* c,
                          Index ldc, Index cols, bool accumulate) {
   switch (rows) {
-    case 8: tile<8, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
-    case 7: tile<7, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
-    case 6: tile<6, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
-    case 5: tile<5, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
-    case 4: tile<4, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
-    case 3: tile<3, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
-    case 2: tile<2, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
-    default: tile<1, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 8: tile_of<8, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 7: tile_of<7, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 6: tile_of<6, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 5: tile_of<5, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 4: tile_of<4, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 3: tile_of<3, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 2: tile_of<2, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    default: tile_of<1, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
   }
 }
 
 inline void tile_rows(Index rows, const float* a, Index ars, Index acs, const float* panel, Index k, float* c,
                       Index ldc, Index cols, bool accumulate) {
-  if (cols <= 16)
+  if (cols <= 8)
+    tile_rows_of<0>(rows, a, ars, acs, panel, k, c, ldc, cols, accumulate);
+  else if (cols <= 16)
     tile_rows_of<1>(rows, a, ars, acs, panel, k, c, ldc, cols, accumulate);
   else
     tile_rows_of<2>(rows, a, ars, acs, panel, k, c, ldc, cols, accumulate);
