@@ -70,17 +70,23 @@ void gather_step_inputs(Dst&& z, const SeqInput<T>& in, const SeqLayout& seq, In
                [&](Index i) { z.row(i) = W_x.row(in.ids[seq.row(t, b0 + i)]) + bias; });
 }
 
-// dW_x [D, G] = inputs^T · dZ [rows, G]
+// dW_x [D, G] = inputs^T · dZ [rows, G], and with d_bias also d_bias [G] =
+// the column sums of dZ (rows in order, as column_sums). For token ids both
+// come from one pass over dZ, which comes from beyond the L2 in a long tape.
+// d_bias needs dZ's rows contiguous.
 template <typename T, typename Dst, typename Src>
-void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src& dZ) {
+void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src& dZ, T* d_bias = nullptr) {
+  const Index G = dZ.cols();
+  eigen_assert(d_bias == nullptr || rows < 2 || dZ.outerStride() == G);
   if (in.ids == nullptr) {
     gemm(dW_x, CMatMap<T>(in.x, rows, in.D).transpose(), dZ);
+    if (d_bias != nullptr) column_sums(dZ.data(), rows, G, d_bias);
     return;
   }
   dW_x.setZero();
+  if (d_bias != nullptr) std::fill(d_bias, d_bias + G, T(0));
   // Rows are added in their own order, whatever the thread count; threads
   // split the columns.
-  const Index G = dZ.cols();
   const Index block = G >= 256 ? 128 : G;
   const Index blocks = G == 0 ? 0 : (G + block - 1) / block;
   const bool parallel = blocks > 1 && rows * G >= 16384;
@@ -89,12 +95,18 @@ void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src&
     // rows. A pass per column block read every row of dZ four times, 128
     // floats each time: 196-250 against 113-144 us for a char model's
     // [800, 512] group coming from beyond the L2 (standalone).
-    for (Index r = 0; r < rows; ++r) dW_x.row(in.ids[r]) += dZ.row(r);
+    for (Index r = 0; r < rows; ++r) {
+      dW_x.row(in.ids[r]) += dZ.row(r);
+      if (d_bias != nullptr) RowMap<T>(d_bias, G) += dZ.row(r);
+    }
     return;
   }
   parallel_for(blocks, parallel, [&](Index i) {
     const Index start = i * block, size = std::min(block, G - start);
-    for (Index r = 0; r < rows; ++r) dW_x.row(in.ids[r]).segment(start, size) += dZ.row(r).segment(start, size);
+    for (Index r = 0; r < rows; ++r) {
+      dW_x.row(in.ids[r]).segment(start, size) += dZ.row(r).segment(start, size);
+      if (d_bias != nullptr) RowMap<T>(d_bias + start, size) += dZ.row(r).segment(start, size);
+    }
   });
 }
 
