@@ -206,9 +206,10 @@ inline void tile(const float* a, Index ars, Index acs, const float* panel, Index
 
 // C[rows ≤ 8, cols ≤ 8] (+)= A[rows, k] · panel in one 8-float vector per
 // row: a last panel of at most 8 columns (a Dense(65) head's 65th column).
-// This core runs two 8-float FMAs per cycle but one of 16 floats, so such a
-// panel costs half of tile<Rows, 1>. The same fused multiply-add per element
-// in k order, so the same bits.
+// This machine's cores (AMD EPYC) issue two 8-float FMAs per cycle but one
+// of 16 floats, so such a panel costs half of tile<Rows, 1> here (a core
+// with two 16-float FMA units runs both alike). The same fused multiply-add
+// per element in k order, so the same bits.
 template <int Rows>
 inline void narrow_tile(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
                         Index cols, bool accumulate) {
