@@ -6,7 +6,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -43,10 +46,31 @@ const char* dtype_name() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
 
-// `name` must be a C-contiguous ndarray of dtype T with the given shape
-// (-1 matches any size). Returns it without copying.
+// The shape an argument must have (-1 matches any size), as the argument of
+// a call: a braced list of up to four sizes, copied in place, or a vector,
+// read where it lies. Checking an argument then allocates nothing (a
+// sampling step checks five).
+class ShapeSpec {
+ public:
+  ShapeSpec(std::initializer_list<Index> list) : rank_(list.size()) {
+    if (rank_ > 4) throw std::length_error("ShapeSpec: a braced shape has at most 4 sizes");
+    std::copy(list.begin(), list.end(), small_);
+  }
+  ShapeSpec(const std::vector<Index>& v) : vector_(&v), rank_(v.size()) {}
+  size_t size() const { return rank_; }
+  Index operator[](size_t i) const { return vector_ ? (*vector_)[i] : small_[i]; }
+  std::vector<Index> vector() const { return vector_ ? *vector_ : std::vector<Index>(small_, small_ + rank_); }
+
+ private:
+  Index small_[4] = {};
+  const std::vector<Index>* vector_ = nullptr;
+  size_t rank_;
+};
+
+// `name` must be a C-contiguous ndarray of dtype T with the given shape.
+// Returns it without copying.
 template <typename T>
-Array<T> take(const py::handle& obj, const char* name, const std::vector<Index>& shape) {
+Array<T> take(const py::handle& obj, const char* name, const ShapeSpec& shape) {
   if (!py::isinstance<py::array>(obj))
     throw py::type_error(std::string(name) + " must be a numpy array, got " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))));
@@ -57,7 +81,7 @@ Array<T> take(const py::handle& obj, const char* name, const std::vector<Index>&
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
   for (size_t i = 0; ok && i < shape.size(); ++i) ok = shape[i] < 0 || a.shape(i) == shape[i];
   if (!ok)
-    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " +
+    throw py::value_error(std::string(name) + " must have shape " + shape_str(shape.vector()) + ", got " +
                           shape_str(shape_of(a)));
   if (!(a.flags() & py::array::c_style))
     throw py::value_error(std::string(name) + " must be C-contiguous");
@@ -86,13 +110,18 @@ inline const int32_t* take_lengths(const py::object& obj, Index B, Index T,
 // past one): threads that split a step by rows or by hidden units then meet
 // at line boundaries instead of sharing a line at every boundary of every
 // row, which costs a cross-core transfer per line per step. The array is a
-// view of a slightly larger numpy buffer, its base.
+// view of a slightly larger numpy buffer, its base. An array of one row
+// (a single step's state, a sampling head's logits) is never split by rows,
+// and a split by columns writes each boundary line once: it is a plain numpy
+// array, which costs a third of the padded view (a sampling step returns
+// four of them).
 constexpr size_t kCacheLine = 64;
 
 template <typename T>
 Array<T> empty(const std::vector<Index>& shape) {
   py::ssize_t n = 1;
   for (Index s : shape) n *= s;
+  if (shape.empty() || n == shape.back()) return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
   constexpr py::ssize_t pad = kCacheLine / sizeof(T);
   Array<T> buffer(n + pad);
   T* data = buffer.mutable_data();

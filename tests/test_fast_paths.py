@@ -262,6 +262,22 @@ def test_dense_on_ready_and_converted_inputs(units, restore_threads):
         dense(np.zeros(256, np.float32))
 
 
+def test_results_of_several_rows_start_on_a_cache_line():
+    # Threads split such arrays by rows, so they start on a 64-byte line;
+    # a single row is a plain numpy array (no padded view), and a Dense head
+    # sees its kernel's new values after an assignment (its cached pair is live).
+    cell = rnnkit.BasicLSTMCell(24, input_depth=9, seed=1)
+    dense = rnnkit.Dense(7, input_depth=24, seed=2)
+    line = lambda a: a.ctypes.data % 64 == 0
+    for _ in range(4):  # a misaligned result would show within a few allocations
+        out, (c, h) = cell(np.ones((3, 9), np.float32), cell.zero_state(3))
+        assert line(out) and line(c) and line(h) and line(dense(out))
+        out1, (c1, h1) = cell(np.ones((1, 9), np.float32), cell.zero_state(1))
+        assert all(a.base is None for a in (out1, c1, h1, dense(out1)))
+    dense.variables["kernel"] = np.zeros((24, 7), np.float32)
+    assert np.array_equal(dense(out1), np.broadcast_to(dense.variables["bias"], (1, 7)))
+
+
 @pytest.mark.parametrize("name", list(MAKERS))
 def test_backward_reuses_the_ids_forward_found(name):
     # forward records the ids of one-hot float inputs, backward reads them

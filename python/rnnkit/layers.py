@@ -25,6 +25,7 @@ class Dense(BuiltOnFirstUse):
         self.grads = {}
         self.input_depth = None
         self._x = None  # the input of the last training forward
+        self._params = None  # (kernel, bias) once built: live arrays, assignment copies into them
         if input_depth is not None:
             self.build(positive_int(input_depth, "input_depth"))
 
@@ -35,6 +36,10 @@ class Dense(BuiltOnFirstUse):
         return [("kernel", glorot_uniform(rng, (input_depth, self.units), self.dtype)),
                 ("bias", np.zeros(self.units, self.dtype))]
 
+    def build(self, input_depth):
+        super().build(input_depth)
+        self._params = (self.variables["kernel"], self.variables["bias"])
+
     def _prepare(self, x):
         if np.ndim(x) < 2:
             raise ValueError(f"x must have rank >= 2 [..., D], got shape {shape_str(np.shape(x))}")
@@ -44,13 +49,14 @@ class Dense(BuiltOnFirstUse):
 
     def __call__(self, x):
         """Inference: x [..., D] -> y [..., units]; records nothing."""
-        v = self.variables
-        if type(x) is np.ndarray and x.dtype is self.dtype and x.ndim >= 2 and self.input_depth is not None:
+        params = self._params
+        if params is not None and type(x) is np.ndarray and x.dtype is self.dtype and x.ndim >= 2:
             try:  # a sampling head's h, once per token: the kernel checks its shape
-                return _core.dense_forward(x, v["kernel"], v["bias"])
+                return _core.dense_forward(x, *params)
             except (TypeError, ValueError):
                 pass  # not usable as it is: _prepare converts it, or says what is wrong
-        return _core.dense_forward(self._prepare(x), v["kernel"], v["bias"])
+        x = self._prepare(x)
+        return _core.dense_forward(x, *self._params)
 
     def forward(self, x):
         """x [..., D] -> y [..., units]; keeps x for backward."""

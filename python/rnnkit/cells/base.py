@@ -105,13 +105,12 @@ class RNNCell(BuiltOnFirstUse):
         else is converted first."""
         if self._kernel_steps and type(inputs) is np.ndarray and self.input_depth is not None and (
                 inputs.dtype is self.dtype or inputs.dtype is _INT32):
-            flat = self._kernel_state(state)
-            if flat is not None:
-                try:
-                    outputs, final = self._forward(inputs, None, flat, True, None)
-                    return outputs, self._pack_state(final)
-                except (TypeError, ValueError):
-                    pass  # not usable as it is: the path below converts it, or says what is wrong
+            try:
+                result = self._kernel_step(inputs, state)
+                if result is not None:
+                    return result
+            except (TypeError, ValueError):
+                pass  # not usable as it is: the path below converts it, or says what is wrong
         arr = np.asarray(inputs)
         if arr.dtype.kind in "iu" and arr.ndim == 1:
             x = self._token_ids(arr, "inputs")[None]
@@ -122,6 +121,16 @@ class RNNCell(BuiltOnFirstUse):
         flat = self._flatten_state(state, x.shape[1], name="state")
         outputs, final = self._forward(x, None, flat, True, None)
         return outputs[0], self._pack_state(final)
+
+    def _kernel_step(self, inputs, state):
+        """`cell(inputs, state)` in one kernel call, for a state already built
+        of arrays (`_kernel_state`); None for any other state. The kernel
+        checks every shape and dtype (TypeError, ValueError)."""
+        flat = self._kernel_state(state)
+        if flat is None:
+            return None
+        outputs, final = self._forward(inputs, None, flat, True, None)
+        return outputs, self._pack_state(final)
 
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         """x [B, T, D] (or [T, B, D]) of the cell's dtype, or int32 ids [B, T];

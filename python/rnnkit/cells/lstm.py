@@ -21,6 +21,9 @@ class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
         return self.c.dtype
 
 
+_STATE_TUPLES = (LSTMStateTuple, tuple)  # an LSTM state the kernel takes as it is: (c, h)
+
+
 def _optional_positive(value, name):
     if value is None:
         return None
@@ -90,7 +93,7 @@ class LSTMCell(RNNCell):
         return np.concatenate([c, h], axis=1)
 
     def _kernel_state(self, state):
-        if self.state_is_tuple and type(state) in (LSTMStateTuple, tuple) and len(state) == 2:
+        if self.state_is_tuple and type(state) in _STATE_TUPLES and len(state) == 2:
             return state  # (c, h): indexed like the flat [c, h]
         return None
 
@@ -122,6 +125,15 @@ class LSTMCell(RNNCell):
 
     def _state_droppable(self):
         return [False, True]  # c is never dropped
+
+    def _kernel_step(self, inputs, state):
+        # The base class's three calls (_kernel_state, _forward, _pack_state)
+        # in one frame: a sampling loop makes this call once per token.
+        if not (self.state_is_tuple and type(state) in _STATE_TUPLES and len(state) == 2):
+            return None
+        outputs, c, m = _core.lstm_forward(inputs, state[0], state[1], None, True, None, None,
+                                           *(self._weights or self._weight_args()))
+        return outputs, tuple.__new__(LSTMStateTuple, (c, m))
 
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         mask = state_masks[1] if state_masks else None
