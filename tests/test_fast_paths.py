@@ -219,6 +219,23 @@ def test_a_step_with_bad_arrays_says_what_is_wrong(name):
         cell(np.zeros((2, 9), np.float32), [flat_arrays(state)])
 
 
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_a_step_sees_assigned_variables(name):
+    # The kernels take the variables as a tuple made once; assignment copies
+    # into those arrays, so the next step (and a training pass) uses the new
+    # values, as a cell seeded with them from the start does.
+    cell, other = MAKERS[name](np.float32), MAKERS[name](np.float32)
+    x = rng(15).normal(size=(2, 9)).astype(np.float32)
+    state = cell.zero_state(2)
+    cell(x, state)
+    training_pass(cell, x[:, None], None)
+    for i, (k, v) in enumerate(cell.variables.items()):
+        other.variables[k] = cell.variables[k] = rng(16 + i).normal(size=v.shape).astype(np.float32)
+    assert np.array_equal(cell(x, state)[0], other(x, state)[0])
+    for a, b in zip(training_pass(cell, x[:, None], None)[2].values(), training_pass(other, x[:, None], None)[2].values()):
+        assert np.array_equal(a, b)
+
+
 def test_lstm_state_forms_on_the_direct_path():
     cell = rnnkit.BasicLSTMCell(4, input_depth=3, seed=1)
     x = rng(10).normal(size=(2, 3)).astype(np.float32)

@@ -132,6 +132,16 @@ class RNNCell(BuiltOnFirstUse):
         outputs, final = self._forward(inputs, None, flat, True, None)
         return outputs, self._pack_state(final)
 
+    _variable_tuple = None  # the variables in creation order, once built
+
+    def _variable_arrays(self):
+        """The variables in creation order, which is the order the kernels
+        take them in. Made once: the arrays are live (assignment copies into
+        them), and a single step pays for every lookup."""
+        if self._variable_tuple is None:
+            self._variable_tuple = tuple(self.variables.values())
+        return self._variable_tuple
+
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         """x [B, T, D] (or [T, B, D]) of the cell's dtype, or int32 ids [B, T];
         lengths int32 [B] or None; state: flat arrays. Fills `tape` (a dict)
