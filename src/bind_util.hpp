@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "result_blocks.hpp"
 #include "rnnkit/inputs.hpp"
 
 namespace rnnkit_py {
@@ -109,25 +110,21 @@ inline const int32_t* take_lengths(const py::object& obj, Index B, Index T,
 // Arrays the kernels write start on a cache line (numpy's own start 16 bytes
 // past one): threads that split a step by rows or by hidden units then meet
 // at line boundaries instead of sharing a line at every boundary of every
-// row, which costs a cross-core transfer per line per step. The array is a
-// view of a slightly larger numpy buffer, its base. An array of one row
-// (a single step's state, a sampling head's logits) is never split by rows,
-// and a split by columns writes each boundary line once: it is a plain numpy
-// array, which costs a third of the padded view (a sampling step returns
-// four of them).
-constexpr size_t kCacheLine = 64;
-
+// row, which costs a cross-core transfer per line per step. Their memory
+// comes from ResultBlocks, which recycles the large blocks of a training
+// step. An array of one row (a single step's state, a sampling head's
+// logits) is never split by rows, and a split by columns writes each
+// boundary line once: it is a plain numpy array, the cheapest to make (a
+// sampling step returns four of them).
 template <typename T>
 Array<T> empty(const std::vector<Index>& shape) {
   py::ssize_t n = 1;
   for (Index s : shape) n *= s;
-  if (shape.empty() || n == shape.back()) return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
-  constexpr py::ssize_t pad = kCacheLine / sizeof(T);
-  Array<T> buffer(n + pad);
-  T* data = buffer.mutable_data();
-  const size_t misalign = reinterpret_cast<std::uintptr_t>(data) % kCacheLine;
-  if (misalign != 0) data += (kCacheLine - misalign) / sizeof(T);
-  return Array<T>(std::vector<py::ssize_t>(shape.begin(), shape.end()), data, buffer);
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  if (shape.empty() || n == shape.back()) return Array<T>(std::move(dims));
+  void* data = nullptr;
+  py::capsule owner = ResultBlocks::instance().take(static_cast<size_t>(n) * sizeof(T), &data);
+  return Array<T>(std::move(dims), static_cast<T*>(data), owner);
 }
 
 template <typename T>

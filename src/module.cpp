@@ -19,6 +19,12 @@ PYBIND11_MODULE(_core, m) {
     rnnkit::set_num_threads(n);
   }, "Threads used by every kernel (OpenMP loops and Eigen GEMM).", py::arg("n"));
   m.def("get_num_threads", &rnnkit::get_num_threads, "Threads used by the kernels.");
+  m.def("_result_cache", [](py::object limit) {
+    auto& blocks = rnnkit_py::ResultBlocks::instance();
+    if (!limit.is_none()) blocks.set_limit(limit.cast<size_t>());
+    return py::make_tuple(blocks.cached(), blocks.limit());
+  }, "(bytes of free result blocks kept, the limit); sets the limit first when given (0: keep none).",
+        py::arg("limit") = py::none());
   m.attr("arch") = RNNKIT_ARCH;
   m.attr("simd") = Eigen::SimdInstructionSetsInUse();
 #ifdef _OPENMP

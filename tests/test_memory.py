@@ -35,3 +35,37 @@ def test_training_and_inference_do_not_grow_memory():
     grown = rss_bytes() - before
     # one step's arrays are ~1 MB; 400 leaked steps would be hundreds of MB
     assert grown < 8 * 2**20, f"resident memory grew by {grown / 2**20:.1f} MiB over 400 steps"
+
+
+def test_large_results_reuse_freed_blocks_within_the_limit():
+    # A training step's large results (>= 64 KiB) come back to a bounded
+    # cache when freed, so the next step does not fault fresh pages in.
+    from rnnkit import _core
+
+    dense = rnnkit.Dense(64, input_depth=32, seed=3)
+    x = rng(1).normal(size=(400, 32)).astype(np.float32)  # y: 400 x 64 floats = 100 KiB
+    default_limit = _core._result_cache()[1]
+    try:
+        _core._result_cache(0)  # empties the cache
+        _core._result_cache(default_limit)
+        address = lambda a: a.__array_interface__["data"][0]  # (a.ctypes would keep a alive)
+        y = dense(x)
+        first, expected = address(y), y.copy()
+        del y
+        y = dense(x)
+        assert address(y) == first and np.array_equal(y, expected)  # the same block, rewritten
+        other = dense(x)  # y is alive: another block
+        assert address(other) != address(y) and np.array_equal(other, expected)
+        del y, other
+        assert _core._result_cache()[0] == 2 * (100 << 10)
+        cached, limit = _core._result_cache(150 << 10)  # room for one of the two blocks
+        assert (cached, limit) == (100 << 10, 150 << 10)
+        arrays = [dense(rng(2 + i).normal(size=(400 + 16 * i, 32)).astype(np.float32)) for i in range(8)]
+        del arrays
+        assert _core._result_cache()[0] <= 150 << 10
+        assert _core._result_cache(0)[0] == 0  # a limit of 0 keeps nothing
+        y = dense(x)
+        del y
+        assert _core._result_cache()[0] == 0
+    finally:
+        _core._result_cache(default_limit)
