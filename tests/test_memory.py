@@ -4,6 +4,7 @@ and inference calls (tapes and workspaces are reused, not regrown)."""
 import gc
 
 import numpy as np
+import pytest
 
 import rnnkit
 from helpers import rng
@@ -63,7 +64,10 @@ def test_large_results_reuse_freed_blocks_within_the_limit():
         arrays = [dense(rng(2 + i).normal(size=(400 + 16 * i, 32)).astype(np.float32)) for i in range(8)]
         del arrays
         assert _core._result_cache()[0] <= 150 << 10
-        assert _core._result_cache(0)[0] == 0  # a limit of 0 keeps nothing
+        rnnkit.set_result_cache_limit(0)  # keeps nothing
+        assert _core._result_cache() == (0, 0)
+        with pytest.raises(ValueError, match="nbytes must be >= 0"):
+            rnnkit.set_result_cache_limit(-1)
         y = dense(x)
         del y
         assert _core._result_cache()[0] == 0

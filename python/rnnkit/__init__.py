@@ -28,10 +28,21 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
+def set_result_cache_limit(nbytes):
+    """Freed result arrays of 64 KiB or more keep their memory for the next
+    result of the same size, up to `nbytes` in all (64 MiB by default), so
+    that a training step does not fault fresh pages in; 0 turns this off and
+    frees what is kept."""
+    nbytes = int(nbytes)
+    if nbytes < 0:
+        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    _core._result_cache(nbytes)
+
+
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "GRUCell", "MultiRNNCell",
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
-    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads",
+    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
     "save", "load", "load_tf_checkpoint", "checkpoint_names",
