@@ -36,8 +36,6 @@ class ResultBlocks {
     return *blocks;
   }
 
-  // An aligned block of `bytes` and the capsule that owns it: the returned
-  // array's base, which gives the block back when the array dies.
   // How many bytes of free blocks the cache may keep (0: none, every block
   // goes back to glibc); lowering it frees what no longer fits.
   void set_limit(size_t bytes) {
@@ -52,6 +50,8 @@ class ResultBlocks {
   size_t limit() const { return limit_; }
   size_t cached() const { return cached_; }
 
+  // An aligned block of `bytes` and the capsule that owns it: the returned
+  // array's base, which gives the block back when the array dies.
   py::capsule take(size_t bytes, void** data) {
     const size_t size = round_up(bytes);
     void* p = nullptr;

@@ -132,7 +132,7 @@ class LSTMCell(RNNCell):
         if not (self.state_is_tuple and type(state) in _STATE_TUPLES and len(state) == 2):
             return None
         outputs, c, m = _core.lstm_forward(inputs, state[0], state[1], None, True, None, None,
-                                           *(self._weights or self._weight_args()))
+                                           *self._weight_args())
         return outputs, tuple.__new__(LSTMStateTuple, (c, m))
 
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
