@@ -286,7 +286,7 @@ inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * 
 // steps, instead of splitting each step's small product and row pass and
 // meeting twice per step. Each row's arithmetic is the same in any block
 // (products are summed per element, row passes are per row), so results do
-// not depend on the split. Blocks are whole 8-row GEMM tiles; one block means
+// not depend on the split. Blocks are multiples of 8 rows; one block means
 // "split inside each step" instead.
 //
 // Up to kSmallWeightBytes a step is so small that blocks win even when

@@ -3,8 +3,8 @@
 // Eigen's GEMM reaches about half of OpenBLAS's AVX-512 speed here, and it
 // repacks the weights on every call — once per time step in a recurrence.
 // This kernel packs B [k, n] into 32-column panels (k × 32 floats each, zero
-// padded) once per layer call and computes C tiles of 8 rows × 32 columns
-// in 16 zmm accumulators, one FMA pass over k. Every element of C is summed
+// padded) once per layer call and computes C tiles of 12 rows × 32 columns
+// in 24 zmm accumulators, one FMA pass over k. Every element of C is summed
 // over k in order, in one tile, so results depend neither on the blocking
 // nor on the thread count. Without AVX-512 (or for double) gemm.hpp uses
 // Eigen instead.
@@ -27,7 +27,16 @@ namespace rnnkit {
 namespace packed {
 
 constexpr Index kPanel = 32;  // columns per panel: two zmm registers
-constexpr Index kTileRows = 8;
+// Rows per C tile. 12 rather than 8: each row tile streams its panel slice
+// once, and a core with two 16-float FMA units (an Intel Xeon) ran 8-row
+// tiles below its peak on slices from the L2 and beyond. Two threads,
+// alternating binaries: [32, 1024]·[1024, 4096] (the big LSTM's step, now
+// 12 + 12 + 8 rows instead of 4 × 8) 263-287 -> 289-306 GF/s, [16, 512]·
+// [512, 2048] 245-253 -> 257-267, [1600, 1024]·[1024, 4096] 283-299 ->
+// 292-307, [64, 512]·[512, 1536] +2%; weight gradients (A copied as strips)
+// the same. 24 accumulators, the panel's 2 vectors and a broadcast fit the
+// 32 zmm registers.
+constexpr Index kTileRows = 12;
 
 // 64-byte aligned float storage
 struct AlignedBuffer {
@@ -179,7 +188,7 @@ template <int Rows, int Vecs>
     for (int v = 0; v < Vecs; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask[v], acc[r][v]);
 }
 
-// C[rows ≤ 8, cols ≤ 32] (+)= A[rows, k] · panel. A's element (r, i) at
+// C[rows ≤ 12, cols ≤ 32] (+)= A[rows, k] · panel. A's element (r, i) at
 // a[r * ars + i * acs]; C's row r at c + r * ldc.
 // Vecs = 1 serves a last panel of at most 16 columns (a Dense(65) head's
 // 65th column) with one FMA per row and k instead of two: that head's
@@ -214,11 +223,12 @@ inline void tile(const float* a, Index ars, Index acs, const float* panel, Index
   store_accumulators(acc, mask, c, ldc);
 }
 
-// C[rows ≤ 8, cols ≤ 8] (+)= A[rows, k] · panel in one 8-float vector per
+// C[rows ≤ 12, cols ≤ 8] (+)= A[rows, k] · panel in one 8-float vector per
 // row: a last panel of at most 8 columns (a Dense(65) head's 65th column).
-// This machine's cores (AMD EPYC) issue two 8-float FMAs per cycle but one
-// of 16 floats, so such a panel costs half of tile<Rows, 1> here (a core
-// with two 16-float FMA units runs both alike). The same fused multiply-add
+// The AMD EPYC cores it was measured on issue two 8-float FMAs per cycle
+// but one of 16 floats, so there such a panel costs half of tile<Rows, 1>
+// (a core with two 16-float FMA units, as the Intel Xeon of later sessions,
+// runs both alike). The same fused multiply-add
 // per element in k order, so the same bits.
 template <int Rows>
 inline void narrow_tile(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
@@ -248,7 +258,12 @@ inline void tile_of(const float* a, Index ars, Index acs, const float* panel, In
 template <int Vecs>
 inline void tile_rows_of(Index rows, const float* a, Index ars, Index acs, const float* panel, Index k, float* c,
                          Index ldc, Index cols, bool accumulate) {
+  static_assert(kTileRows == 12, "one case per row count");
   switch (rows) {
+    case 12: tile_of<12, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 11: tile_of<11, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 10: tile_of<10, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
+    case 9: tile_of<9, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
     case 8: tile_of<8, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
     case 7: tile_of<7, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
     case 6: tile_of<6, Vecs>(a, ars, acs, panel, k, c, ldc, cols, accumulate); break;
@@ -271,24 +286,26 @@ inline void tile_rows(Index rows, const float* a, Index ars, Index acs, const fl
 }
 
 // A [rows ≤ chunk, depth] given transposed (element (r, i) at a[r + i * acs],
-// so each i is a contiguous run of `rows` floats), copied as 8-row strips:
-// strip s, column i at out[(s * depth + i) * 8 + r'] (rows past the end
-// zero). A tile then reads its A contiguously (ars 1, acs 8). The copy walks
-// the source in its own order, a whole run per i in 8-float vectors (row
-// by row of each strip instead, it touched every source line once per strip
-// and copied float by float: 3.7% of a char model's training step).
+// so each i is a contiguous run of `rows` floats), copied as strips of
+// kTileRows rows: strip s, column i at out[(s * depth + i) * kTileRows + r']
+// (rows past the end zero). A tile then reads its A contiguously (ars 1, acs
+// kTileRows). The copy walks the source in its own order, a whole run per i
+// in masked vectors (row by row of each strip instead, it touched every
+// source line once per strip and copied float by float: 3.7% of a char
+// model's training step).
 inline void pack_rows(const float* a, Index acs, Index rows, Index depth, float* out) {
+  static_assert(kTileRows <= 16, "a strip's column is one masked vector");
+  constexpr __mmask16 kStrip = __mmask16((1u << kTileRows) - 1);
   const Index full = rows / kTileRows, left = rows - full * kTileRows;  // whole strips, rows of the last
+  const __mmask16 last_rows = __mmask16((1u << left) - 1);
   for (Index i = 0; i < depth; ++i) {
     const float* src = a + i * acs;
     float* dst = out + i * kTileRows;
     for (Index s = 0; s < full; ++s)
-      _mm256_store_ps(dst + s * depth * kTileRows, _mm256_loadu_ps(src + s * kTileRows));
-    if (left > 0) {
-      float* last = dst + full * depth * kTileRows;
-      for (Index r = 0; r < left; ++r) last[r] = src[full * kTileRows + r];
-      for (Index r = left; r < kTileRows; ++r) last[r] = 0.f;
-    }
+      _mm512_mask_storeu_ps(dst + s * depth * kTileRows, kStrip, _mm512_maskz_loadu_ps(kStrip, src + s * kTileRows));
+    if (left > 0)  // masked-off lanes are neither read nor faulted on; they store as zeros
+      _mm512_mask_storeu_ps(dst + full * depth * kTileRows, kStrip,
+                            _mm512_maskz_loadu_ps(last_rows, src + full * kTileRows));
   }
 }
 
@@ -302,7 +319,7 @@ inline void pack_rows(const float* a, Index acs, Index rows, Index depth, float*
 // changes no sum. A given transposed
 // (a weight gradient's X^T: ars == 1) would cost a tile a new cache line per
 // k step, at a power-of-two stride the L1 holds few of, so each thread
-// copies the block of A it is about to use into 8-row strips once and runs
+// copies the block of A it is about to use into strips once and runs
 // all its panels on the copy.
 inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float* a, Index ars, Index acs,
                      const float* packed_b, bool accumulate, bool parallel) {
