@@ -32,10 +32,10 @@ constexpr Index kPanel = 32;  // columns per panel: two zmm registers
 // tiles below its peak on slices from the L2 and beyond. Two threads,
 // alternating binaries: [32, 1024]·[1024, 4096] (the big LSTM's step, now
 // 12 + 12 + 8 rows instead of 4 × 8) 263-287 -> 289-306 GF/s, [16, 512]·
-// [512, 2048] 245-253 -> 257-267, [1600, 1024]·[1024, 4096] 283-299 ->
-// 292-307, [64, 512]·[512, 1536] +2%; weight gradients (A copied as strips)
-// the same. 24 accumulators, the panel's 2 vectors and a broadcast fit the
-// 32 zmm registers.
+// [512, 2048] 245-253 -> 257-267, [64, 512]·[512, 1536] +2%; [1600, 1024]·
+// [1024, 4096] and weight gradients (A copied as strips) the same. 24
+// accumulators, the panel's 2 vectors and a broadcast fit the 32 zmm
+// registers.
 constexpr Index kTileRows = 12;
 
 // 64-byte aligned float storage
@@ -208,7 +208,7 @@ inline void tile(const float* a, Index ars, Index acs, const float* panel, Index
     // and the hardware prefetchers, which stop at each 4 KiB page, left the
     // tile waiting. On an Intel Xeon with 2 MiB of L2 (two threads): [16,
     // 512]·[512, 2048] (DeepBench 1's step) 205-225 -> 250-266 GF/s, [32,
-    // 1024]·[1024, 4096] (the big LSTM's) 214-233 -> 276-300, [64, 512]·
+    // 1024]·[1024, 4096] (the big LSTM's) 214-233 -> 247-301, [64, 512]·
     // [512, 1536] (the GRU's) +6%, a char step's slices, already in the L2,
     // +3%. A prefetch never faults, so the last rows' may run past the buffer.
     _mm_prefetch(reinterpret_cast<const char*>(panel + (i + 16) * kPanel), _MM_HINT_T0);
