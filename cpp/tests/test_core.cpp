@@ -317,18 +317,26 @@ void test_packed_products_match_eigen() {
     check(E.isApprox(ref, 1e-5f), "product with a row-major B " + std::to_string(m) + "x" + std::to_string(k) + "x" +
                                       std::to_string(n));
   }
-  // A given transposed is copied into 8-row strips (61 rows: a padded strip)
-  // and k = 1000 crosses both the 256-deep k blocks and the 768-deep slabs of
-  // B; the same sums as with A row-major, so the same bits.
-  {
-    const Index m = 61, k = 1000, n = 1100;
+  // A given transposed is copied into strips of 12 rows. 61 rows: one chunk,
+  // a padded last strip; k = 1000 crosses both the 256-deep k blocks and the
+  // 768-deep slabs of B. 128 rows by 65 columns (a char model's Dense kernel
+  // gradient): two chunks of 64 rows, each ending in a padded strip. The same
+  // sums as with A row-major, so the same bits, with one thread or two.
+  const Index strip_shapes[][3] = {{61, 1000, 1100}, {128, 1600, 65}};
+  for (auto& sh : strip_shapes) {
+    const Index m = sh[0], k = sh[1], n = sh[2];
     const Mat<float> At = random_mat(k, m, gen), B = random_mat(k, n, gen);
     const Mat<float> A = At.transpose();
-    Mat<float> via_transpose(m, n), row_major(m, n);
+    Mat<float> via_transpose(m, n), row_major(m, n), one_thread(m, n);
     gemm(via_transpose, At.transpose(), B);
     gemm(row_major, A, B);
-    check(via_transpose.isApprox(A * B, 1e-5f), "product with a transposed A");
-    check(via_transpose == row_major, "transposed A changes the product's bits");
+    set_num_threads(1);
+    gemm(one_thread, At.transpose(), B);
+    set_num_threads(2);
+    const std::string shape = std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
+    check(via_transpose.isApprox(A * B, 1e-5f), "product with a transposed A " + shape);
+    check(via_transpose == row_major, "transposed A changes the product's bits " + shape);
+    check(via_transpose == one_thread, "transposed A: one thread and two differ " + shape);
   }
   // A last panel of at most 8 columns runs the narrow (8-float) tile, one of
   // at most 16 the one-vector tile: the columns they share get the same bits.
