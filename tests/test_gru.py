@@ -50,6 +50,12 @@ def make_cell(H, D, reset_after, dtype=np.float64, activation="tanh", seed=0):
     return cell
 
 
+def core_weights(cell):
+    """The cell's variables as the kernels' keyword arguments ("gates/kernel"
+    -> gates_kernel), for calling _core directly."""
+    return {name.replace("/", "_"): v for name, v in cell.variables.items()}
+
+
 def seq_shape(B, T, D, time_major):
     return (T, B, D) if time_major else (B, T, D)
 
@@ -389,7 +395,7 @@ def test_wrong_input_depth(reset_after):
         cell(np.zeros((2, 5), np.float32), np.zeros((2, 3), np.float32))
     # the C++ boundary checks it too, by name
     run = _core.gru_reset_after_forward if reset_after else _core.gru_forward
-    weights = cell._weights()
+    weights = core_weights(cell)
     with pytest.raises(ValueError, match=r"inputs must have shape \[\*, \*, 4\], got \[2, 5, 3\]"):
         run(np.zeros((2, 5, 3), np.float32), h0=np.zeros((2, 3), np.float32), **weights)
     with pytest.raises(ValueError, match=r"inputs must have shape \[\*, 4\], got \[2, 3\]"):  # one step
@@ -410,14 +416,14 @@ def test_wrong_initial_state_shape(reset_after):
         cell(x[:, 0], np.zeros((2, 2), np.float32))
     run = _core.gru_reset_after_forward if reset_after else _core.gru_forward
     with pytest.raises(ValueError, match=r"initial_state must have shape \[2, 3\], got \[2, 2\]"):
-        run(x, h0=np.zeros((2, 2), np.float32), **cell._weights())
+        run(x, h0=np.zeros((2, 2), np.float32), **core_weights(cell))
 
 
 def test_wrong_variable_shapes_at_the_core():
     x = np.zeros((2, 5, 4), np.float32)
     h0 = np.zeros((2, 3), np.float32)
-    tf = rnnkit.GRUCell(3, input_depth=4)._weights()
-    ra = rnnkit.GRUCell(3, reset_after=True, input_depth=4)._weights()
+    tf = core_weights(rnnkit.GRUCell(3, input_depth=4))
+    ra = core_weights(rnnkit.GRUCell(3, reset_after=True, input_depth=4))
     with pytest.raises(ValueError, match=r"candidate/kernel must have shape \[7, 3\], got \[7, 4\]"):
         _core.gru_forward(x, h0=h0, **dict(tf, candidate_kernel=np.zeros((7, 4), np.float32)))
     with pytest.raises(ValueError, match=r"gates/bias must have shape \[2H\]"):
@@ -447,12 +453,12 @@ def test_backward_checks(reset_after):
     # the core refuses a tape without a forward, and one from the other variant
     run = _core.gru_reset_after_backward if reset_after else _core.gru_backward
     with pytest.raises(ValueError, match="before forward"):
-        run({}, np.zeros((2, 5, 3)), np.zeros((2, 3)), **cell._weights())
+        run({}, np.zeros((2, 5, 3)), np.zeros((2, 3)), **core_weights(cell))
     other = make_cell(3, 4, not reset_after)
     tape = {}
     other._forward(x, None, [np.zeros((2, 3))], False, tape)
     with pytest.raises(ValueError, match="gates must have shape"):
-        run(tape, np.zeros((2, 5, 3)), np.zeros((2, 3)), **cell._weights())
+        run(tape, np.zeros((2, 5, 3)), np.zeros((2, 3)), **core_weights(cell))
 
 
 @pytest.mark.parametrize("reset_after", [False, True])

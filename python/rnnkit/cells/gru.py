@@ -16,14 +16,6 @@ from ..variables import glorot_uniform
 from .base import RNNCell
 from .basic_rnn import activation_name
 
-_TF_NAMES = ("gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias")
-_RESET_AFTER_NAMES = (
-    "gates/kernel", "gates/bias",
-    "candidate/input/kernel", "candidate/input/bias",
-    "candidate/hidden/kernel", "candidate/hidden/bias",
-)
-
-
 class GRUCell(RNNCell):
     """TF1's GRUCell, or the "reset after" GRU.
 
@@ -71,11 +63,6 @@ class GRUCell(RNNCell):
                 ("candidate/bias", np.zeros(H, self.dtype)),
             ]
         return specs
-
-    def _weights(self):
-        """The variables as the kernels' keyword arguments, in creation order."""
-        names = _RESET_AFTER_NAMES if self.reset_after else _TF_NAMES
-        return {name.replace("/", "_"): self.variables[name] for name in names}
 
     # The kernels take the variables positionally, in creation order: a
     # keyword argument costs the binding about a microsecond.

@@ -21,9 +21,6 @@ class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
         return self.c.dtype
 
 
-_STATE_TUPLES = (LSTMStateTuple, tuple)  # an LSTM state the kernel takes as it is: (c, h)
-
-
 def _optional_positive(value, name):
     if value is None:
         return None
@@ -93,7 +90,7 @@ class LSTMCell(RNNCell):
         return np.concatenate([c, h], axis=1)
 
     def _kernel_state(self, state):
-        if self.state_is_tuple and type(state) in _STATE_TUPLES and len(state) == 2:
+        if self.state_is_tuple and type(state) in (LSTMStateTuple, tuple) and len(state) == 2:
             return state  # (c, h): indexed like the flat [c, h]
         return None
 
@@ -127,9 +124,9 @@ class LSTMCell(RNNCell):
         return [False, True]  # c is never dropped
 
     def _kernel_step(self, inputs, state):
-        # The base class's three calls (_kernel_state, _forward, _pack_state)
-        # in one frame: a sampling loop makes this call once per token.
-        if not (self.state_is_tuple and type(state) in _STATE_TUPLES and len(state) == 2):
+        # The base class's _forward and _pack_state in this frame: a sampling
+        # loop makes this call once per token.
+        if self._kernel_state(state) is None:
             return None
         outputs, c, m = _core.lstm_forward(inputs, state[0], state[1], None, True, None, None,
                                            *self._weight_args())
