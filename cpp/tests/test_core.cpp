@@ -364,6 +364,28 @@ void test_packed_products_match_eigen() {
   }
 }
 
+// Two products by one B (a kernel gradient's x and state halves against
+// dZ, both As transposed) share its packed slabs and give the bits of two
+// separate products: k = 1600 by n = 1100 in slabs 768 deep, k = 700 by
+// n = 2100 in slabs 256 deep; with 20 rows one half is not packed at all.
+void test_shared_rhs_products_match_separate_ones() {
+  std::mt19937 gen(13);
+  const Index shapes[][4] = {{65, 48, 1600, 1100}, {40, 33, 700, 2100}, {20, 64, 300, 90}};
+  for (auto& sh : shapes) {
+    const Index m1 = sh[0], m2 = sh[1], k = sh[2], n = sh[3];
+    const Mat<float> X = random_mat(k, m1, gen), S = random_mat(k, m2, gen), dZ = random_mat(k, n, gen);
+    Mat<float> C1(m1, n), C2(m2, n), R1(m1, n), R2(m2, n);
+    gemm_shared_rhs(C1, X.transpose(), C2, S.transpose(), dZ);
+    gemm(R1, X.transpose(), dZ);
+    gemm(R2, S.transpose(), dZ);
+    const std::string shape = std::to_string(m1) + "+" + std::to_string(m2) + "x" + std::to_string(k) + "x" +
+                              std::to_string(n);
+    check(C1.isApprox(X.transpose() * dZ, 1e-5f) && C2.isApprox(S.transpose() * dZ, 1e-5f),
+          "shared-B products " + shape);
+    check(C1 == R1 && C2 == R2, "sharing B's slabs changes the products' bits " + shape);
+  }
+}
+
 void test_reverse_sequence() {
   SeqLayout seq;
   seq.T = 4;
@@ -385,6 +407,7 @@ int main() {
   test_parallel_claims_cover_each_item_once();
   test_batch_blocks_rule();
   test_packed_products_match_eigen();
+  test_shared_rhs_products_match_separate_ones();
 #if RNNKIT_PACKED_GEMM
   test_lstm_unit_split_matches_row_split();
 #endif

@@ -132,8 +132,7 @@ void basic_rnn_backward(const BasicRnnConfig& cfg, const T* kernel_data, const S
                          const SeqInput<T> in_g = in.from_row(r0);
                          CMatMap<T> d_z(tape.h + r0 * H, n, H);
                          MatMap<T> dk(d[0], D + H, H);
-                         input_weight_grad(dk.topRows(D), in_g, n, d_z, d[1]);
-                         gemm(dk.bottomRows(H), CMatMap<T>(tape.h_prev + r0 * H, n, H).transpose(), d_z);
+                         kernel_grad(dk, in_g, n, tape.h_prev + r0 * H, d_z, d[1]);
                          input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_z, kernel.topRows(D));
                        });
 }

@@ -124,6 +124,43 @@ void gemm(Dst&& C, const Lhs& A, const PackedRhs<T>& B, bool accumulate = false)
   gemm(C, A, B.view(), accumulate);
 }
 
+#if RNNKIT_PACKED_GEMM
+namespace detail {
+// Whether a float product C = A · B (C with m >= 32 rows, not few_rows) goes
+// to the packed kernel in slabs of B (for_each_packed_slab) rather than to Eigen.
+template <typename Dst, typename Lhs>
+bool packs_in_slabs(const Dst& C, const Lhs& A) {
+  return C.rows() >= 32 && C.cols() > 0 && A.cols() > 0 && C.colStride() == 1;
+}
+
+// B [k, n] in slabs of k of about 4 MiB, each packed into this thread's
+// one-off buffer (see packed::thread_buffer) for rows_to_come rows of A:
+// body(packed slab, k0). A one-off product's B is all the gate gradients
+// (39 MiB for a GRU with H = 512 over 6400 rows), and a packed copy that
+// large would be fresh pages from the OS at every call. Slabs add onto C in
+// k order, like the k blocks inside a product.
+template <typename Rhs, typename F>
+void for_each_packed_slab(const Rhs& B, Index rows_to_come, F&& body) {
+  using View = typename PackedRhs<float>::View;  // one type for every slab: no nested Blocks
+  using Stride = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+  const Index k = B.rows(), n = B.cols();
+  const Index slab = std::max<Index>(256, (Index(1) << 20) / n / 256 * 256);
+  for (Index k0 = 0; k0 < k; k0 += slab) {
+    const View B_slab(B.data() + k0 * B.rowStride(), std::min(slab, k - k0), n, Stride(B.rowStride(), B.colStride()));
+    body(PackedRhs<float>(B_slab, rows_to_come, &packed::thread_buffer(packed::Scratch::OneOffRhs)), k0);
+  }
+}
+
+// Columns [k0, k0 + depth) of A, the part that multiplies a slab of B.
+template <typename Lhs>
+typename PackedRhs<float>::View slab_of(const Lhs& A, Index k0, Index depth) {
+  using Stride = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+  return typename PackedRhs<float>::View(A.data() + k0 * A.colStride(), A.rows(), depth,
+                                         Stride(A.rowStride(), A.colStride()));
+}
+}  // namespace detail
+#endif
+
 // C = A · B (accumulate = false) or C += A · B. C, A and B are Eigen
 // expressions (maps, blocks, transposes); C must not alias A or B.
 template <typename Dst, typename Lhs, typename Rhs>
@@ -143,24 +180,11 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate) {
                                 B.rowStride(), accumulate, few_rows_worth_parallel(n, k));
       return;
     }
-    // packing B (k·n) pays off once A has a few dozen rows. A one-off product
-    // packs B in slabs of k of about 4 MiB: a weight gradient's B is all the
-    // gate gradients (39 MiB for a GRU with H = 512 over 6400 rows), and a
-    // packed copy that large would be fresh pages from the OS at every call.
-    // Slabs add onto C in k order, like the k blocks inside a product.
-    if (m >= 32 && C.colStride() == 1) {
-      using View = typename PackedRhs<float>::View;  // one type for every slab: no nested Blocks
-      using Stride = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
-      const Index slab = std::max<Index>(256, (Index(1) << 20) / n / 256 * 256);
-      for (Index k0 = 0; k0 < k; k0 += slab) {
-        const Index depth = std::min(slab, k - k0);
-        const View A_slab(A.data() + k0 * A.colStride(), m, depth, Stride(A.rowStride(), A.colStride()));
-        const View B_slab(B.data() + k0 * B.rowStride(), depth, n, Stride(B.rowStride(), B.colStride()));
-        // One packing buffer per thread, reused by every one-off product
-        // the thread runs: see packed::thread_buffer.
-        gemm(C, A_slab, PackedRhs<float>(B_slab, m, &packed::thread_buffer(packed::Scratch::OneOffRhs)),
-             accumulate || k0 > 0);
-      }
+    // packing B (k·n) pays off once A has a few dozen rows
+    if (detail::packs_in_slabs(C, A)) {
+      detail::for_each_packed_slab(B, m, [&](const PackedRhs<float>& slab, Index k0) {
+        gemm(C, detail::slab_of(A, k0, slab.rows()), slab, accumulate || k0 > 0);
+      });
       return;
     }
   }
@@ -183,6 +207,30 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate) {
         C.middleCols(start, size).noalias() = A * B.middleCols(start, size);
     }
   });
+}
+
+// C1 = A1 · B and C2 = A2 · B. Where both go to the packed kernel in slabs,
+// each slab of B is packed once for the two: a recurrent kernel's gradient
+// is [x, state]^T · dZ in two halves, and each half packed all of dZ (the
+// gate gradients of every step) again. The same slabs and tiles as two
+// gemm() calls, so the same bits.
+template <typename Dst1, typename Lhs1, typename Dst2, typename Lhs2, typename Rhs>
+void gemm_shared_rhs(Dst1&& C1, const Lhs1& A1, Dst2&& C2, const Lhs2& A2, const Rhs& B) {
+#if RNNKIT_PACKED_GEMM
+  using T = typename std::decay_t<Dst1>::Scalar;
+  if constexpr (std::is_same_v<T, float> && direct_access<Dst1>() && direct_access<Lhs1>() &&
+                direct_access<Dst2>() && direct_access<Lhs2>() && direct_access<Rhs>()) {
+    if (detail::packs_in_slabs(C1, A1) && detail::packs_in_slabs(C2, A2)) {
+      detail::for_each_packed_slab(B, C1.rows() + C2.rows(), [&](const PackedRhs<float>& slab, Index k0) {
+        gemm(C1, detail::slab_of(A1, k0, slab.rows()), slab, k0 > 0);
+        gemm(C2, detail::slab_of(A2, k0, slab.rows()), slab, k0 > 0);
+      });
+      return;
+    }
+  }
+#endif
+  gemm(C1, A1, B);
+  gemm(C2, A2, B);
 }
 
 }  // namespace rnnkit

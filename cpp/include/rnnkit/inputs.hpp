@@ -70,17 +70,23 @@ void gather_step_inputs(Dst&& z, const SeqInput<T>& in, const SeqLayout& seq, In
                [&](Index i) { z.row(i) = W_x.row(in.ids[seq.row(t, b0 + i)]) + bias; });
 }
 
-// dW_x [D, G] = inputs^T · dZ [rows, G], and with d_bias also d_bias [G] =
-// the column sums of dZ (rows in order, as column_sums). For token ids both
-// come from one pass over dZ, which comes from beyond the L2 in a long tape.
-// d_bias needs dZ's rows contiguous.
+// d_bias [G] = the column sums of dZ [rows, G], rows in order (as
+// column_sums), which needs dZ's rows contiguous.
+template <typename T, typename Src>
+void bias_grad(const Src& dZ, Index rows, T* d_bias) {
+  eigen_assert(rows < 2 || dZ.outerStride() == dZ.cols());
+  column_sums(dZ.data(), rows, dZ.cols(), d_bias);
+}
+
+// dW_x [D, G] = inputs^T · dZ [rows, G], and with d_bias also d_bias [G]
+// (bias_grad). For token ids both come from one pass over dZ (any row
+// stride), which comes from beyond the L2 in a long tape.
 template <typename T, typename Dst, typename Src>
 void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src& dZ, T* d_bias = nullptr) {
   const Index G = dZ.cols();
-  eigen_assert(d_bias == nullptr || rows < 2 || dZ.outerStride() == G);
   if (in.ids == nullptr) {
     gemm(dW_x, CMatMap<T>(in.x, rows, in.D).transpose(), dZ);
-    if (d_bias != nullptr) column_sums(dZ.data(), rows, G, d_bias);
+    if (d_bias != nullptr) bias_grad(dZ, rows, d_bias);
     return;
   }
   dW_x.setZero();
@@ -102,6 +108,23 @@ void input_weight_grad(Dst&& dW_x, const SeqInput<T>& in, Index rows, const Src&
       if (d_bias != nullptr) RowMap<T>(d_bias + start, size) += dZ.row(r).segment(start, size);
     }
   });
+}
+
+// The gradient dW [D + R, G] of a kernel that multiplies [x, state], and
+// with d_bias d_bias [G]: the input rows as input_weight_grad, the state
+// rows as states^T · dZ (states: [rows, R]). For dense inputs both halves
+// are products by dZ, which gemm_shared_rhs packs once for the two.
+template <typename T, typename Dst, typename Src>
+void kernel_grad(Dst&& dW, const SeqInput<T>& in, Index rows, const T* states, const Src& dZ, T* d_bias) {
+  const Index D = in.D, R = dW.rows() - D;
+  const auto states_t = CMatMap<T>(states, rows, R).transpose();
+  if (in.ids != nullptr) {
+    input_weight_grad(dW.topRows(D), in, rows, dZ, d_bias);
+    gemm(dW.bottomRows(R), states_t, dZ);
+    return;
+  }
+  gemm_shared_rhs(dW.topRows(D), CMatMap<T>(in.x, rows, D).transpose(), dW.bottomRows(R), states_t, dZ);
+  if (d_bias != nullptr) bias_grad(dZ, rows, d_bias);
 }
 
 // dx [rows, D] = dZ · W_x^T (dense inputs only; ids alone have no gradient)

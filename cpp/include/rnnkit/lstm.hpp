@@ -421,8 +421,7 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
                          const SeqInput<T> in_g = in.from_row(r0);
                          CMatMap<T> d_gates(tape.gates + r0 * G, n, G);
                          MatMap<T> d_kernel(d[0], K, G);
-                         input_weight_grad(d_kernel.topRows(D), in_g, n, d_gates, d[1]);
-                         gemm(d_kernel.bottomRows(R), CMatMap<T>(tape.m_prev + r0 * R, n, R).transpose(), d_gates);
+                         kernel_grad(d_kernel, in_g, n, tape.m_prev + r0 * R, d_gates, d[1]);
                          input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_gates, kernel.topRows(D));
                          if (P > 0)
                            gemm(MatMap<T>(d[2], H, P), CMatMap<T>(tape.m_pre + r0 * H, n, H).transpose(),
