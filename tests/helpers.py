@@ -17,6 +17,21 @@ def assert_close(actual, reference, dtype=None, **tol):
     np.testing.assert_allclose(actual, reference, **kw)
 
 
+def assert_close_product(actual, a, b, dtype, offset=0.0):
+    """actual ≈ a @ b + offset (a, b float64), within the rounding that a
+    sum of k terms in `dtype` may carry: k·u·(|a| @ |b|) on top of TOL. The
+    error of a sum grows with its terms, not with its result, so an element
+    that cancels to near zero cannot be held to TOL alone (Eigen's products
+    without FMA, in a portable build, leave 3e-6 there)."""
+    k = a.shape[-1]
+    u = np.finfo(dtype).eps / 2
+    tol = TOL[np.dtype(dtype)]
+    err = np.abs(np.asarray(actual, np.float64) - (a @ b + offset))
+    bound = tol["atol"] + tol["rtol"] * np.abs(a @ b + offset) + k * u * (np.abs(a) @ np.abs(b))
+    worst = np.unravel_index(np.argmax(err - bound), err.shape)
+    assert np.all(err <= bound), f"error {err[worst]:.3g} over the bound {bound[worst]:.3g} at {worst}"
+
+
 def numeric_grad(f, array, h=1e-6):
     """d f() / d array by central differences, perturbing `array` in place.
     f returns a scalar; array must be float64."""

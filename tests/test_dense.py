@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from helpers import FD_TOL, assert_close, numeric_grad, rng
+from helpers import FD_TOL, assert_close, assert_close_product, numeric_grad, rng
 
 DTYPES = [np.float32, np.float64]
 SHAPES = [(5, 4), (2, 3, 4), (2, 3, 2, 4)]
@@ -71,17 +71,17 @@ def test_float32_packed_products_every_panel_width(units):
     # rows), whose last panel of 32 columns is full (96), half or less (5,
     # 16, 65: one vector) or just over half (17): every output column against
     # numpy, forward and backward (the kernel's gradient reduces over the
-    # rows with the same narrow panels).
+    # rows with the same narrow panels). Each within a float32 sum's rounding.
     layer = _layer(units, 128, np.float32)
     x = rng(7).normal(size=(4, 20, 128)).astype(np.float32)
     dy = rng(8).normal(size=(4, 20, units)).astype(np.float32)
     k = layer.variables["kernel"].astype(np.float64)
     x64, dy64 = x.astype(np.float64).reshape(-1, 128), dy.astype(np.float64).reshape(-1, units)
     y = layer.forward(x)
-    assert_close(y, (x64 @ k + layer.variables["bias"]).reshape(4, 20, units), dtype=np.float32)
+    assert_close_product(y.reshape(-1, units), x64, k, np.float32, offset=layer.variables["bias"].astype(np.float64))
     dx = layer.backward(dy)
-    assert_close(layer.grads["kernel"], x64.T @ dy64, dtype=np.float32)
-    assert_close(dx, (dy64 @ k.T).reshape(4, 20, 128), dtype=np.float32)
+    assert_close_product(layer.grads["kernel"], x64.T, dy64, np.float32)
+    assert_close_product(dx.reshape(-1, 128), dy64, k.T, np.float32)
 
 
 def test_variables_built_on_first_forward_glorot_and_seeded():

@@ -338,6 +338,10 @@ void test_packed_products_match_eigen() {
     check(via_transpose == row_major, "transposed A changes the product's bits " + shape);
     check(via_transpose == one_thread, "transposed A: one thread and two differ " + shape);
   }
+  // The bit checks below are the packed kernel's own: without AVX-512 these
+  // products are Eigen's, whose sums round differently with the product's
+  // width and its number of rows (any thread count still gives the same bits).
+  constexpr bool packed_kernel = RNNKIT_PACKED_GEMM != 0;
   // A last panel of at most 8 columns runs the narrow (8-float) tile, one of
   // at most 16 the one-vector tile: the columns they share get the same bits.
   {
@@ -347,7 +351,7 @@ void test_packed_products_match_eigen() {
     gemm(narrow, A, PackedRhs<float>(B.leftCols(65), 64));
     gemm(wide, A, PackedRhs<float>(B, 64));
     check(narrow.isApprox(A * B.leftCols(65), 1e-5f), "product with a 1-column last panel");
-    check(narrow == wide.leftCols(65), "a narrow last panel changes the product's bits");
+    check(!packed_kernel || narrow == wide.leftCols(65), "a narrow last panel changes the product's bits");
   }
   // A few rows read B in place; they must give the bits of the packed kernel.
   // (m, k, n): last column chunks narrower than a tile (200, 65, 1, 97 columns) run narrower tiles.
@@ -360,7 +364,7 @@ void test_packed_products_match_eigen() {
     gemm(packed, A, PackedRhs<float>(B, 64), /*accumulate=*/true);
     check(in_place.isApprox(C0 + A * B, 1e-5f), "few-row product " + std::to_string(m) + "x" + std::to_string(k) +
                                                     "x" + std::to_string(n));
-    check(in_place == packed, "few-row product differs from the packed kernel's bits");
+    check(!packed_kernel || in_place == packed, "few-row product differs from the packed kernel's bits");
   }
 }
 
