@@ -26,8 +26,9 @@ def assert_close_product(actual, a, b, dtype, offset=0.0):
     k = a.shape[-1]
     u = np.finfo(dtype).eps / 2
     tol = TOL[np.dtype(dtype)]
-    err = np.abs(np.asarray(actual, np.float64) - (a @ b + offset))
-    bound = tol["atol"] + tol["rtol"] * np.abs(a @ b + offset) + k * u * (np.abs(a) @ np.abs(b))
+    reference = a @ b + offset
+    err = np.abs(np.asarray(actual, np.float64) - reference)
+    bound = tol["atol"] + tol["rtol"] * np.abs(reference) + k * u * (np.abs(a) @ np.abs(b))
     worst = np.unravel_index(np.argmax(err - bound), err.shape)
     assert np.all(err <= bound), f"error {err[worst]:.3g} over the bound {bound[worst]:.3g} at {worst}"
 

@@ -273,7 +273,7 @@ void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout&
                          gemm(d_cand_kernel.bottomRows(H), CMatMap<T>(tape.rh + r0 * H, n, H).transpose(),
                               d_z.rightCols(H));
                          RowVec<T> d_bias(G);
-                         column_sums(d_z.data(), n, G, d_bias.data());
+                         bias_grad(d_z, n, d_bias.data());
                          RowMap<T>(d[2], 2 * H) = d_bias.leftCols(2 * H);
                          RowMap<T>(d[3], H) = d_bias.rightCols(H);
                          input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_z, W_x);
@@ -480,7 +480,7 @@ void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T
                          d_gates_kernel.bottomRows(H) = dW_h.leftCols(2 * H);
                          MatMap<T>(d[2], H, H) = dW_h.rightCols(H);
                          RowVec<T> d_bias(G);
-                         column_sums(d_z.data(), n, G, d_bias.data());
+                         bias_grad(d_z, n, d_bias.data());
                          RowMap<T>(d[3], H) = d_bias.leftCols(H);
                          RowMap<T>(d[4], 2 * H) = d_bias.middleCols(H, 2 * H);
                          RowMap<T>(d[5], H) = d_bias.rightCols(H);
