@@ -17,6 +17,7 @@ from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
 from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
+from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
 
