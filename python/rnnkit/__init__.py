@@ -2,6 +2,7 @@
 
 import numbers
 
+from . import _wait_policy  # noqa: F401  (before _core loads OpenMP)
 from . import _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
