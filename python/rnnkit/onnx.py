@@ -457,11 +457,11 @@ class _Graph:
         y_bw = self.op("ReverseSequence", [y_rev, lengths], "backward_outputs", batch_axis=1, time_axis=0)
         self.final_states(cell_fw, "final_state" + tag_fw, final_fw)
         self.final_states(cell_bw, "final_state" + tag_bw, final_bw)
-        if concatenate:  # inside a Sequential the two directions go on concatenated
+        if concatenate or not getattr(layer, "return_sequences", True):
+            # inside a Sequential the two directions go on concatenated, and
+            # without return_sequences the layer gives concat(fw, bw) at the last step
             return self.last_output(layer, self.op("Concat", [y_fw, y_bw], "bidirectional", axis=2))
-        out_fw, sequence = self.last_output(layer, y_fw)
-        out_bw, _ = self.last_output(layer, y_bw)
-        return (out_fw, out_bw), sequence
+        return (y_fw, y_bw), True
 
     def last_output(self, layer, y):
         """(y, still a sequence?): y [T, B, out], or with return_sequences=False
