@@ -16,6 +16,7 @@ from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
 from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
 from .tf_checkpoint import list_tf_checkpoint
+from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
 
