@@ -1,9 +1,7 @@
 """rnnkit: TensorFlow 1.x's recurrent API on numpy, with Eigen C++ kernels."""
 
-import numbers
-
-from . import _core
-from ._checks import integer
+from . import _wait_policy  # noqa: F401  (before _core loads OpenMP)
+from . import _checks, _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
@@ -17,7 +15,8 @@ from .losses import SequenceLoss, sequence_loss
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
-from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
+from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
+from .tf_checkpoint import list_tf_checkpoint
 from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
@@ -30,9 +29,7 @@ def set_num_threads(n):
     n must be an int in [1, max_num_threads()]: more threads than the
     machine can run only wait for each other. Results are bit-identical for
     every n."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(_checks.positive_int(n, "set_num_threads: n"))
 
 
 def get_num_threads():
@@ -52,7 +49,7 @@ def set_result_cache_limit(nbytes):
     result of the same size, up to `nbytes` in all (64 MiB by default), so
     that a training step does not fault fresh pages in; 0 turns this off and
     frees what is kept. `nbytes` is an int in [0, 2**63 - 1]."""
-    nbytes = integer(nbytes, "nbytes")
+    nbytes = _checks.integer(nbytes, "nbytes")
     if not 0 <= nbytes < 2**63:
         raise ValueError(f"nbytes must lie in [0, 2**63 - 1], got {nbytes}")
     _core._result_cache(nbytes)
@@ -64,5 +61,5 @@ __all__ = [
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
-    "save", "load", "load_tf_checkpoint", "checkpoint_names",
+    "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
 ]
