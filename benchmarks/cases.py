@@ -1,10 +1,8 @@
-"""The benchmark cases of issue 4, each a list of rows to check and then time.
+"""The benchmark cases, each a list of rows to check and then time.
 
 A row pairs an rnnkit callable with the PyTorch callable that does the same
 work (or None when torch is missing), a FLOP count for one call, and a check
-that compares rnnkit's result with a reference. Rows whose rnnkit piece is
-not there yet (GRUCell, Dense, SequenceLoss, AdamOptimizer, Sequential land
-on other branches) carry a `skip` reason instead of callables.
+that compares rnnkit's result with a reference.
 
 FLOPs count the matrix products only (2 per multiply-add); the elementwise
 gate work is left out, as DeepBench and PyTorch's own figures do. Backward
@@ -67,15 +65,6 @@ def torch_sequence_timers(torch, mod, x, d_out):
         out.backward(dt)
 
     return t_forward, t_train
-
-def missing(*names):
-    """The rnnkit attributes among `names` that are not there yet."""
-    return [n for n in names if not hasattr(rnnkit, n)]
-
-
-def _skip_note(names):
-    return "rnnkit." + ", rnnkit.".join(names) + " not available in this build (lands with the core issue)"
-
 
 def seq_shape(B, T, D, H):
     return f"B{B} T{T} D{D} H{H}"
@@ -180,10 +169,6 @@ def char_rows(ctx, threads):
     shape = f"B{B} T{T} C{C} H{H}"
     f_fwd = lstm_flops(B, T, C, H) + 2.0 * B * T * H * C
     note = "one-hot inputs; BasicLSTMCell + Dense + sequence_loss (+ Adam)"
-    need = missing("Sequential", "Dense", "SequenceLoss", "AdamOptimizer")
-    if need:
-        return [Row("char", m, shape, threads, f, note=note, skip=_skip_note(need))
-                for m, f in (("forward", f_fwd), ("training step", 3 * f_fwd))]
     torch = ctx.torch
     ids = ctx.rng.integers(0, C, size=(B, T + 1))
     eye = np.eye(C, dtype=np.float32)
@@ -324,23 +309,12 @@ def sampling_rows(ctx, threads):
     cell = rnnkit.BasicLSTMCell(H, input_depth=C, seed=2)
     cell.variables["bias"] = ctx.normal(4 * H, scale=0.1)
     eye = np.eye(C, dtype=np.float32)
-    if missing("Dense"):
-        # The head in plain numpy, so the per-step cost of cell(x, state) is
-        # still measured; the row says so.
-        head_kernel = ctx.normal(H, C, scale=0.1)
-        head_bias = ctx.normal(C, scale=0.1)
-
-        def head(h):
-            return h @ head_kernel + head_bias
-
-        note = "greedy; head is numpy h @ W + b (rnnkit.Dense not available in this build)"
-    else:
-        dense = rnnkit.Dense(C)
-        dense(np.zeros((1, H), np.float32))  # build
-        dense.variables["bias"] = ctx.normal(C, scale=0.1)
-        head_kernel, head_bias = dense.variables["kernel"], dense.variables["bias"]
-        head = dense
-        note = "greedy; cell(x, state) + Dense(C) per step"
+    dense = rnnkit.Dense(C)
+    dense(np.zeros((1, H), np.float32))  # build
+    dense.variables["bias"] = ctx.normal(C, scale=0.1)
+    head_kernel, head_bias = dense.variables["kernel"], dense.variables["bias"]
+    head = dense
+    note = "greedy; cell(x, state) + Dense(C) per step"
 
     def rk_sample(record=None):
         state = cell.zero_state(1)
@@ -417,9 +391,6 @@ def gru_rows(ctx, threads, reset_after=False):
     else:
         note = ("TF1 GRU (reset before the matmul) vs torch nn.GRU (reset after; same FLOPs, "
                 "a different function): checked against the numpy TF1 reference")
-    if missing("GRUCell"):
-        return [Row(case, m, shape, threads, ff, note=note, skip=_skip_note(["GRUCell"]))
-                for m, ff in (("forward", f), ("forward+backward", 3 * f))]
     torch = ctx.torch
     cell = rnnkit.GRUCell(H, input_depth=D, seed=1, reset_after=reset_after)
     for name in list(cell.variables):

@@ -1,4 +1,4 @@
-"""Tables, the issue's targets and BENCHMARKS.md, from one run's numbers."""
+"""Tables, the targets' verdicts and BENCHMARKS.md, from one run's numbers."""
 
 import statistics
 
@@ -238,12 +238,10 @@ def results_table(run):
     return "\n".join(lines)
 
 
-def targets_table(run, analysis=False):
+def targets_table(run):
     lines = ["| Target | Requirement | Measured | Verdict | Why |", "|---|---|---|---|---|"]
     for t in run["targets"]:
         why = t["why"]
-        if analysis and t["verdict"] != "met":
-            why = (why + "; " if why else "") + "see Analysis below"
         lines.append(f"| {t['target']} | {t['requirement']} | {t['measured']} | **{t['verdict']}** | {why} |")
     return "\n".join(lines)
 
@@ -321,7 +319,27 @@ def _memory_section(run):
     return "\n".join(lines)
 
 
-def markdown(run, notes=None):
+PATH_OPTIONS = ("--json", "--out", "--render", "--cpp-bench")
+
+
+def public_command(command):
+    """The run's command without the options that name files on the machine
+    that ran it (--json /tmp/..., --out ...)."""
+    words, out = command.split(), []
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+        elif w in PATH_OPTIONS:
+            skip = True
+        elif not w.startswith(tuple(o + "=" for o in PATH_OPTIONS)):
+            out.append(w)
+    return " ".join(out)
+
+
+def markdown(run):
+    """BENCHMARKS.md: this run's machine, results and verdicts; the design
+    decisions and their history live in benchmarks/NOTES.md."""
     f = run["facts"]
     la0, la1 = f.get("load_average_start"), f.get("load_average_end")
     out = ["# rnnkit benchmarks", ""]
@@ -329,8 +347,11 @@ def markdown(run, notes=None):
         out += ["> **Quick mode** (tiny shapes, one round): this file shows that the harness works; "
                 "its numbers and verdicts mean nothing.", ""]
     out += [
-        f"Written by `{run['command'].strip()}` ({run['started']} to {run['finished']}, UTC). "
-        f"Regenerate with the same command; setup: `bash benchmarks/setup.sh`.",
+        f"The current run: `{public_command(run['command'])}`, {run['started'][:16].replace('T', ' ')} UTC, "
+        f"commit `{f.get('commit')}`" + (" (with uncommitted changes)" if f.get("dirty") else "") + ". "
+        "Regenerate with `python -m benchmarks.run --json benchmarks/last_run.json` (setup: "
+        "`bash benchmarks/setup.sh`); why the kernels are built as they are, what was tried and the numbers "
+        "behind each decision: [benchmarks/NOTES.md](benchmarks/NOTES.md).",
         "",
         "## Machine",
         "",
@@ -338,29 +359,23 @@ def markdown(run, notes=None):
         f"{f.get('usable_cpus')} usable by this process.",
         f"- rnnkit built for `{f['rnnkit_arch']}`; Eigen uses {f['rnnkit_simd']}; OpenMP: {f['rnnkit_openmp']}.",
         f"- Python {f['python']}, numpy {f['numpy']}, PyTorch {f['torch'] or '(not available: ' + str(run['torch_note']) + ')'}"
-        + (f" (oneDNN available: {f.get('torch_mkldnn')})" if f["torch"] else "") + f"; {run['platform']}.",
-        f"- Source: commit `{f.get('commit')}`" + (" with uncommitted changes" if f.get("dirty") else "")
-        + f"; rnnkit imported from `{f.get('rnnkit_path', '?')}`.",
+        + (f" (oneDNN available: {f.get('torch_mkldnn')})" if f["torch"] else "") + ".",
         f"- Threads: {run['threads']} for rnnkit and PyTorch (`torch.set_num_threads`), except the 1-thread rows.",
         f"- Load average at start {_num(la0[0] if la0 else None)}, at end {_num(la1[0] if la1 else None)} "
-        "(a shared machine: other jobs run beside this one; see the spread column).",
+        "(a shared machine: see the spread and others' CPU columns).",
         "",
-        "## GEMM ceiling",
+        "## Targets",
         "",
-        _gemm_section(run),
+        targets_table(run),
         "",
         "## Results",
         "",
-        f"Median over {run['rounds']} interleaved rounds; each round runs a block of calls of ≥ {run['min_block_s']} s per "
-        "framework, alternating which goes first. torch/rnnkit > 1 means rnnkit is faster. GF/s counts matrix-product "
-        "FLOPs only (forward+backward = 3× forward). % GEMM: of numpy's square-GEMM GF/s at the same thread count. "
-        "spread: the larger interquartile range over the median of the two frameworks' rounds. "
-        "others' CPU: cores that other processes on this shared machine kept busy while the row was timed "
-        "(/proc/stat busy time minus this process's CPU time, over wall time; median over rounds). Before each "
-        f"round the harness waits up to {run.get('quiet_wait_s', 0):g} s for that to fall under 0.25 cores; "
-        "Rounds that still ran above it are dropped when at least 3 quiet rounds exist (extra rounds are run to get "
-        "them); the spread column gives (rounds used/rounds run), and ⚠ marks rows that had to keep contended "
-        "rounds: their 2-thread numbers are not trustworthy. "
+        f"Median over {run['rounds']} interleaved rounds (blocks of ≥ {run['min_block_s']} s per framework, "
+        "alternating which goes first). torch/rnnkit > 1 means rnnkit is faster. GF/s counts matrix-product "
+        "FLOPs only (forward+backward = 3× forward); % GEMM is of numpy's square-GEMM GF/s at the same thread "
+        "count. spread: interquartile range over the median (rounds used/rounds run). others' CPU: cores other "
+        f"processes kept busy during the row; each round waits up to {run.get('quiet_wait_s', 0):g} s for it to "
+        "fall under 0.25, contended rounds are dropped when 3 quiet ones exist, ⚠ marks rows that kept some. "
         "Sampling times are per step.",
         "",
         results_table(run),
@@ -375,32 +390,25 @@ def markdown(run, notes=None):
                 seen.add((case, note))
                 out.append(f"- {case}: {note}.")
         out.append("")
-    out += ["## Targets (issue 4)", "", targets_table(run, analysis=bool(notes)), "", "## Memory", "", _memory_section(run), ""]
+    out += ["## GEMM ceiling", "", _gemm_section(run), "", "## Memory", "", _memory_section(run), ""]
     if run.get("cpp_bench") is not None:
         out += ["## Kernel micro-benchmarks (C++)", "",
                 "A subset of `cpp/bench` (Google Benchmark, wall time, same run). `BM_LstmRecurrentGemm` is the "
-                "per-step `m_prev · W_h` product exactly as the step loop calls it; `BM_LstmFusedGates` is a step "
-                "with every row live minus the same step with every row past its sequence_length (both GEMMs run, "
-                "the gate pass is skipped), i.e. the fused gate pass alone. Arguments: B, T, D, H, threads. "
-                f"Other processes used {_num(run['cpp_bench'].get('foreign_cores'))} cores on average during this "
-                "part (no per-benchmark quiet wait here: with another job on a core, the 2-thread lines are not "
-                "trustworthy).",
+                "per-step `m_prev · W_h` product as the step loop calls it; `BM_LstmFusedGates` is a step "
+                "with every row live minus the same step with every row past its sequence_length, i.e. the "
+                "fused gate pass alone. Arguments: B, T, D, H, threads. "
+                f"Other processes used {_num(run['cpp_bench'].get('foreign_cores'))} cores on average here "
+                "(no quiet wait: with another job on a core, the 2-thread lines are not trustworthy).",
                 "", cpp_bench.table(run["cpp_bench"]), ""]
     out += ["## Method", "",
             "- Each row first compares rnnkit's result with a reference and is timed only if that check passes: "
-            "PyTorch in float64 with rnnkit's weights copied in (TF gates i, j, f, o → torch i, f, g, o; "
-            "forget_bias folded into torch's bias), or a numpy float64 reference written from the spec "
-            "(always for TF1's GRU, which PyTorch does not have; gradients then by a directional "
-            "derivative against central differences; rnnkit's reset-after GRU is checked against nn.GRU). Tolerance: |a − ref| ≤ atol + rtol·|ref|, rtol = 1e-4, "
-            "atol = 1e-5·max|ref|; the Check column gives the worst error as a fraction of it.",
+            "PyTorch in float64 with rnnkit's weights copied in, or a numpy float64 reference written from the "
+            "spec (always for TF1's GRU, which PyTorch does not have). Tolerance: |a − ref| ≤ atol + rtol·|ref|, "
+            "rtol = 1e-4, atol = 1e-5·max|ref|; the Check column gives the worst error as a fraction of it.",
             "- PyTorch's forward runs under `torch.inference_mode()`; its forward+backward computes the input "
             "gradient too, as rnnkit's backward does.",
-            "- Memory: `benchmarks/memory.py`, a fresh child process per framework that imports only that framework. "
-            "A step's peak = the anonymous memory (RssAnon) kept since setup + the transient rise of VmHWM above the "
-            "RSS right before the step (the mark reset through /proc/self/clear_refs). Library code paged in is "
-            "thereby left out of the steady step; the first step includes it. The verdict takes the larger of the "
-            "first and the steady step for each framework.",
+            "- Memory: `benchmarks/memory.py`, a fresh child process per framework. A step's peak = the anonymous "
+            "memory kept since setup + the transient rise of VmHWM above the RSS right before the step; the "
+            "verdict takes the larger of the first and the steady step.",
             ""]
-    if notes:
-        out += ["## Analysis", "", notes.strip(), ""]
     return "\n".join(out)

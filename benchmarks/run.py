@@ -298,9 +298,7 @@ def parse_args(argv):
     p.add_argument("--out", default=os.path.join(REPO, "BENCHMARKS.md"), help="markdown report (default: BENCHMARKS.md)")
     p.add_argument("--json", default=None, help="also write every number as JSON here")
     p.add_argument("--render", default=None, metavar="JSON",
-                   help="measure nothing: rewrite --out from a run saved with --json (e.g. after editing the notes)")
-    p.add_argument("--notes", default=os.path.join(REPO, "benchmarks", "NOTES.md"),
-                   help="hand-written analysis appended to the report, if the file exists")
+                   help="measure nothing: rewrite --out from a run saved with --json (e.g. after changing report.py)")
     a = p.parse_args(argv)
     if a.rounds is None:
         a.rounds = 1 if a.quick else 7
@@ -330,13 +328,6 @@ def load_run(path):
     return run
 
 
-def read_notes(path):
-    if path and os.path.exists(path):
-        with open(path) as f:
-            return f.read()
-    return None
-
-
 def run_under_load(ctx, args, facts, log):
     rows = cases.build_rows(ctx, args.only)
     failed = [row for row in rows if row.threads == args.threads and not row.skip and not check_row(row, None, log)]
@@ -359,7 +350,7 @@ def main(argv=None):
     if args.render:
         run = load_run(args.render)
         with open(args.out, "w") as f:
-            f.write(report.markdown(run, read_notes(args.notes)))
+            f.write(report.markdown(run))
         log(f"wrote {args.out} from {args.render}")
         return 0
 
@@ -408,7 +399,7 @@ def main(argv=None):
     }
     run["rows"] = [report.row_dict(r, report.ceiling(gemm, r.threads)) for r in rows]
     run["targets"] = report.evaluate_targets(run)
-    text = report.markdown(run, read_notes(args.notes))
+    text = report.markdown(run)
     log("")
     log(report.results_table(run))
     log("")

@@ -127,13 +127,6 @@ Array<T> empty(const std::vector<Index>& shape) {
   return Array<T>(std::move(dims), static_cast<T*>(data), owner);
 }
 
-template <typename T>
-Array<T> zeros(const std::vector<Index>& shape) {
-  Array<T> a = empty<T>(shape);
-  std::fill(a.mutable_data(), a.mutable_data() + a.size(), T(0));
-  return a;
-}
-
 // The array in `tape[key]` if it already has this shape (reused across
 // training calls), otherwise a new one stored there.
 template <typename T>

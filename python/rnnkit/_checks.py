@@ -112,3 +112,14 @@ def token_ids(value, depth, name="inputs"):
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ids.shape))
         raise ValueError(f"{name} token ids must lie in [0, {depth}), got {int(ids[index])} at index {list(index)}")
     return contiguous(ids, np.int32)
+
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+
+
+def activation_name(activation):
+    """'tanh' etc., or the same numpy-style callables by their __name__."""
+    name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return name

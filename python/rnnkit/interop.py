@@ -21,6 +21,7 @@ torch is imported only inside these functions, so rnnkit works without it.
 import numpy as np
 
 from .cells.basic_rnn import BasicRNNCell
+from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell
 from .rnn import RNN
 
@@ -38,17 +39,6 @@ def _torch():
     except ImportError as e:
         raise ImportError("rnnkit.interop needs PyTorch (pip install torch); the rest of rnnkit works without it") from e
     return torch
-
-
-def _gru_cell_class():
-    """rnnkit's GRUCell, or None in a build of rnnkit that predates it."""
-    try:
-        from .cells.gru import GRUCell
-    except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.cells.gru":
-            raise
-        return None
-    return GRUCell
 
 
 def _blocks(a, order, size):
@@ -102,8 +92,7 @@ def to_torch(cell):
     torch = _torch()
     if isinstance(cell, RNN):
         cell = cell.cell
-    gru_cell = _gru_cell_class()
-    if not isinstance(cell, (BasicRNNCell, LSTMCell) + ((gru_cell,) if gru_cell else ())):
+    if not isinstance(cell, (BasicRNNCell, LSTMCell, GRUCell)):
         raise TypeError(
             "to_torch converts a BasicRNNCell, BasicLSTMCell, LSTMCell or GRUCell(reset_after=True), "
             f"got {type(cell).__name__}"
@@ -222,10 +211,7 @@ def from_torch(module, forget_bias=1.0):
         cell.variables["kernel"] = np.concatenate([w_ih, w_hh], axis=1).T
         cell.variables["bias"] = b_ih + b_hh
     else:  # GRU: torch rows r, z, n; rnnkit's u is z and its candidate n
-        gru_cell = _gru_cell_class()
-        if gru_cell is None:
-            raise TypeError("from_torch of an nn.GRU needs rnnkit's GRUCell, which this build of rnnkit lacks")
-        cell = gru_cell(H, reset_after=True, dtype=dtype, input_depth=D)
+        cell = GRUCell(H, reset_after=True, dtype=dtype, input_depth=D)
         two = 2 * H
         cell.variables["gates/kernel"] = np.concatenate([w_ih[:two], w_hh[:two]], axis=1).T
         cell.variables["gates/bias"] = b_ih[:two] + b_hh[:two]

@@ -3,18 +3,9 @@
 import numpy as np
 
 from .. import _core
+from .._checks import activation_name
 from ..variables import glorot_uniform
 from .base import RNNCell
-
-ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
-
-
-def activation_name(activation):
-    """'tanh' etc., or the same numpy-style callables by their __name__."""
-    name = activation if isinstance(activation, str) else getattr(activation, "__name__", None)
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    return name
 
 
 class BasicRNNCell(RNNCell):

@@ -12,9 +12,9 @@ reset_after=True (a different function; PyTorch's z is u and n is c):
 import numpy as np
 
 from .. import _core
+from .._checks import activation_name
 from ..variables import glorot_uniform
 from .base import RNNCell
-from .basic_rnn import activation_name
 
 class GRUCell(RNNCell):
     """TF1's GRUCell, or the "reset after" GRU.

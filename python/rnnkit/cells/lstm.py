@@ -5,10 +5,9 @@ from collections import namedtuple
 import numpy as np
 
 from .. import _core
-from .._checks import positive_int
+from .._checks import activation_name, positive_int
 from ..variables import glorot_uniform
 from .base import RNNCell, _state_array
-from .basic_rnn import activation_name
 
 
 class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
