@@ -1,5 +1,7 @@
 """rnnkit: TensorFlow 1.x's recurrent API on numpy, with Eigen C++ kernels."""
 
+import numbers
+
 from . import _core, initializers
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
@@ -17,18 +19,35 @@ from .nn import (embedding_lookup, softmax, softmax_cross_entropy_with_logits, s
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn, last_output, static_rnn
 from .sequential import Sequential
-from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
+from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
+from .tf_checkpoint import list_tf_checkpoint
+from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
 
 
 def set_num_threads(n):
-    """Threads used by every kernel (OpenMP loops and Eigen's GEMM)."""
+    """Threads used by every kernel (OpenMP loops and the GEMMs), in every
+    thread of the process, including threads started later or earlier.
+
+    n must be an int in [1, max_num_threads()]: more threads than the
+    machine can run only wait for each other. Results are bit-identical for
+    every n."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
     _core.set_num_threads(int(n))
 
 
 def get_num_threads():
+    """Threads used by every kernel (see set_num_threads)."""
     return _core.get_num_threads()
+
+
+def max_num_threads():
+    """The largest thread count set_num_threads accepts: OpenMP's thread
+    limit (OMP_THREAD_LIMIT), and at most 4 per processor or 64, whichever
+    is more."""
+    return _core.max_num_threads()
 
 
 def set_result_cache_limit(nbytes):
@@ -45,12 +64,12 @@ def set_result_cache_limit(nbytes):
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "GRUCell", "MultiRNNCell",
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
-    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "set_result_cache_limit",
+    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
     "Embedding", "SoftmaxCrossEntropy", "MeanSquaredError", "mean_squared_error", "losses", "nn", "initializers",
     "softmax", "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
     "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "last_output", "static_rnn",
     "static_bidirectional_rnn",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
-    "save", "load", "load_tf_checkpoint", "checkpoint_names",
+    "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
 ]
