@@ -1,8 +1,7 @@
 """rnnkit: TensorFlow 1.x's recurrent API on numpy, with Eigen C++ kernels."""
 
-import numbers
-
-from . import _core, initializers
+from . import _wait_policy  # noqa: F401  (before _core loads OpenMP)
+from . import _checks, _core, initializers
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
@@ -33,9 +32,7 @@ def set_num_threads(n):
     n must be an int in [1, max_num_threads()]: more threads than the
     machine can run only wait for each other. Results are bit-identical for
     every n."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(_checks.positive_int(n, "set_num_threads: n"))
 
 
 def get_num_threads():
