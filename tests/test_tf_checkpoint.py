@@ -171,6 +171,8 @@ def test_scope_maps_the_outer_scope_and_errors_list_both_sides():
     assert not model.cell.built  # nothing happened
     with pytest.raises(ValueError, match="no variables under the model's 'encoder/rnn/multi_rnn_cell'"):
         rnnkit.load_tf_checkpoint(prefix("scoped"), model, scope="encoder")
+    with pytest.raises(ValueError, match="under 'rnn/basic_rnn_cell', without the outer scope given"):
+        rnnkit.load_tf_checkpoint(prefix("basic_rnn"), rnnkit.RNN(rnnkit.BasicRNNCell(3)), scope="model")
     rnnkit.load_tf_checkpoint(prefix("scoped"), model, scope="model/")
     assert model.cell.built
     with pytest.raises(TypeError, match="scope must be a non-empty string"):
