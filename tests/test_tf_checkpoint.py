@@ -363,6 +363,18 @@ def test_non_float_tensor_into_a_model(tmp_path):
     assert_unchanged(dense, before)
 
 
+def test_entry_whose_size_does_not_fit_its_shape(tmp_path):
+    p = str(tmp_path / "model.ckpt")
+    entry = tfc._Entry(b"", "")
+    entry.dtype, entry.shape, entry.size = 1, (2**40, 2**40), 16
+    header = tfc._put_field(1, 1) + tfc._put_field(3, tfc._put_field(1, 1))
+    with open(p + ".index", "wb") as f:
+        f.write(tfc._table_bytes([(b"", header), (b"huge", entry.encode())]))
+    with pytest.raises(ValueError, match=r"model\.ckpt\.index.*'huge' of shape \[1099511627776, 1099511627776\] "
+                                         r"and dtype float32 has 16 bytes"):
+        rnnkit.list_tf_checkpoint(p)
+
+
 # ---- a bundle writer with the knobs TensorFlow's own writer does not turn --------------------------------
 def write_bundle(prefix, shards, big_endian=False, min_consumer=0, compression=0):
     """[{name: array}] per shard, in TensorFlow's format, with a byte order,
@@ -414,3 +426,4 @@ def recompress(table, compression):
     meta = put(table[metaindex[0]:metaindex[0] + metaindex[1]])
     idx = put(builder.finish())
     return bytes(out) + (meta + idx).ljust(40, b"\x00") + footer[40:]
+

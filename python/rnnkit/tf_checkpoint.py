@@ -23,6 +23,7 @@ BundleWriter does, byte for byte. Mapping a checkpoint onto a model's
 variables lives in checkpoint.py.
 """
 
+import math
 import os
 import re
 import struct
@@ -613,10 +614,10 @@ class TFCheckpoint:
                 raise _Corrupt(f"'{name}' has an unknown dtype (enum {entry.dtype})")
             if not entry.sliced and entry.shard >= self.num_shards:
                 raise _Corrupt(f"'{name}' lies in shard {entry.shard} of {self.num_shards}")
-            itemsize = _itemsize(entry.dtype)
-            if not entry.sliced and itemsize and entry.size != itemsize * int(np.prod(entry.shape, dtype=np.int64)):
+            expected = _itemsize(entry.dtype) * math.prod(entry.shape)  # Python ints: no overflow
+            if not entry.sliced and _itemsize(entry.dtype) and entry.size != expected:
                 raise _Corrupt(f"'{name}' of shape {shape_str(entry.shape)} and dtype {_DTYPES[entry.dtype][0]} "
-                               f"has {entry.size} bytes, expected {itemsize * int(np.prod(entry.shape))}")
+                               f"has {entry.size} bytes, expected {expected}")
             self._entries[name] = entry
 
     @staticmethod
@@ -711,7 +712,7 @@ class TFCheckpoint:
 
     def _strings(self, buf, entry, name, path):
         """A string tensor: varint lengths, a masked CRC32C of the lengths, the bytes."""
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         order = ">" if self.big_endian else "<"
         try:
             lengths, pos, crc = [], 0, 0
