@@ -14,8 +14,8 @@ order: `rnn`, `rnn_1`, ...; `dense`, `dense_1`, ...; `bidirectional_rnn`,
 `bidirectional_rnn_1`, ... A `scope_map` renames scopes where the TF model
 used its own (`{"rnn": "encoder/rnn", "dense": "softmax"}`).
 
-Loading is all-or-nothing: every name and shape is checked before any
-variable is written. An unbuilt cell or Dense is built from the input depth
+Loading is all-or-nothing: every name, shape and value is checked (and
+converted to its variable's dtype) before any variable is written. An unbuilt cell or Dense is built from the input depth
 that the file's kernel shape implies (the kernel's rows minus the recurrent
 width for a cell; the rows for Dense).
 """
@@ -260,7 +260,7 @@ def _restore(obj, shapes, read, source, rename, unexpected):
 
     read_only = [k for k, a in _named(obj, rename).items() if not a.flags.writeable]
     if read_only:
-        raise ValueError(f"cannot load {source}: the model's {_quoted(read_only)} are read-only arrays")
+        raise ValueError(f"cannot load {source}: the model's variables {_quoted(read_only)} are read-only arrays")
     if needs_build:
         _build_from(obj, shapes, rename, source)
     live = _named(obj, rename)
@@ -283,7 +283,7 @@ def _converted(value, dtype, source, key):
     overflow = np.isinf(out) & np.isfinite(value)
     if overflow.any():
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(overflow)), value.shape))
-        raise ValueError(f"{source}: '{key}' holds {value[index]!r} at index {list(index)}, which overflows "
+        raise ValueError(f"{source}: '{key}' holds {value[index].item()!r} at index {list(index)}, which overflows "
                          f"the variable's {dtype} (largest {np.finfo(dtype).max:.6g})")
     return out
 
@@ -333,7 +333,11 @@ def load(path, obj, strict=True, scope_map=None):
     Returns:
       obj.
     Raises:
-      ValueError naming the key: a missing key, a wrong shape, an extra key.
+      ValueError naming the key: a missing key, a wrong shape, an extra key,
+        a value that overflows the variable's dtype, a read-only variable.
+      ValueError naming the file: not an .npz file (empty, .npy, text, a
+        damaged zip), a member that is short, corrupt or not an .npy array,
+        object arrays (pickles).
       TypeError: a non-float array in the file, or an unsupported `obj`.
     """
     if isinstance(path, (str, os.PathLike)):

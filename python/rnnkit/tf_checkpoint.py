@@ -31,7 +31,7 @@ import tempfile
 
 import numpy as np
 
-from ._checks import shape_str
+from ._checks import contiguous, shape_str
 
 __all__ = ["TFCheckpoint", "list_tf_checkpoint", "write_tf_checkpoint", "crc32c"]
 
@@ -781,7 +781,7 @@ def write_tf_checkpoint(prefix, tensors):
         array = np.asarray(value)
         if array.dtype not in _ENUM_OF:
             raise TypeError(f"'{name}' has dtype {array.dtype}; TensorFlow checkpoints hold numbers and booleans")
-        arrays[name.encode("utf-8")] = np.ascontiguousarray(array, array.dtype.newbyteorder("<"))
+        arrays[name.encode("utf-8")] = contiguous(array, array.dtype.newbyteorder("<"))
     data, entries, offset = [], [], 0
     for key in sorted(arrays):
         array = arrays[key]
