@@ -512,7 +512,14 @@ def _check_scopes(obj, names, rename, source):
     unmatched = [n for n in names if not any(n.startswith(p + "/") for p in paths)]
     outers = [name[:name.find("/" + path + "/")] for name in unmatched for path in missing
               if name.find("/" + path + "/") > 0]
-    hint = f"; they are there under an outer scope: pass scope={outers[0]!r}" if outers else ""
+    inners = [path.split("/", k)[k] for path in missing for k in range(1, path.count("/") + 1)
+              if any(name.startswith(path.split("/", k)[k] + "/") for name in unmatched)]
+    if outers:
+        hint = f"; they are there under an outer scope: pass scope={outers[0]!r}"
+    elif inners:
+        hint = f"; they are there under {inners[0]!r}, without the outer scope given"
+    else:
+        hint = ""
     raise ValueError(f"{source} has no variables under the model's {_quoted(missing)} "
                      f"(the checkpoint's names that match none of the model's scopes: "
                      f"{_quoted(unmatched) if unmatched else 'none'}){hint}")
