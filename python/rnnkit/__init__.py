@@ -14,7 +14,9 @@ from .losses import SequenceLoss, sequence_loss
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
+from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint
 from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
+from . import interop  # torch itself is imported only when a conversion runs
 
 __version__ = "0.1.0"
 
@@ -46,4 +48,5 @@ __all__ = [
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
     "save", "load", "load_tf_checkpoint", "checkpoint_names",
+    "Callback", "History", "ModelCheckpoint", "EarlyStopping", "LambdaCallback",
 ]
