@@ -17,6 +17,7 @@ from .sequential import Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint
 from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
 from . import interop  # torch itself is imported only when a conversion runs
+from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
 
