@@ -53,14 +53,14 @@ class Progress:
     def update(self, step, logs):
         """After `step` (1-based) of `steps`; `logs` are the running means."""
         self.step = step
-        if not self.bar:
+        if not self.bar or step >= self.steps:  # `end` draws the last step, with the epoch's summary
             return
         now = self.clock()
-        if self.drawn_at is not None and now - self.drawn_at < _REDRAW_SECONDS and step < self.steps:
+        if self.drawn_at is not None and now - self.drawn_at < _REDRAW_SECONDS:
             return
         self.drawn_at = now
         per_step = (now - self.start) / step
-        eta = f" - ETA: {_duration(per_step * (self.steps - step))}" if step < self.steps else ""
+        eta = f" - ETA: {_duration(per_step * (self.steps - step))}"
         rate = _rate(per_step)
         self._draw(f"{self._counter(step)} {self._bar(step)}{eta}{format_logs(logs)}" + (f" - {rate}" if rate else ""))
 

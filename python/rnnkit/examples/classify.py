@@ -31,7 +31,7 @@ def dataset(rows, seed=0):
     return ids, lengths, labels
 
 
-def train(epochs=30, rows=1000, seed=0, verbose="auto"):
+def train(epochs=10, rows=1000, seed=0, verbose="auto"):
     """Returns (test accuracy, the majority class's share of the test rows)."""
     ids, lengths, labels = dataset(rows + 500, seed)
     model = rnnkit.Sequential([rnnkit.RNN(rnnkit.BasicLSTMCell(32, input_depth=CLASSES, seed=seed),
