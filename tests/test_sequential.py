@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import rnnkit
-from helpers import assert_close, rng
+from helpers import assert_close, numeric_grad, rng
 
 B, T, D, H, C = 3, 6, 4, 5, 7
 
@@ -199,3 +199,58 @@ def test_learning_rate_changes_take_effect_at_once_and_keep_adams_state():
     with pytest.raises(ValueError, match="learning_rate must be a finite number > 0, got -1"):
         opt.learning_rate = -1
     assert opt.learning_rate == rates[-1]
+
+
+# ---- the layers of issue 21 in a chain ---------------------------------------------------------------
+def test_chains_with_last_outputs_and_loss_layers_name_both_layers():
+    with pytest.raises(ValueError, match=r"layers\[1\] \(RNN\) reads sequences \[B, T, D\], but layers\[0\] \(RNN\) "
+                                         r"outputs one vector per row \[B, H\] \(return_sequences=False\)"):
+        rnnkit.Sequential([rnnkit.RNN(rnnkit.BasicLSTMCell(4), return_sequences=False),
+                           rnnkit.RNN(rnnkit.BasicLSTMCell(4))])
+    with pytest.raises(ValueError, match=r"the loss \(SequenceLoss\) reads logits \[B, T, C\], but layers\[1\] "
+                                         r"\(Dense\) outputs rank 2"):
+        rnnkit.Sequential([rnnkit.RNN(rnnkit.BasicLSTMCell(4), return_sequences=False), rnnkit.Dense(3)],
+                          loss=rnnkit.SequenceLoss())
+    with pytest.raises(ValueError, match=r"layers\[1\] \(Embedding\) reads integer token ids, so it must be the "
+                                         r"first layer; it follows layers\[0\] \(Dense\)"):
+        rnnkit.Sequential([rnnkit.Dense(3), rnnkit.Embedding(5, 3)])
+    with pytest.raises(ValueError, match=r"layers\[1\] \(RNN\) reads depth 4 .* layers\[0\] \(Embedding\) outputs "
+                                         r"depth 3"):
+        rnnkit.Sequential([rnnkit.Embedding(5, 3), rnnkit.RNN(rnnkit.BasicLSTMCell(4, input_depth=4))])
+
+
+def test_sequential_gradients_match_finite_differences_through_every_kind_of_layer():
+    """Embedding -> Bidirectional (last outputs, concatenated) -> Dense ->
+    sparse softmax cross-entropy, ragged lengths, float64."""
+    f64 = np.float64
+    ids = rng(3).integers(0, 6, size=(3, 4))
+    labels = np.array([0, 4, 2])
+    lengths = np.array([4, 2, 3])
+    bi = rnnkit.Bidirectional(rnnkit.BasicLSTMCell(3, dtype=f64, seed=1), rnnkit.GRUCell(2, dtype=f64, seed=2),
+                              return_sequences=False)
+    model = rnnkit.Sequential([rnnkit.Embedding(6, 3, dtype=f64, seed=0), bi, rnnkit.Dense(5, dtype=f64, seed=3)],
+                              loss=rnnkit.SoftmaxCrossEntropy(sparse=True))
+    weights = np.array([1.0, 0.5, 2.0])
+
+    def loss():
+        return float(model.loss.forward(model.predict(ids, sequence_length=lengths), labels, weights))
+
+    model.loss.forward(model.forward(ids, sequence_length=lengths), labels, weights)
+    model.backward(model.loss.backward())
+    analytic = [g.copy() for g, _ in model.grads_and_vars()]
+    for g, (_, var) in zip(analytic, model.grads_and_vars()):
+        np.testing.assert_allclose(g, numeric_grad(loss, var), rtol=1e-6, atol=1e-8)
+
+
+def test_stateful_classification_with_embedding_and_two_lstm_layers():
+    ids = rng(4).integers(0, 8, size=(4, 6))
+    def make(stateful):
+        return rnnkit.Sequential([rnnkit.Embedding(8, 5, seed=0), rnnkit.RNN(rnnkit.BasicLSTMCell(6, seed=1)),
+                                  rnnkit.RNN(rnnkit.GRUCell(4, seed=2)), rnnkit.Dense(8, seed=3)],
+                                 loss=rnnkit.SequenceLoss(), stateful=stateful)
+    whole = make(False).predict(ids)
+    model = make(True)
+    assert_close(np.concatenate([model.predict(ids[:, :2]), model.predict(ids[:, 2:])], axis=1), whole)
+    assert len(model.final_state) == 2
+    loss = model.train_step(ids[:, :3], ids[:, 1:4], optimizer=rnnkit.AdamOptimizer(0.01))
+    assert np.isfinite(loss)
