@@ -20,6 +20,15 @@ def model(seed=0):
                              loss=rnnkit.SequenceLoss())
 
 
+def saved_after(steps, tmp_path):
+    """(model, optimizer, checkpoint path) after `steps` Adam steps."""
+    x, y, w = data()
+    m, opt = model(), rnnkit.AdamOptimizer(0.05)
+    for _ in range(steps):
+        m.train_step(x, y, w, opt)
+    return m, opt, rnnkit.save(tmp_path / "ckpt", m, optimizer=opt)
+
+
 def test_a_dict_of_objects_is_saved_under_their_names(tmp_path):
     rnn = rnnkit.RNN(rnnkit.BasicLSTMCell(H, input_depth=D, seed=0))
     head = rnnkit.Dense(C, input_depth=H, seed=1)
@@ -70,11 +79,7 @@ def test_training_resumes_bit_identically_from_a_checkpoint(tmp_path, dtype):
 
 
 def test_adam_state_has_tf1s_names(tmp_path):
-    x, y, w = data()
-    m, opt = model(), rnnkit.AdamOptimizer(0.05)
-    for _ in range(2):
-        m.train_step(x, y, w, opt)
-    path = rnnkit.save(tmp_path / "ckpt", m, optimizer=opt)
+    m, opt, path = saved_after(2, tmp_path)
     kernel = m.layers[0].cell.variables["kernel"]
     with np.load(path) as npz:
         names = set(npz.files)
@@ -90,11 +95,7 @@ def test_adam_state_has_tf1s_names(tmp_path):
 
 
 def test_adam_steps_from_the_beta_powers_without_global_step(tmp_path):
-    x, y, w = data()
-    m, opt = model(), rnnkit.AdamOptimizer(0.05)
-    for _ in range(4):
-        m.train_step(x, y, w, opt)
-    path = rnnkit.save(tmp_path / "ckpt", m, optimizer=opt)
+    _, _, path = saved_after(4, tmp_path)
     with np.load(path) as npz:
         arrays = {k: npz[k] for k in npz.files if k != "global_step"}  # as TF1 writes it without a global step
     np.savez(tmp_path / "tf1.npz", **arrays)
