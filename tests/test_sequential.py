@@ -105,8 +105,12 @@ def test_initial_state_is_used_and_checked():
     start = rnnkit.LSTMStateTuple(*(rng(5).normal(size=(2, B, H)).astype(np.float32)))
     h, _ = rnnkit.dynamic_rnn(model.layers[0].cell, x, initial_state=start)
     assert_close(model.predict(x, initial_state=[start]), model.layers[1](h))
-    with pytest.raises(ValueError, match=r"initial_state must be a list with one state per recurrent layer \(1"):
+    with pytest.raises(TypeError, match=r"initial_state must be a list with one state per recurrent layer \(1, like "
+                                        r"final_state\), got LSTMStateTuple"):
         model.predict(x, initial_state=start)
+    with pytest.raises(ValueError, match=r"initial_state must hold one state per recurrent layer \(1, like "
+                                         r"final_state\), got 2"):
+        model.predict(x, initial_state=[start, start])
 
 
 def test_stateful_predict_in_pieces_equals_the_whole_sequence():

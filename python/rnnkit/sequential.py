@@ -174,7 +174,7 @@ class Sequential:
         self.final_state = None
         self.stop_training = False  # set by a callback to end fit after the current step
         self.history = None
-        self._concat_widths = {}  # layer index -> widths of a Bidirectional pair concatenated in forward
+        self._concat_widths = {}  # layer index -> out_fw's width, for each Bidirectional pair concatenated in forward
         self._check_chain()
 
     # ---- the chain -----------------------------------------------------------------------
@@ -205,10 +205,12 @@ class Sequential:
                                      f"{batch} rows: call reset_states() before changing the batch size")
                 return carried
             return [None] * count
-        if not isinstance(initial_state, list) or len(initial_state) != count:
-            got = f"a list of {len(initial_state)}" if isinstance(initial_state, list) else type(initial_state).__name__
-            raise ValueError(f"initial_state must be a list with one state per recurrent layer ({count}, like "
-                             f"final_state), got {got}")
+        if not isinstance(initial_state, list):
+            raise TypeError(f"initial_state must be a list with one state per recurrent layer ({count}, like "
+                            f"final_state), got {type(initial_state).__name__}")
+        if len(initial_state) != count:
+            raise ValueError(f"initial_state must hold one state per recurrent layer ({count}, like final_state), "
+                             f"got {len(initial_state)}")
         return initial_state
 
     def reset_states(self):
