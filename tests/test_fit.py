@@ -217,6 +217,9 @@ def test_model_checkpoint_every_steps_and_best_only(tmp_path):
     assert fresh_opt.iterations == 3 * (improved[-1] + 1)
     with pytest.raises(ValueError, match="choose one"):
         rnnkit.ModelCheckpoint("x", every_steps=2, save_best_only=True)
+    bad = rnnkit.ModelCheckpoint(str(tmp_path / "{val_loss}"), every_steps=1)
+    with pytest.raises(ValueError, match=r"names 'val_loss', which is not among the fields here \(epoch, step, loss"):
+        m.fit(x, y, optimizer=opt, verbose=0, callbacks=[bad])
 
 
 def test_callback_hooks_run_in_keras_order():

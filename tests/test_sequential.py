@@ -258,3 +258,13 @@ def test_stateful_classification_with_embedding_and_two_lstm_layers():
     assert len(model.final_state) == 2
     loss = model.train_step(ids[:, :3], ids[:, 1:4], optimizer=rnnkit.AdamOptimizer(0.01))
     assert np.isfinite(loss)
+
+
+def test_dropout_wrapped_cells_drop_only_in_training():
+    x, y, w = data()
+    cell = rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(H, seed=0), output_keep_prob=0.5, seed=3)
+    model = rnnkit.Sequential([rnnkit.RNN(cell), rnnkit.Dense(C, seed=1)], loss=rnnkit.SequenceLoss())
+    plain = lstm_model()
+    np.testing.assert_array_equal(model.predict(x), plain.predict(x))  # inference: no dropout
+    assert model.train_step(x, y, w, rnnkit.GradientDescentOptimizer(1e-9)) != \
+        plain.train_step(x, y, w, rnnkit.GradientDescentOptimizer(1e-9))

@@ -133,7 +133,11 @@ class ModelCheckpoint(Callback):
 
     def _save(self, **fields):
         from .checkpoint import save  # checkpoint imports Sequential, which imports this module
-        path = str(self.path).format(epoch=self.epoch + 1, step=self.steps_done, **fields)
+        try:
+            path = str(self.path).format(epoch=self.epoch + 1, step=self.steps_done, **fields)
+        except KeyError as e:
+            raise ValueError(f"ModelCheckpoint path {self.path!r} names {e}, which is not among the fields here "
+                             f"(epoch, step, {', '.join(fields)})") from None
         self.saved.append(save(path, self.model, optimizer=(self.params or {}).get("optimizer")))
 
     def on_step_end(self, step, logs=None):
