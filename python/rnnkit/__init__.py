@@ -17,7 +17,8 @@ from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint
-from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
+from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
+from .tf_checkpoint import list_tf_checkpoint
 from . import interop  # torch itself is imported only when a conversion runs
 from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
@@ -65,6 +66,6 @@ __all__ = [
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
-    "save", "load", "load_tf_checkpoint", "checkpoint_names",
+    "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
     "Callback", "History", "ModelCheckpoint", "EarlyStopping", "LambdaCallback",
 ]
