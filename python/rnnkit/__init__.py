@@ -2,19 +2,22 @@
 
 import numbers
 
-from . import _core
+from . import _core, initializers
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
-from .bidirectional import Bidirectional, bidirectional_dynamic_rnn
+from .bidirectional import Bidirectional, bidirectional_dynamic_rnn, static_bidirectional_rnn
 from .ops import one_hot
-from .layers import Dense
-from .losses import SequenceLoss, sequence_loss
+from .layers import Dense, Embedding
+from .losses import MeanSquaredError, SequenceLoss, SoftmaxCrossEntropy, mean_squared_error, sequence_loss
+from . import losses, nn
+from .nn import (embedding_lookup, softmax, softmax_cross_entropy_with_logits, softmax_cross_entropy_with_logits_v2,
+                 sparse_softmax_cross_entropy_with_logits)
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
-from .rnn import RNN, dynamic_rnn
+from .rnn import RNN, dynamic_rnn, last_output, static_rnn
 from .sequential import Sequential
 from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint
 from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
@@ -65,6 +68,10 @@ __all__ = [
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
+    "Embedding", "SoftmaxCrossEntropy", "MeanSquaredError", "mean_squared_error", "losses", "nn", "initializers",
+    "softmax", "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
+    "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "last_output", "static_rnn",
+    "static_bidirectional_rnn",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
     "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
     "Callback", "History", "ModelCheckpoint", "EarlyStopping", "LambdaCallback",
