@@ -7,7 +7,7 @@ backward(d_loss=None) d loss / d outputs. Each direction is C++ calls."""
 import numpy as np
 
 from . import _core
-from ._checks import as_float, as_ints, check_shape, float_dtype, shape_str
+from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, shape_str
 from .nn import _cross_entropy_args
 
 
@@ -32,7 +32,7 @@ def _prepare(logits, targets, weights):
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
         raise ValueError(f"targets values must lie in [0, {classes}), got {int(labels[index])} at index {index}")
     label_dtype = np.int32 if labels.dtype == np.int32 else np.int64
-    labels = np.ascontiguousarray(labels, dtype=label_dtype)
+    labels = contiguous(labels, label_dtype)
     if weights is None:
         return x, labels, np.ones((batch, steps), x.dtype)
     w = check_shape(as_float(weights, "weights", x.dtype), "weights", (batch, steps))
@@ -95,8 +95,7 @@ class SequenceLoss:
             d = np.asarray(d_loss)
             if d.shape != shape:
                 raise ValueError(f"d_loss must have shape {shape_str(shape)} (the loss's), got {shape_str(d.shape)}")
-            # as_float makes a 0-d array 1-d (np.ascontiguousarray): restore the shape
-            d = as_float(d, "d_loss", dtype).reshape(shape)
+            d = as_float(d, "d_loss", dtype)
         return _core.sequence_loss_backward(self._tape, d)
 
     def __repr__(self):
@@ -130,7 +129,7 @@ def _broadcast_weights(weights, shape, dtype, name="weights"):
         w = np.broadcast_to(w, shape)
     except ValueError:
         raise ValueError(f"{name} must broadcast to shape {shape_str(shape)}, got shape {shape_str(w.shape)}") from None
-    return np.ascontiguousarray(w, dtype=dtype)
+    return contiguous(w, dtype)
 
 
 def _regression_args(predictions, labels, weights, predictions_name="predictions"):
@@ -138,13 +137,13 @@ def _regression_args(predictions, labels, weights, predictions_name="predictions
     p = np.asarray(predictions)
     if p.dtype.kind != "f":
         raise TypeError(f"{predictions_name} must be a float array (float32 or float64), got dtype {p.dtype}")
-    p = np.ascontiguousarray(p, dtype=float_dtype(p.dtype, predictions_name)).reshape(p.shape)
+    p = contiguous(p, float_dtype(p.dtype, predictions_name))
     y = np.asarray(labels)
     if y.dtype.kind not in "fiu":
         raise TypeError(f"labels must be a float or integer array, got dtype {y.dtype}")
     if y.shape != p.shape:
         raise ValueError(f"labels must have {predictions_name}' shape {shape_str(p.shape)}, got {shape_str(y.shape)}")
-    y = np.ascontiguousarray(y, dtype=p.dtype).reshape(p.shape)
+    y = contiguous(y, p.dtype)
     return p, y, _broadcast_weights(1.0 if weights is None else weights, p.shape, p.dtype)
 
 
@@ -218,7 +217,7 @@ def _row_weights(weights, lead, dtype):
         raise ValueError(f"weights must have shape {shape_str(lead)} (the labels' shape) or a prefix of it, "
                          f"got {shape_str(w.shape)}")
     w = w.reshape(w.shape + (1,) * (len(lead) - w.ndim))
-    return np.ascontiguousarray(np.broadcast_to(w, lead), dtype=dtype)
+    return contiguous(np.broadcast_to(w, lead), dtype)
 
 
 class SoftmaxCrossEntropy:

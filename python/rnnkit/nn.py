@@ -7,7 +7,7 @@ RNN)."""
 import numpy as np
 
 from . import _core
-from ._checks import as_float, float_dtype, indices, shape_str
+from ._checks import as_float, contiguous, float_dtype, indices, shape_str
 from .bidirectional import bidirectional_dynamic_rnn, static_bidirectional_rnn
 from .rnn import dynamic_rnn, last_output, static_rnn
 
@@ -71,7 +71,7 @@ def _cross_entropy_args(labels, logits, sparse, logits_name="logits", labels_nam
     if y.shape != x.shape:
         raise ValueError(f"{labels_name} must have {logits_name}' shape {shape_str(x.shape)} (a distribution per row), "
                          f"got {shape_str(y.shape)}")
-    return x, np.ascontiguousarray(y, dtype=x.dtype).reshape(x.shape)
+    return x, contiguous(y, x.dtype)
 
 
 def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
