@@ -381,14 +381,14 @@ def lstm(seed=3):
 
 def unchanged(model):
     """Checks, on leaving the block, that no variable of `model` changed."""
-    before = {k: v.copy() for k, v in rnnkit.checkpoint_names(model).items()}
+    before = {k: v.copy() for k, v in live(model).items()}
 
     class Check:
         def __enter__(self):
             return self
 
         def __exit__(self, *exc):
-            for key, value in rnnkit.checkpoint_names(model).items():
+            for key, value in live(model).items():
                 np.testing.assert_array_equal(value, before[key], err_msg=key)
 
     return Check()

@@ -336,7 +336,7 @@ def _read_optimizer_state(optimizer, plan, shapes, read, source):
     if not wanted:
         return values, None
     if "global_step" in shapes:
-        step = np.asarray(read("global_step"))
+        step = np.asarray(read("global_step", integer=True))
         if step.dtype.kind not in "iu" or step.shape != () or int(step) < 0:
             raise ValueError(f"{source}: 'global_step' must be an integer >= 0 of shape [], got dtype {step.dtype} "
                              f"and shape {shape_str(step.shape)}")
@@ -590,10 +590,12 @@ class _NpzArchive:
         self._headers[key] = (shape, dtype, fortran_order, offset)
         return self._headers[key]
 
-    def read(self, key):
-        """The array under `key`; only a float array is read."""
+    def read(self, key, integer=False):
+        """The array under `key`; only a float array is read (or, with
+        `integer`, an integer one: Adam's global_step)."""
         shape, dtype, fortran_order, offset = self.header(key)
-        _check_float(dtype, self.source, key)
+        if not (integer and dtype.kind in "iu"):
+            _check_float(dtype, self.source, key)
         data = np.empty(math.prod(shape) * dtype.itemsize, np.uint8)
         try:
             with self._open(key) as f:
