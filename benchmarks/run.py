@@ -241,14 +241,12 @@ def measure_gemm(threads_list, shapes, repeats, log, quiet_wait=0.0):
 
 def run_memory(args, torch_ok, log):
     """Peak and flat-memory measurements in child processes."""
-    have_train = not cases.missing("Sequential", "Dense", "SequenceLoss", "AdamOptimizer")
-    train = "char-train" if have_train else "char-lstm"
+    train = "char-train"
     frameworks = ["rnnkit"] + (["torch"] if torch_ok else [])
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     out = {"train_workload": train, "peak": [], "flat": [],
-           "note": None if have_train else "rnnkit's training API (Sequential, Dense, SequenceLoss, Adam) is not in this "
-                                             "build: the 'training step' measured is the char-shaped LSTM forward+backward"}
+           "note": None}
 
     def child(fw, workload, mode, steps=0):
         cmd = [sys.executable, "-m", "benchmarks.memory", "--framework", fw, "--workload", workload,
