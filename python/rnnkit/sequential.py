@@ -67,3 +67,9 @@ class Sequential:
         self.backward(self.loss.backward(), input_grad=False)
         optimizer.apply_gradients(self.grads_and_vars())
         return float(loss) if getattr(loss, "ndim", 0) == 0 else loss
+
+    def generate(self, prime, length, **options):
+        """Token ids [num_samples, length] generated after `prime`, in one C++
+        call; options and the exact draw: rnnkit.generate.generate."""
+        from .generate import generate
+        return generate(self, prime, length, **options)
