@@ -324,3 +324,14 @@ def test_importing_rnnkit_does_not_import_onnx():
     import subprocess
     code = "import sys, rnnkit, rnnkit.onnx; assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sequential_of_two_precisions(tmp_path):
+    """A float64 recurrent layer under a float32 head: a Cast between them, as Dense converts its input."""
+    model = sequential(make_cell("lstm_clips", np.float64))
+    sess = session(model, tmp_path)
+    batch, steps, lengths = SHAPES[0]
+    x = inputs(batch, steps, np.float64)
+    got = run(sess, inputs=x, sequence_length=np.array(lengths, np.int64))
+    assert got["outputs"].dtype == np.float32
+    assert_close(got["outputs"], model.predict(x, sequence_length=lengths))

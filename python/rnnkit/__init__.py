@@ -16,7 +16,8 @@ from .losses import SequenceLoss, sequence_loss
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
-from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
+from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
+from .tf_checkpoint import list_tf_checkpoint
 from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
@@ -63,5 +64,5 @@ __all__ = [
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
-    "save", "load", "load_tf_checkpoint", "checkpoint_names",
+    "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
 ]

@@ -168,7 +168,7 @@ def _layer_dtype(layer):
 def _check_layer(layer, index):
     """Built, and made of cells that export."""
     cells = layer.cells if isinstance(layer, Bidirectional) else (layer.cell,) if isinstance(layer, RNN) else ()
-    built = all(c.input_depth is not None for c in cells) if cells else layer.input_depth is not None
+    built = all(c.built for c in cells) if cells else layer.built
     if not built:
         raise ValueError(f"model layer {index} ({type(layer).__name__}) is not built: run it once, "
                          "or construct it with input_depth, before exporting")
@@ -245,9 +245,16 @@ class _Graph:
 
     # -- building blocks
     def name(self, hint):
+        """`hint`, or `hint_<n>` once it is taken."""
         n = self._names.get(hint, 0)
         self._names[hint] = n + 1
         return hint if n == 0 else f"{hint}_{n}"
+
+    def claim(self, name):
+        """`name` exactly (a graph input or output)."""
+        if self.name(name) != name:
+            raise AssertionError(f"graph name {name!r} is taken")
+        return name
 
     def const(self, array, hint="const"):
         name = self.name(hint)
@@ -259,7 +266,7 @@ class _Graph:
         return self.const(np.asarray(array, self.dtype), hint)
 
     def scalar(self, value):
-        key = ("scalar", float(value))
+        key = ("scalar", self.dtype.str, float(value))
         if key not in self._cache:
             self._cache[key] = self.const(np.array(value, self.dtype), "scalar")
         return self._cache[key]
@@ -284,9 +291,8 @@ class _Graph:
     def model(self, opset):
         helper = self.onnx.helper
         opsets = [helper.make_opsetid("", opset)]
-        proto = helper.make_model(self.graph("rnnkit"), opset_imports=opsets, producer_name="rnnkit",
-                                  ir_version=helper.find_min_ir_version_for(opsets))
-        return proto
+        return helper.make_model(self.graph("rnnkit"), opset_imports=opsets, producer_name="rnnkit",
+                                 ir_version=helper.find_min_ir_version_for(opsets))
 
     # -- the whole model
     def build(self, layers, kind, ids, batch_major):
@@ -346,14 +352,14 @@ class _Graph:
 
     def optional_input(self, name, default, shape):
         """A graph input with a default value (an initializer of the same name)."""
-        self._names[name] = self._names.get(name, 0) + 1
+        self.claim(name)
         self.inputs.append(self.value_info(name, self.onnx.helper.np_dtype_to_tensor_dtype(default.dtype), shape))
         self.initializers.append(self.onnx.numpy_helper.from_array(default, name))
         return name
 
     def output(self, value, name, shape):
         """A graph output called `name` holding `value`."""
-        self._names[name] = self._names.get(name, 0) + 1
+        self.claim(name)
         self.nodes.append(self.onnx.helper.make_node("Identity", [value], [name]))
         self.outputs.append(self.value_info(name, self.elem, shape))
 
@@ -451,11 +457,11 @@ class _Graph:
         y_bw = self.op("ReverseSequence", [y_rev, lengths], "backward_outputs", batch_axis=1, time_axis=0)
         self.final_states(cell_fw, "final_state" + tag_fw, final_fw)
         self.final_states(cell_bw, "final_state" + tag_bw, final_bw)
-        if concatenate:  # inside a Sequential the two directions go on concatenated
+        if concatenate or not getattr(layer, "return_sequences", True):
+            # inside a Sequential the two directions go on concatenated, and
+            # without return_sequences the layer gives concat(fw, bw) at the last step
             return self.last_output(layer, self.op("Concat", [y_fw, y_bw], "bidirectional", axis=2))
-        out_fw, sequence = self.last_output(layer, y_fw)
-        out_bw, _ = self.last_output(layer, y_bw)
-        return (out_fw, out_bw), sequence
+        return (y_fw, y_bw), True
 
     def last_output(self, layer, y):
         """(y, still a sequence?): y [T, B, out], or with return_sequences=False
@@ -469,6 +475,7 @@ class _Graph:
         width = self.op("Slice", [shape, self.ints([2]), self.ints([3])], "outputs_width")
         index = self.op("Expand", [index, self.op("Concat", [self.ints([1]), self.batch_size(), width],
                                                   "last_index_shape", axis=0)], "last_index_full")
+        # a row of length 0 picks its step 0, whose output is zero: last_output's zeros
         picked = self.op("GatherElements", [y, index], "last_output", axis=0)  # [1, B, out]
         return self.op("Squeeze", [picked, self.ints([0])], "last_outputs"), False
 
