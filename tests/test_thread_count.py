@@ -1,6 +1,8 @@
 """set_num_threads is one process-wide count, bounded, with clear errors."""
 
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -106,7 +108,8 @@ def test_counts_out_of_range_are_value_errors(n, restore_threads):
     before = rnnkit.get_num_threads()
     if n == "max+1":
         n = rnnkit.max_num_threads() + 1
-    with pytest.raises(ValueError, match=rf"set_num_threads: n must be in \[1, {rnnkit.max_num_threads()}\].*got {n}"):
+    expected = r"n must be > 0" if n < 1 else rf"n must be in \[1, {rnnkit.max_num_threads()}\].*"
+    with pytest.raises(ValueError, match=rf"set_num_threads: {expected}, got {n}"):
         rnnkit.set_num_threads(n)
     assert rnnkit.get_num_threads() == before
 
@@ -122,3 +125,44 @@ def test_counts_that_are_not_ints_are_type_errors(n, restore_threads):
 def test_numpy_ints_are_counts(restore_threads):
     rnnkit.set_num_threads(np.int64(1))
     assert rnnkit.get_num_threads() == 1
+
+
+# A child process: OpenMP reads its wait settings once, when it loads.
+SPIN_CHILD = r"""
+import os, statistics, time
+import numpy as np
+import rnnkit
+rnnkit.set_num_threads(2)
+cell = rnnkit.BasicLSTMCell(256, input_depth=64, seed=0)
+x = np.zeros((64, 12, 64), np.float32)
+idle_cpu = []
+for _ in range(5):
+    rnnkit.dynamic_rnn(cell, x)
+    t0 = time.process_time()
+    time.sleep(0.05)
+    idle_cpu.append(time.process_time() - t0)
+print(os.environ.get("GOMP_SPINCOUNT"), os.environ.get("OMP_WAIT_POLICY"), statistics.median(idle_cpu))
+"""
+
+
+def run_spin_child(**env):
+    child_env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    child_env.update(env)
+    out = subprocess.run([sys.executable, "-c", SPIN_CHILD], env=child_env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    return out[0], out[1], float(out[2])
+
+
+@pytest.mark.skipif(not rnnkit._core.openmp, reason="needs OpenMP")
+def test_idle_threads_sleep_soon_after_a_kernel():
+    # libgomp's own default spins ~300000 times (milliseconds of a core) after
+    # each region; rnnkit's spins ~0.1-0.3 ms and then sleeps.
+    spin, policy, idle_cpu_s = run_spin_child()
+    assert (spin, policy) == (rnnkit._wait_policy.SPIN_COUNT, "None")
+    assert idle_cpu_s < 1e-3
+
+
+@pytest.mark.parametrize("env", [{"GOMP_SPINCOUNT": "7"}, {"OMP_WAIT_POLICY": "active"}])
+def test_the_users_wait_settings_are_kept(env):
+    spin, policy, _ = run_spin_child(**env)
+    assert (spin, policy) == (env.get("GOMP_SPINCOUNT", "None"), env.get("OMP_WAIT_POLICY", "None"))

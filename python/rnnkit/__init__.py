@@ -1,8 +1,7 @@
 """rnnkit: TensorFlow 1.x's recurrent API on numpy, with Eigen C++ kernels."""
 
-import numbers
-
-from . import _core
+from . import _wait_policy  # noqa: F401  (before _core loads OpenMP)
+from . import _checks, _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
@@ -30,9 +29,7 @@ def set_num_threads(n):
     n must be an int in [1, max_num_threads()]: more threads than the
     machine can run only wait for each other. Results are bit-identical for
     every n."""
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(_checks.positive_int(n, "set_num_threads: n"))
 
 
 def get_num_threads():
@@ -51,10 +48,10 @@ def set_result_cache_limit(nbytes):
     """Freed result arrays of 64 KiB or more keep their memory for the next
     result of the same size, up to `nbytes` in all (64 MiB by default), so
     that a training step does not fault fresh pages in; 0 turns this off and
-    frees what is kept."""
-    nbytes = int(nbytes)
-    if nbytes < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    frees what is kept. `nbytes` is an int in [0, 2**63 - 1]."""
+    nbytes = _checks.integer(nbytes, "nbytes")
+    if not 0 <= nbytes < 2**63:
+        raise ValueError(f"nbytes must lie in [0, 2**63 - 1], got {nbytes}")
     _core._result_cache(nbytes)
 
 
