@@ -94,7 +94,8 @@ class _TokenModel:
             raise ValueError(
                 f"generate needs the last layer to give logits over the input vocabulary: the model takes ids in "
                 f"[0, {self.vocab}) but its Dense head has {self.head.units} units")
-        for layer in [self.head] + [r.cell for r in self.rnns]:
+        embedding = [] if self.embedding is None else [self.embedding]
+        for layer in embedding + [self.head] + [r.cell for r in self.rnns]:
             if layer.dtype != self.dtype:
                 raise TypeError(f"every layer must have dtype {self.dtype} for generation, got {layer.dtype} "
                                 f"in {type(layer).__name__}")
