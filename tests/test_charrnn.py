@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from rnnkit.charrnn import data, main
-from rnnkit.charrnn.compat import save_with_optimizer
 
 TINY = ["--rnn-size", "12", "--num-layers", "2", "--seq-length", "8", "--batch-size", "4", "--save-every", "3",
         "--threads", "1", "--val-frac", "0.1"]
@@ -53,7 +52,6 @@ def test_train_then_sample(tmp_path, text_file, capsys):
     assert capsys.readouterr().out.count("-" * 40) == 2
 
 
-@pytest.mark.skipif(not save_with_optimizer.supported, reason="this rnnkit saves no optimizer state (save(optimizer=))")
 def test_resume_is_exact(tmp_path, text_file, capsys):
     straight, resumed = str(tmp_path / "a"), str(tmp_path / "b")
     assert _train(capsys, text_file, "--save-dir", straight, "--epochs", "2", "--dropout", "0.2", *TINY)[0] == 0

@@ -19,8 +19,8 @@ import numpy as np
 
 import rnnkit
 
+from ..progress import Progress
 from . import data
-from .compat import Progress, save_with_optimizer, train_step
 from .model import build_model, dropout_wrappers
 
 # Options that fix the model and its training run; --init-from refuses to
@@ -194,14 +194,14 @@ def train(args):
     optimizer = rnnkit.AdamOptimizer(config["learning_rate"])
     progress = {"step": 0, "epoch_loss_sum": 0.0, "history": {"loss": [], "val_loss": []}}
     if args.init_from:
-        save_with_optimizer.load(os.path.join(args.init_from, MODEL_FILE), model, optimizer)
+        rnnkit.load(os.path.join(args.init_from, MODEL_FILE), model, optimizer=optimizer)
         progress = _read_json(args.init_from, STATE_FILE)
     os.makedirs(args.save_dir, exist_ok=True)
     _write_json(args.save_dir, VOCAB_FILE, vocab)
     _write_json(args.save_dir, CONFIG_FILE, config)
 
     def checkpoint():
-        save_with_optimizer.save(os.path.join(args.save_dir, MODEL_FILE), model, optimizer)
+        rnnkit.save(os.path.join(args.save_dir, MODEL_FILE), model, optimizer=optimizer)
         _write_json(args.save_dir, STATE_FILE, progress)
 
     steps_per_epoch = len(train_x)
@@ -222,7 +222,7 @@ def train(args):
                 for i, wrapper in enumerate(wrappers):  # dropout masks follow from (seed, step): resuming is exact
                     wrapper._rng = np.random.default_rng([config["seed"], progress["step"], i])
                 k = order[b]
-                loss = train_step(model, train_x[k], train_y[k], weights, optimizer, config["grad_clip"])
+                loss = model.train_step(train_x[k], train_y[k], weights, optimizer, clip_norm=config["grad_clip"])
                 progress["step"] += 1
                 progress["epoch_loss_sum"] += loss
                 rate = chars_per_step * (progress["step"] - first_step) / (time.perf_counter() - began)
@@ -258,10 +258,10 @@ def _loss_curve(directory, history):
             f.write(f"{i},{loss:.6f},{val:.6f}\n")
     try:
         import matplotlib  # noqa: F401
-        curve = rnnkit.History()
-    except (ImportError, AttributeError):
+    except ImportError:
         print("charrnn: loss curve written to loss.csv (pip install rnnkit[plot] for loss.png)")
         return
+    curve = rnnkit.History()
     curve.epoch = list(range(len(history["loss"])))
     curve.history = {k: v for k, v in history.items() if not all(np.isnan(v))}
     curve.plot(os.path.join(directory, "loss.png"))
