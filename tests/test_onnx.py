@@ -386,3 +386,19 @@ def test_sequential_embedding_last_outputs(tmp_path):
         got = run(sess, inputs=ids, sequence_length=np.array(lengths, np.int64))
         assert got["outputs"].shape == (batch, 5)
         assert_close(got["outputs"], model.predict(ids, sequence_length=lengths))
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm_proj"])  # an operator, a Scan
+def test_graph_rejects_bad_lengths_and_ids(kind, tmp_path):
+    """What rnnkit refuses, the graph refuses too, on a node named after the rule."""
+    sess = session(make_cell(kind, depth=V), tmp_path, token_ids=True)
+    ids = token_ids(2, 3)
+    for lengths in ([4, 1], [-1, 2]):
+        with pytest.raises(Exception, match=r"sequence_length must lie in \[0, T\]"):
+            run(sess, inputs=ids, sequence_length=np.array(lengths, np.int64))
+    for bad in (V, -1):
+        wrong = ids.copy()
+        wrong[1, 2] = bad
+        with pytest.raises(Exception, match=rf"token ids must lie in \[0, {V}\)"):
+            run(sess, inputs=wrong)
+    assert run(sess, inputs=ids, sequence_length=np.array([3, 0], np.int64))["outputs"].shape[:2] == (2, 3)
