@@ -319,9 +319,8 @@ inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * 
 // a 16-core machine the same LSTM in 2 blocks of 8 rows took twice as long
 // as splitting each step over 4-16 threads.
 constexpr Index kSmallWeightBytes = Index(512) << 10;
-// One core's L2 on the AMD EPYC where these rules were measured. The Intel
-// Xeon of a later session has 2 MiB; there, 512 KiB instead made a DeepBench
-// 2 LSTM (1 MiB of weights) 8% slower, and 1 MiB was kept.
+// Recurrent weights up to this size run per-thread batch blocks, each
+// thread's copy of W_h in its own L2 (benchmarks/NOTES.md, Step loop).
 constexpr Index kCoreL2Bytes = Index(1) << 20;
 
 struct BatchBlocks {

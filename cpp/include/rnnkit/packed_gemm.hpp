@@ -28,14 +28,9 @@ namespace packed {
 
 constexpr Index kPanel = 32;  // columns per panel: two zmm registers
 // Rows per C tile. 12 rather than 8: each row tile streams its panel slice
-// once, and a core with two 16-float FMA units (an Intel Xeon) ran 8-row
-// tiles below its peak on slices from the L2 and beyond. Two threads,
-// alternating binaries: [32, 1024]·[1024, 4096] (the big LSTM's step, now
-// 12 + 12 + 8 rows instead of 4 × 8) 263-287 -> 289-306 GF/s, [16, 512]·
-// [512, 2048] 245-253 -> 257-267, [64, 512]·[512, 1536] +2%; [1600, 1024]·
-// [1024, 4096] and weight gradients (A copied as strips) the same. 24
-// accumulators, the panel's 2 vectors and a broadcast fit the 32 zmm
-// registers.
+// once, so fewer, taller tiles read B fewer times, and 24 accumulators, the
+// panel's 2 vectors and a broadcast fit the 32 zmm registers
+// (benchmarks/NOTES.md, Products).
 constexpr Index kTileRows = 12;
 
 // 64-byte aligned float storage
@@ -205,12 +200,9 @@ inline void tile(const float* a, Index ars, Index acs, const float* panel, Index
     __m512 b[Vecs];
     // The panel's lines 16 rows (2 KiB) ahead. A slice read for the first
     // time comes from the L3 (a recurrent W_h beyond the L2, at every step),
-    // and the hardware prefetchers, which stop at each 4 KiB page, left the
-    // tile waiting. On an Intel Xeon with 2 MiB of L2 (two threads): [16,
-    // 512]·[512, 2048] (DeepBench 1's step) 205-225 -> 250-266 GF/s, [32,
-    // 1024]·[1024, 4096] (the big LSTM's) 214-233 -> 247-301, [64, 512]·
-    // [512, 1536] (the GRU's) +6%, a char step's slices, already in the L2,
-    // +3%. A prefetch never faults, so the last rows' may run past the buffer.
+    // and the hardware prefetchers stop at each 4 KiB page (benchmarks/
+    // NOTES.md, Products). A prefetch never faults, so the last rows' may run
+    // past the buffer.
     _mm_prefetch(reinterpret_cast<const char*>(panel + (i + 16) * kPanel), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(panel + (i + 16) * kPanel + 16), _MM_HINT_T0);
     for (int v = 0; v < Vecs; ++v) b[v] = _mm512_load_ps(panel + i * kPanel + 16 * v);
@@ -225,10 +217,8 @@ inline void tile(const float* a, Index ars, Index acs, const float* panel, Index
 
 // C[rows ≤ 12, cols ≤ 8] (+)= A[rows, k] · panel in one 8-float vector per
 // row: a last panel of at most 8 columns (a Dense(65) head's 65th column).
-// The AMD EPYC cores it was measured on issue two 8-float FMAs per cycle
-// but one of 16 floats, so there such a panel costs half of tile<Rows, 1>
-// (a core with two 16-float FMA units, as the Intel Xeon of later sessions,
-// runs both alike). The same fused multiply-add
+// On a core that issues two 8-float FMAs per cycle but one of 16 floats,
+// such a panel costs half of tile<Rows, 1>. The same fused multiply-add
 // per element in k order, so the same bits.
 template <int Rows>
 inline void narrow_tile(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
