@@ -313,11 +313,8 @@ inline bool worth_parallel(Index rows, Index width) { return rows > 1 && rows * 
 //
 // Up to kSmallWeightBytes a step is so small that blocks win even when
 // fewer blocks than threads leave some idle. Up to kCoreL2Bytes blocks still
-// win when every thread gets one: on this 2-core machine a
-// DeepBench LSTM (B 16, H 256) forward ran 1.05-1.25x faster in
-// interleaved A/B, a vanilla RNN (B 64, H 512) forward+backward 1.10x; but on
-// a 16-core machine the same LSTM in 2 blocks of 8 rows took twice as long
-// as splitting each step over 4-16 threads.
+// win when every thread gets one; with fewer blocks than threads, splitting
+// each step wins (benchmarks/NOTES.md, Step loop).
 constexpr Index kSmallWeightBytes = Index(512) << 10;
 // Recurrent weights up to this size run per-thread batch blocks, each
 // thread's copy of W_h in its own L2 (benchmarks/NOTES.md, Step loop).
@@ -346,8 +343,8 @@ inline BatchBlocks batch_blocks(Index B, Index weight_bytes) {
 // A weight gradient sums over all T·B rows of a tape. With per-thread batch
 // blocks, a product over the whole tape makes each core read the rows the
 // other core wrote, and the next forward must take those lines back before
-// it can write them again (measured: a char model's forward+backward took
-// 1.3× the sum of the two alone). So when a step's weights are small
+// it can write them again (benchmarks/NOTES.md, Step loop). So when a
+// step's weights are small
 // (kSmallWeightBytes: the groups must not depend on the thread count, so
 // they do not follow batch_blocks' every-thread rule), a batch-major tape is
 // summed in fixed groups of batch rows instead, each group by one thread
