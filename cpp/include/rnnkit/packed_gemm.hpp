@@ -353,9 +353,8 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
         // A full-depth slice of a panel fills the L1 by itself, and each row
         // tile's strip of A then evicted part of it: such slices go in groups
         // of kGroup panels, which each strip of A runs across from the L1
-        // while the slices come from the L2. [2400, 256]·[256, 1024] on two
-        // threads: 189 -> 206 GF/s; [400, 512]·[512, 2048]: 183 -> 210. (A
-        // shallower slice stays in the L1: there grouping cost 9%.)
+        // while the slices come from the L2. A shallower slice stays in the
+        // L1 and is not grouped.
         const Index group = depth == kDepth ? kGroup : 1;
         for (Index g0 = p0; g0 < p1; g0 += group) {
           const Index g1 = std::min(p1, g0 + group);
