@@ -48,10 +48,10 @@ def set_result_cache_limit(nbytes):
     """Freed result arrays of 64 KiB or more keep their memory for the next
     result of the same size, up to `nbytes` in all (64 MiB by default), so
     that a training step does not fault fresh pages in; 0 turns this off and
-    frees what is kept."""
-    nbytes = int(nbytes)
-    if nbytes < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    frees what is kept. `nbytes` is an int in [0, 2**63 - 1]."""
+    nbytes = _checks.integer(nbytes, "nbytes")
+    if not 0 <= nbytes < 2**63:
+        raise ValueError(f"nbytes must lie in [0, 2**63 - 1], got {nbytes}")
     _core._result_cache(nbytes)
 
 

@@ -14,14 +14,19 @@ order: `rnn`, `rnn_1`, ...; `dense`, `dense_1`, ...; `bidirectional_rnn`,
 `bidirectional_rnn_1`, ... A `scope_map` renames scopes where the TF model
 used its own (`{"rnn": "encoder/rnn", "dense": "softmax"}`).
 
-Loading is all-or-nothing: every name and shape is checked before any
-variable is written. An unbuilt cell or Dense is built from the input depth
+Loading is all-or-nothing: every name, shape and value is checked (and
+converted to its variable's dtype) before any variable is written. An unbuilt cell or Dense is built from the input depth
 that the file's kernel shape implies (the kernel's rows minus the recurrent
 width for a cell; the rows for Dense).
 """
 
 import copy
+import io
+import math
 import os
+import zipfile
+import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -245,20 +250,42 @@ def _restore(obj, shapes, read, source, rename, unexpected):
     if extra:
         raise ValueError(f"{source} has variables the model does not: {_quoted(extra)} "
                          f"(load with strict=False to ignore them)")
-    values = {}
+    values = {}  # every value in its variable's dtype, before anything is written
     for key, array in plan.items():
         value = np.asarray(read(key))
-        if value.dtype.kind != "f":
-            raise TypeError(f"{source}: '{key}' has dtype {value.dtype}, expected a float array")
+        _check_float(value.dtype, source, key)
         if value.shape != array.shape:  # a reader whose shape map disagrees with its tensors
             raise ValueError(f"{source}: '{key}' has shape {shape_str(value.shape)}, expected {shape_str(array.shape)}")
-        values[key] = value
+        values[key] = _converted(value, array.dtype, source, key)
 
+    read_only = [k for k, a in _named(obj, rename).items() if not a.flags.writeable]
+    if read_only:
+        raise ValueError(f"cannot load {source}: the model's variables {_quoted(read_only)} are read-only arrays")
     if needs_build:
         _build_from(obj, shapes, rename, source)
     live = _named(obj, rename)
     for key, value in values.items():
-        np.copyto(live[key], value, casting="same_kind")  # float64 <-> float32 by rounding
+        np.copyto(live[key], value)
+
+
+def _check_float(dtype, source, key):
+    if dtype.kind != "f":
+        raise TypeError(f"{source}: '{key}' has dtype {dtype}, expected a float array")
+
+
+def _converted(value, dtype, source, key):
+    """`value` in the variable's `dtype` (float64 <-> float32 by rounding); a
+    finite value that overflows `dtype` is an error, not an inf."""
+    if value.dtype == dtype:
+        return value
+    with np.errstate(over="ignore"):
+        out = value.astype(dtype)
+    overflow = np.isinf(out) & np.isfinite(value)
+    if overflow.any():
+        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(overflow)), value.shape))
+        raise ValueError(f"{source}: '{key}' holds {value[index].item()!r} at index {list(index)}, which overflows "
+                         f"the variable's {dtype} (largest {np.finfo(dtype).max:.6g})")
+    return out
 
 
 def _strict_extras(strict, keys):
@@ -306,16 +333,156 @@ def load(path, obj, strict=True, scope_map=None):
     Returns:
       obj.
     Raises:
-      ValueError naming the key: a missing key, a wrong shape, an extra key.
+      ValueError naming the key: a missing key, a wrong shape, an extra key,
+        a value that overflows the variable's dtype, a read-only variable.
+      ValueError naming the file: not an .npz file (empty, .npy, text, a
+        damaged zip), a member that is short, corrupt or not an .npy array,
+        object arrays (pickles).
       TypeError: a non-float array in the file, or an unsupported `obj`.
     """
-    source = f"checkpoint {os.fspath(path)!r}" if isinstance(path, (str, os.PathLike)) else "checkpoint file"
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
+    if isinstance(path, (str, os.PathLike)):
+        source = f"checkpoint {os.fspath(path)!r}"
+    else:
+        source = f"checkpoint file {path.name!r}" if isinstance(getattr(path, "name", None), str) else "checkpoint file"
     rename = _renamer(obj, scope_map)
-    shapes = {k: a.shape for k, a in arrays.items()}
-    _restore(obj, shapes, arrays.__getitem__, source, rename, _strict_extras(strict, arrays))
+    with _NpzArchive(path, source) as archive:
+        _restore(obj, archive.shapes, archive.read, source, rename, _strict_extras(strict, archive.shapes))
     return obj
+
+
+# ---- reading .npz files ---------------------------------------------------------------------
+class _NpzArchive:
+    """An `.npz` file (a zip of `.npy` members, stored or deflated) read one
+    member at a time, so that a hostile file costs no more than the model's
+    own variables: a member's header is read only when its key is looked up
+    in `shapes`, and checked against the member's size before any data is
+    read; `read(key)` reads no more than that checked size. Object arrays
+    (pickles) are refused. Every problem is a ValueError (TypeError for a
+    non-float array) naming the file and the key."""
+
+    _MAX_HEADER = 10000  # numpy's own limit on an .npy header (max_header_size)
+
+    def __init__(self, path, source):
+        self.source = source
+        self._refuse_other_formats(path)
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, EOFError, ValueError) as e:
+            raise ValueError(f"{source} is a damaged or truncated zip archive ({e})") from e
+        self._members = {}
+        for info in self._zip.infolist():
+            name = info.filename
+            self._members[name[:-4] if name.endswith(".npy") else name] = info
+        self._headers = {}
+        self.shapes = _LazyShapes(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._zip.close()
+
+    def _refuse_other_formats(self, path):
+        """An empty file, an .npy file or a text file each get their own message."""
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, "rb") as f:
+                start = f.read(16)
+        else:
+            where = path.tell()
+            start = path.read(16)
+            path.seek(where)
+        if not start:
+            raise ValueError(f"{self.source} is empty, not an .npz file")
+        if start.startswith(b"\x93NUMPY"):
+            raise ValueError(f"{self.source} is an .npy file (one array), not an .npz file of named "
+                             f"variables such as rnnkit.save writes")
+        if not start.startswith(b"PK"):
+            raise ValueError(f"{self.source} is not an .npz file (a zip archive): it starts with {start!r}")
+
+    def _open(self, key):
+        info = self._members[key]
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"{self.source}: '{key}' is compressed with zip method {info.compress_type}; "
+                             f".npz members are stored or deflated")
+        return self._zip.open(info)
+
+    def _failed(self, key, what, error):
+        return ValueError(f"{self.source}: '{key}' {what} ({type(error).__name__}: {error})")
+
+    def header(self, key):
+        """(shape, dtype, fortran_order, data offset) of a member, checked:
+        a float or other plain dtype, and exactly the data its header declares."""
+        if key in self._headers:
+            return self._headers[key]
+        try:
+            with self._open(key) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+                size = 2 if version == (1, 0) else 4
+                length_field = f.read(size)
+                length = int.from_bytes(length_field, "little")
+                if len(length_field) < size or length > self._MAX_HEADER:
+                    raise ValueError(f"its header length {length} is not that of an .npy header")
+                header = f.read(length)
+                parse = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran_order, dtype = parse(io.BytesIO(length_field + header))
+                offset = 6 + 2 + len(length_field) + length
+        except ValueError as e:
+            raise self._failed(key, "is not an .npy array", e) from e
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
+            raise self._failed(key, "cannot be read", e) from e
+        if dtype.hasobject:
+            raise ValueError(f"{self.source}: '{key}' holds Python objects (a pickle), which load refuses")
+        info = self._members[key]
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != offset + nbytes:
+            raise ValueError(
+                f"{self.source}: '{key}' declares shape {shape_str(shape)} of {dtype} ({nbytes} bytes of data), "
+                f"but its zip member holds {info.file_size - offset} bytes after the header"
+            )
+        self._headers[key] = (shape, dtype, fortran_order, offset)
+        return self._headers[key]
+
+    def read(self, key):
+        """The array under `key`; only a float array is read."""
+        shape, dtype, fortran_order, offset = self.header(key)
+        _check_float(dtype, self.source, key)
+        data = np.empty(math.prod(shape) * dtype.itemsize, np.uint8)
+        try:
+            with self._open(key) as f:
+                f.read(offset)
+                view, filled = memoryview(data), 0
+                while filled < data.size:  # in chunks: readinto of a zip member reads into a temporary
+                    n = f.readinto(view[filled:filled + (1 << 20)])
+                    if not n:
+                        raise EOFError(f"the data ended after {filled} of {data.size} bytes")
+                    filled += n
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
+            raise self._failed(key, "cannot be read", e) from e
+        array = data.view(dtype)
+        return array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+
+
+class _LazyShapes(Mapping):
+    """{key: shape} of an _NpzArchive; a member's header is read on lookup only."""
+
+    def __init__(self, archive):
+        self._archive = archive
+
+    def __getitem__(self, key):
+        if key not in self._archive._members:
+            raise KeyError(key)
+        return self._archive.header(key)[0]
+
+    def __contains__(self, key):
+        return key in self._archive._members
+
+    def __iter__(self):
+        return iter(self._archive._members)
+
+    def __len__(self):
+        return len(self._archive._members)
 
 
 def _scope_renamer(obj, scope, scope_map):

@@ -5,7 +5,7 @@ C++ call."""
 import numpy as np
 
 from . import _core
-from ._checks import as_float, as_ints, check_shape, float_dtype, shape_str
+from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, shape_str
 
 
 def _check_flags(average_across_timesteps, average_across_batch, sum_over_timesteps, sum_over_batch):
@@ -29,7 +29,7 @@ def _prepare(logits, targets, weights):
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
         raise ValueError(f"targets values must lie in [0, {classes}), got {int(labels[index])} at index {index}")
     label_dtype = np.int32 if labels.dtype == np.int32 else np.int64
-    labels = np.ascontiguousarray(labels, dtype=label_dtype)
+    labels = contiguous(labels, label_dtype)
     w = check_shape(as_float(weights, "weights", x.dtype), "weights", (batch, steps))
     return x, labels, w
 
@@ -90,8 +90,7 @@ class SequenceLoss:
             d = np.asarray(d_loss)
             if d.shape != shape:
                 raise ValueError(f"d_loss must have shape {shape_str(shape)} (the loss's), got {shape_str(d.shape)}")
-            # as_float makes a 0-d array 1-d (np.ascontiguousarray): restore the shape
-            d = as_float(d, "d_loss", dtype).reshape(shape)
+            d = as_float(d, "d_loss", dtype)
         return _core.sequence_loss_backward(self._tape, d)
 
     def __repr__(self):

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from . import _core
+from ._checks import contiguous
 
 
 def _positive(value, name):
@@ -37,7 +38,7 @@ def _split(grads_and_vars):
             raise TypeError(f"grads_and_vars[{i}] must be a (gradient, variable) pair") from e
         if not isinstance(var, np.ndarray):
             raise TypeError(f"grads_and_vars[{i}]: variable must be a numpy array, got {type(var).__name__}")
-        grads.append(None if grad is None else np.ascontiguousarray(grad))
+        grads.append(None if grad is None else contiguous(grad))
         variables.append(var)
     if not pairs or all(g is None for g in grads):
         raise ValueError("No gradients provided for any variable")
@@ -140,6 +141,6 @@ def clip_by_global_norm(tensors, clip_norm):
         arr = np.asarray(t)
         if arr.dtype.kind != "f":
             raise TypeError(f"tensors[{i}] must be a float array (float32 or float64), got dtype {arr.dtype}")
-        items.append(np.ascontiguousarray(arr))
+        items.append(contiguous(arr))
     clipped, norm = _core.clip_by_global_norm(items, clip_norm)
     return clipped, norm[()]

@@ -20,7 +20,10 @@ def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape,
         state = [np.zeros((batch, w), cell.dtype) for w in cell._state_widths()]
     else:
         state = cell._flatten_state(initial_state, batch)
-    outputs, final = cell._forward(x, lengths, state, bool(time_major), tape, training=bool(training))
+    if steps == 0 or batch == 0:
+        outputs, final = cell._forward_no_work(x, state, tape)
+    else:
+        outputs, final = cell._forward(x, lengths, state, bool(time_major), tape, training=bool(training))
     return x, outputs, final
 
 
@@ -95,7 +98,8 @@ class RNN:
         else:
             d_final = cell._flatten_state(d_final_state, batch, name="d_final_state")
         self._recorded = None
-        dx, d_initial, grads = cell._backward(self._tape, d_out, d_final, bool(input_grad))
+        backward = cell._backward_no_work if 0 in out_shape[:2] else cell._backward
+        dx, d_initial, grads = backward(self._tape, d_out, d_final, bool(input_grad))
         cell.grads.clear()
         cell.grads.update((name, grads[name]) for name in cell.variables)  # in variable order
         return dx, cell._pack_state(d_initial)

@@ -12,6 +12,7 @@
 
 #include "rnnkit/rowmath.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -98,6 +99,10 @@ template <typename T, typename Label>
 void sequence_loss_forward(const SequenceLossConfig& cfg, const T* logits, const Label* targets,
                            const T* weights, T* loss, T* probs, T* ce_ws) {
   const Index rows = cfg.rows(), C = cfg.C;
+  if (rows == 0) {  // every sum is empty: div_no_nan gives 0 (and the loops below would walk B or T)
+    std::fill(loss, loss + cfg.out_size(), T(0));
+    return;
+  }
   parallel_for(rows, worth_parallel(rows, C), [&](Index r) {
     const T* x = logits + r * C;
     // The row's max: whole packets, then the leftover classes one by one
@@ -150,6 +155,7 @@ template <typename T, typename Label>
 void sequence_loss_backward(const SequenceLossConfig& cfg, const Label* targets, const T* weights,
                             const T* probs, const T* d_loss, T* d_logits) {
   const Index rows = cfg.rows(), C = cfg.C;
+  if (rows == 0) return;  // d_logits is empty
   std::vector<T> scale(static_cast<size_t>(cfg.out_size()));
   if (cfg.divides()) {
     const std::vector<double> denom = sequence_loss_denominators(cfg, weights);
