@@ -65,3 +65,11 @@ def test_scalar_loss_gradient():
     ones = loss.backward()
     np.testing.assert_array_equal(loss.backward(np.float64(1.0)), ones)
     np.testing.assert_array_equal(loss.backward(2.0), 2 * ones)
+
+
+def test_a_tf_checkpoint_keeps_a_scalar_a_scalar(tmp_path):
+    from rnnkit.tf_checkpoint import TFCheckpoint, write_tf_checkpoint
+    prefix = write_tf_checkpoint(tmp_path / "model.ckpt", {"global_step": np.int64(7), "scale": np.float32(0.5)})
+    reader = TFCheckpoint(prefix)
+    assert reader.get_variable_to_shape_map() == {"global_step": [], "scale": []}
+    assert reader.get_tensor("global_step").shape == () and reader.get_tensor("global_step") == 7

@@ -171,6 +171,8 @@ def test_scope_maps_the_outer_scope_and_errors_list_both_sides():
     assert not model.cell.built  # nothing happened
     with pytest.raises(ValueError, match="no variables under the model's 'encoder/rnn/multi_rnn_cell'"):
         rnnkit.load_tf_checkpoint(prefix("scoped"), model, scope="encoder")
+    with pytest.raises(ValueError, match="under 'rnn/basic_rnn_cell', without the outer scope given"):
+        rnnkit.load_tf_checkpoint(prefix("basic_rnn"), rnnkit.RNN(rnnkit.BasicRNNCell(3)), scope="model")
     rnnkit.load_tf_checkpoint(prefix("scoped"), model, scope="model/")
     assert model.cell.built
     with pytest.raises(TypeError, match="scope must be a non-empty string"):
@@ -361,6 +363,18 @@ def test_non_float_tensor_into_a_model(tmp_path):
     assert_unchanged(dense, before)
 
 
+def test_entry_whose_size_does_not_fit_its_shape(tmp_path):
+    p = str(tmp_path / "model.ckpt")
+    entry = tfc._Entry(b"", "")
+    entry.dtype, entry.shape, entry.size = 1, (2**40, 2**40), 16
+    header = tfc._put_field(1, 1) + tfc._put_field(3, tfc._put_field(1, 1))
+    with open(p + ".index", "wb") as f:
+        f.write(tfc._table_bytes([(b"", header), (b"huge", entry.encode())]))
+    with pytest.raises(ValueError, match=r"model\.ckpt\.index.*'huge' of shape \[1099511627776, 1099511627776\] "
+                                         r"and dtype float32 has 16 bytes"):
+        rnnkit.list_tf_checkpoint(p)
+
+
 # ---- a bundle writer with the knobs TensorFlow's own writer does not turn --------------------------------
 def write_bundle(prefix, shards, big_endian=False, min_consumer=0, compression=0):
     """[{name: array}] per shard, in TensorFlow's format, with a byte order,
@@ -412,3 +426,4 @@ def recompress(table, compression):
     meta = put(table[metaindex[0]:metaindex[0] + metaindex[1]])
     idx = put(builder.finish())
     return bytes(out) + (meta + idx).ljust(40, b"\x00") + footer[40:]
+

@@ -102,13 +102,26 @@ def non_negative_int(value, name):
     return value
 
 
+def _check_range(ids, limit, what):
+    """Every integer in `ids` in [0, limit); else a ValueError naming the
+    first value outside and its index."""
+    if ids.size == 0 or (ids.min() >= 0 and ids.max() < limit):
+        return
+    bad = (ids < 0) | (ids >= limit)
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ids.shape))
+    raise ValueError(f"{what} must lie in [0, {limit}), got {int(ids[index])} at index {list(index)}")
+
+
 def token_ids(value, depth, name="inputs"):
     """Integer token ids as int32, every id in [0, depth)."""
     ids = as_ints(value, name)
-    if ids.size == 0 or (ids.min() >= 0 and ids.max() < depth):
-        return contiguous(ids, np.int32)
-    bad = (ids < 0) | (ids >= depth)
-    if bad.any():
-        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ids.shape))
-        raise ValueError(f"{name} token ids must lie in [0, {depth}), got {int(ids[index])} at index {list(index)}")
+    _check_range(ids, depth, f"{name} token ids")
     return contiguous(ids, np.int32)
+
+
+def indices(value, limit, name):
+    """Integer indices (class labels, embedding ids) in [0, limit), as a
+    C-contiguous int32 or int64 array of their own shape."""
+    ids = as_ints(value, name)
+    _check_range(ids, limit, name)
+    return contiguous(ids, np.int32 if ids.dtype == np.int32 else np.int64)

@@ -8,6 +8,7 @@ numpy alone and a saved rnnkit model can be read back into TF1:
     MultiRNNCell              rnn/multi_rnn_cell/cell_0/gru_cell/gates/kernel
     Bidirectional             bidirectional_rnn/fw/<cell scope>/<name>, bidirectional_rnn/bw/...
     Dense                     dense/kernel, dense/bias
+    Embedding                 embedding (tf.get_variable("embedding", ...))
 
 In a `Sequential`, layers of the same kind get TF's uniquified scopes in
 order: `rnn`, `rnn_1`, ...; `dense`, `dense_1`, ...; `bidirectional_rnn`,
@@ -34,14 +35,14 @@ from ._checks import shape_str
 from .bidirectional import Bidirectional
 from .cells.base import RNNCell
 from .cells.multi import MultiRNNCell
-from .layers import Dense
+from .layers import Dense, Embedding
 from .rnn import RNN
 from .sequential import Sequential
 from .tf_checkpoint import TFCheckpoint, write_tf_checkpoint
 
 __all__ = ["save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "checkpoint_names"]
 
-_SUPPORTED = "an rnnkit cell, RNN, Bidirectional, Dense or Sequential"
+_SUPPORTED = "an rnnkit cell, RNN, Bidirectional, Dense, Embedding or Sequential"
 
 
 # ---- names ------------------------------------------------------------------------
@@ -53,6 +54,8 @@ def _base_scope(obj):
         return Bidirectional.scope_name  # tf.nn.bidirectional_dynamic_rnn's
     if isinstance(obj, Dense):
         return "dense"  # tf.layers.dense's
+    if isinstance(obj, Embedding):
+        return Embedding.scope_name  # the variable's own name: tf.get_variable("embedding", ...)
     variables = getattr(obj, "variables", None)
     if variables is not None and hasattr(variables, "__len__") and len(variables) == 0:
         return None
@@ -133,7 +136,9 @@ def checkpoint_names(obj, scope_map=None):
 
 
 def _named(obj, rename):
-    return {rename(f"{path}/{name}"): array for path, owner in _owners(obj) for name, array in owner.variables.items()}
+    # an Embedding's one variable is named by its scope alone ("embedding", "embedding_1" in a Sequential)
+    return {rename(path if isinstance(owner, Embedding) else f"{path}/{name}"): array
+            for path, owner in _owners(obj) for name, array in owner.variables.items()}
 
 
 # ---- building unbuilt parts from the file's shapes ---------------------------------------
@@ -507,7 +512,14 @@ def _check_scopes(obj, names, rename, source):
     unmatched = [n for n in names if not any(n.startswith(p + "/") for p in paths)]
     outers = [name[:name.find("/" + path + "/")] for name in unmatched for path in missing
               if name.find("/" + path + "/") > 0]
-    hint = f"; they are there under an outer scope: pass scope={outers[0]!r}" if outers else ""
+    inners = [path.split("/", k)[k] for path in missing for k in range(1, path.count("/") + 1)
+              if any(name.startswith(path.split("/", k)[k] + "/") for name in unmatched)]
+    if outers:
+        hint = f"; they are there under an outer scope: pass scope={outers[0]!r}"
+    elif inners:
+        hint = f"; they are there under {inners[0]!r}, without the outer scope given"
+    else:
+        hint = ""
     raise ValueError(f"{source} has no variables under the model's {_quoted(missing)} "
                      f"(the checkpoint's names that match none of the model's scopes: "
                      f"{_quoted(unmatched) if unmatched else 'none'}){hint}")

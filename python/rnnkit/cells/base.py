@@ -13,6 +13,7 @@ is rebuilt by `_pack_state`.
 import numpy as np
 
 from .._checks import as_float, float_dtype, is_ready, non_negative_int, positive_int, shape_str, token_ids
+from .. import initializers
 from ..variables import BuiltOnFirstUse, Variables
 
 _INT32 = np.dtype(np.int32)
@@ -30,10 +31,13 @@ class RNNCell(BuiltOnFirstUse):
     # whole sequences, do not.
     _kernel_steps = False
 
-    def __init__(self, num_units, dtype=np.float32, input_depth=None, seed=None):
+    def __init__(self, num_units, dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None,
+                 bias_initializer=None):
         self.num_units = positive_int(num_units, "num_units")
         self.dtype = float_dtype(dtype)
         self.seed = seed
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.variables = Variables(type(self).__name__)
         self.grads = {}
         self.input_depth = None
