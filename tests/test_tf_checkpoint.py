@@ -50,11 +50,11 @@ def loaded(name, **kw):
 
 
 def snapshot(model):
-    return {k: v.copy() for k, v in rnnkit.checkpoint_names(model).items()}
+    return {k: v.copy() for k, v in rnnkit.checkpoint._variables(model).items()}
 
 
 def assert_unchanged(model, before):
-    after = rnnkit.checkpoint_names(model)
+    after = rnnkit.checkpoint._variables(model)
     assert list(after) == list(before)
     for k in before:
         np.testing.assert_array_equal(after[k], before[k], err_msg=k)
@@ -88,7 +88,7 @@ def test_list_is_tf_list_variables(name):
 def test_loads_tf1_checkpoint_and_gives_tf1_outputs(name):
     exp = expected(name)
     model, run = loaded(name)
-    names = rnnkit.checkpoint_names(model)
+    names = rnnkit.checkpoint._variables(model)
     outer = SCOPES[name] + "/" if name in SCOPES else ""
     tf_values = values_of(exp)
     assert {outer + k for k in names} <= set(tf_values)
@@ -116,12 +116,22 @@ def test_every_dtype_tf1_writes_reads_back():
     assert set(exp) == {"f16", "f32", "f64", "i32", "i64", "flags", "bf16", "empty", "text"}
 
 
+def test_partitioned_variable_is_listed_whole_and_refused_clearly():
+    exp = values_of(expected("partitioned"))
+    assert rnnkit.list_tf_checkpoint(prefix("partitioned")) == {"embedding": ((6, 2), np.float32),
+                                                                "w": ((3,), np.float32)}
+    ckpt = tfc.TFCheckpoint(prefix("partitioned"))
+    np.testing.assert_array_equal(ckpt.get_tensor("w"), exp["w"])
+    with pytest.raises(ValueError, match=r"'embedding' in '.*model\.ckpt\.index' is saved in slices"):
+        ckpt.get_tensor("embedding")
+
+
 def test_training_checkpoint_by_directory_ignores_slots():
     """Saver's 'checkpoint' file names the latest checkpoint; Adam's slots,
     beta powers and global_step are not the model's."""
     model, _ = make_fixtures.rnnkit_fixtures()["lstm_dense_adam"]
     rnnkit.load_tf_checkpoint(os.path.join(FIXTURES, "lstm_dense_adam"), model)
-    np.testing.assert_array_equal(rnnkit.checkpoint_names(model)["dense/kernel"],
+    np.testing.assert_array_equal(rnnkit.checkpoint._variables(model)["dense/kernel"],
                                   values_of(expected("lstm_dense_adam"))["dense/kernel"])
     assert rnnkit.list_tf_checkpoint(prefix("lstm_dense_adam") + ".index")["global_step"] == ((), np.int64)
 
@@ -152,8 +162,8 @@ def test_round_trip_float64_and_a_large_tensor(tmp_path):
     fresh_big = rnnkit.Dense(1024)
     rnnkit.load_tf_checkpoint(str(tmp_path / "big"), fresh_big)
     for a, b in ((model, fresh), (big, fresh_big)):
-        for key, value in rnnkit.checkpoint_names(a).items():
-            np.testing.assert_array_equal(rnnkit.checkpoint_names(b)[key], value)
+        for key, value in rnnkit.checkpoint._variables(a).items():
+            np.testing.assert_array_equal(rnnkit.checkpoint._variables(b)[key], value)
     flip(str(tmp_path / "big.data-00000-of-00001"), 3_000_000)
     with pytest.raises(ValueError, match="checksum mismatch.*big.data-00000-of-00001.*dense/kernel"):
         rnnkit.load_tf_checkpoint(tmp_path / "big", rnnkit.Dense(1024))

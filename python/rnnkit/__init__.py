@@ -18,8 +18,10 @@ from .nn import (embedding_lookup, softmax, softmax_cross_entropy_with_logits, s
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn, last_output, static_rnn
 from .sequential import Sequential
+from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint
 from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
 from .tf_checkpoint import list_tf_checkpoint
+from . import interop  # torch itself is imported only when a conversion runs
 from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
@@ -69,4 +71,5 @@ __all__ = [
     "static_bidirectional_rnn",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
     "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
+    "Callback", "History", "ModelCheckpoint", "EarlyStopping", "LambdaCallback",
 ]

@@ -45,7 +45,26 @@ def _split(grads_and_vars):
     return grads, variables
 
 
-class GradientDescentOptimizer:
+class Optimizer:
+    """What both optimizers share: `learning_rate`, read at every step (a
+    new value takes effect at the next one; Adam's slots are kept), and
+    TF1's `minimize`."""
+
+    @property
+    def learning_rate(self):
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _positive(value, "learning_rate")
+
+    def minimize(self, model, x, y, weights=None, sequence_length=None):
+        """TF1's name for one training step: `model.train_step(x, y, weights,
+        self)` on a Sequential. Returns the loss before the update."""
+        return model.train_step(x, y, weights, self, sequence_length=sequence_length)
+
+
+class GradientDescentOptimizer(Optimizer):
     """var -= learning_rate · g (TF1's GradientDescentOptimizer)."""
 
     def __init__(self, learning_rate):
@@ -60,7 +79,7 @@ class GradientDescentOptimizer:
         return f"GradientDescentOptimizer(learning_rate={self.learning_rate})"
 
 
-class AdamOptimizer:
+class AdamOptimizer(Optimizer):
     """TF1's AdamOptimizer (the "epsilon hat" form). At step t = 1, 2, ...:
     lr_t = lr · sqrt(1 - beta2^t) / (1 - beta1^t);  m += (g - m)(1 - beta1);
     v += (g² - v)(1 - beta2);  var -= lr_t · m / (sqrt(v) + epsilon).
