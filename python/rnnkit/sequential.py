@@ -325,6 +325,12 @@ class Sequential:
         step. Returns the loss before the update (a float)."""
         return self._train_batch(x, targets, weights, optimizer, sequence_length, initial_state, clip_norm)[0]
 
+    def generate(self, prime, length, **options):
+        """Token ids [num_samples, length] generated after `prime`, in one C++
+        call; options and the exact draw: rnnkit.generate.generate."""
+        from .generate import generate
+        return generate(self, prime, length, **options)
+
     # ---- the training loop ---------------------------------------------------------------
     def _batches(self, rows, batch_size, order):
         return [order[start:start + batch_size] for start in range(0, rows, batch_size)]
