@@ -36,7 +36,7 @@ def run_quick(tmp_path, *extra):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     after = read_or_none(repo_report)
     assert after == before, "quick mode must not touch the repository's BENCHMARKS.md"
-    return json.loads(out_json.read_text()), out_md.read_text()
+    return json.loads(out_json.read_text()), read_or_none(str(out_md))
 
 
 def check_run(run, text):
@@ -83,3 +83,17 @@ def test_quick_rnnkit_only(tmp_path):
     mem = run["memory"]
     assert [m["framework"] for m in mem["flat"]] == ["rnnkit"]
     assert all("error" not in m for m in mem["peak"] + mem["flat"]), mem
+
+
+def test_quick_competitor_mode(tmp_path):
+    # beside one busy process: each row at 2 threads and at 1, loaded and quiet
+    run, text = run_quick(tmp_path, "--no-torch", "--competitor", "--only", "char,vanilla")
+    assert text is None  # the report is left alone
+    rows = run["under_load"]
+    assert {r["case"] for r in rows} == {"char", "vanilla RNN"}
+    for r in rows:
+        assert r["threads"] == 2
+        for key in ("loaded_threads_s", "loaded_1_s", "quiet_threads_s", "quiet_1_s"):
+            assert r[key] > 0
+        assert r["loaded_ratio"] == r["loaded_threads_s"] / r["loaded_1_s"]
+    assert "GOMP_SPINCOUNT" in run["wait_settings"] or "OMP_WAIT_POLICY" in run["wait_settings"]
