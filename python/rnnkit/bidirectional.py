@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._checks import float_dtype, sequence_lengths
+from ._guard import InUse
 from .rnn import RNN, _time_axes, dynamic_rnn, grads_and_vars
 from .variables import Variables
 
@@ -43,13 +44,15 @@ class Bidirectional:
     """A trainable bidirectional layer (scope `bidirectional_rnn/fw`, `/bw`).
 
     forward(x) -> ((out_fw, out_bw), (state_fw, state_bw));
-    backward((d_out_fw, d_out_bw), (d_state_fw, d_state_bw)) -> d_inputs."""
+    backward((d_out_fw, d_out_bw), (d_state_fw, d_state_bw)) -> d_inputs.
+    One thread at a time may run forward or backward (see RNN)."""
 
     scope_name = "bidirectional_rnn"
 
     def __init__(self, cell_fw, cell_bw):
         self.fw, self.bw = RNN(cell_fw), RNN(cell_bw)
         self._lengths = None
+        self._in_use = InUse(type(self).__name__)
 
     @property
     def cells(self):
@@ -72,12 +75,15 @@ class Bidirectional:
 
     def forward(self, x, sequence_length=None, time_major=False, initial_state_fw=None, initial_state_bw=None,
                 training=True):
-        x, lengths = _prepare(self.fw.cell, self.bw.cell, x, sequence_length, time_major)
-        out_fw, state_fw = self.fw.forward(x, lengths, initial_state_fw, time_major, training=training)
-        rev_out, state_bw = self.bw.forward(_reverse(x, lengths, time_major), lengths, initial_state_bw,
-                                            time_major, training=training)
-        self._lengths, self._time_major = lengths, time_major
-        return (out_fw, _reverse(rev_out, lengths, time_major)), (state_fw, state_bw)
+        with self._in_use:
+            x, lengths = _prepare(self.fw.cell, self.bw.cell, x, sequence_length, time_major)
+            if lengths is not None and lengths is sequence_length:
+                lengths = lengths.copy()  # kept for backward: not the caller's array
+            out_fw, state_fw = self.fw.forward(x, lengths, initial_state_fw, time_major, training=training)
+            rev_out, state_bw = self.bw.forward(_reverse(x, lengths, time_major), lengths, initial_state_bw,
+                                                time_major, training=training)
+            self._lengths, self._time_major = lengths, time_major
+            return (out_fw, _reverse(rev_out, lengths, time_major)), (state_fw, state_bw)
 
     def __call__(self, x, sequence_length=None, time_major=False):
         return bidirectional_dynamic_rnn(self.fw.cell, self.bw.cell, x, sequence_length, time_major=time_major)
@@ -87,6 +93,10 @@ class Bidirectional:
         Returns d_inputs (None for token ids or with `input_grad=False`)."""
         if not (isinstance(d_outputs, (tuple, list)) and len(d_outputs) == 2):
             raise TypeError("d_outputs must be a pair (d_out_fw, d_out_bw)")
+        with self._in_use:
+            return self._backward(d_outputs, d_final_states, input_grad)
+
+    def _backward(self, d_outputs, d_final_states, input_grad):
         d_fw_state, d_bw_state = (None, None) if d_final_states is None else d_final_states
         dx_fw, _ = self.fw.backward(d_outputs[0], d_fw_state, input_grad)
         d_rev = _reverse(np.ascontiguousarray(d_outputs[1], dtype=self.bw.cell.dtype), self._lengths, self._time_major) \

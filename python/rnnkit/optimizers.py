@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from . import _core
+from ._guard import Serial
 
 
 def _positive(value, name):
@@ -45,15 +46,18 @@ def _split(grads_and_vars):
 
 
 class GradientDescentOptimizer:
-    """var -= learning_rate · g (TF1's GradientDescentOptimizer)."""
+    """var -= learning_rate · g (TF1's GradientDescentOptimizer). Updates
+    from several threads run one after another, each whole."""
 
     def __init__(self, learning_rate):
         self.learning_rate = _positive(learning_rate, "learning_rate")
+        self._serial = Serial(type(self).__name__)
 
     def apply_gradients(self, grads_and_vars):
         """Updates every variable in place; pairs whose gradient is None are skipped."""
         grads, variables = _split(grads_and_vars)
-        _core.sgd_apply(variables, grads, self.learning_rate)
+        with self._serial:
+            _core.sgd_apply(variables, grads, self.learning_rate)
 
     def __repr__(self):
         return f"GradientDescentOptimizer(learning_rate={self.learning_rate})"
@@ -66,7 +70,9 @@ class AdamOptimizer:
 
     Slots m and v (zeros, the variable's shape and dtype) are kept per
     variable, keyed by the identity of the variable's array; `iterations` is
-    the number of apply_gradients calls so far (t of the last step)."""
+    the number of apply_gradients calls so far (t of the last step). Updates
+    from several threads run one after another, each whole (every call is
+    one step)."""
 
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
         self.learning_rate = _positive(learning_rate, "learning_rate")
@@ -79,6 +85,7 @@ class AdamOptimizer:
         self.epsilon = float(epsilon)
         self.iterations = 0
         self._slots = {}  # id(variable) -> (variable, m, v); holding the variable keeps its id unique
+        self._serial = Serial(type(self).__name__)
 
     def _slots_for(self, var):
         entry = self._slots.get(id(var))
@@ -100,6 +107,10 @@ class AdamOptimizer:
         """One Adam step on every variable in place; pairs whose gradient is
         None are skipped (their slots are not created)."""
         grads, variables = _split(grads_and_vars)
+        with self._serial:
+            self._apply(grads, variables)
+
+    def _apply(self, grads, variables):
         ms, vs = [], []
         for grad, var in zip(grads, variables):
             if grad is None:

@@ -4,6 +4,7 @@
 import numpy as np
 
 from ._checks import as_float, float_dtype, sequence_lengths
+from ._guard import InUse
 
 
 def _time_axes(x, time_major):
@@ -16,6 +17,8 @@ def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape,
     x = cell._prepare_inputs(inputs, layout="[T, B, D]" if time_major else "[B, T, D]")
     steps, batch = _time_axes(x, time_major)
     lengths = sequence_lengths(sequence_length, batch, steps)
+    if tape is not None and lengths is not None and lengths is sequence_length:
+        lengths = lengths.copy()  # wrappers keep it for backward: not the caller's array
     if initial_state is None:  # the flat zero state (what zero_state would pack, flattened back)
         state = [np.zeros((batch, w), cell.dtype) for w in cell._state_widths()]
     else:
@@ -46,14 +49,18 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
 class RNN:
     """A trainable recurrent layer over one cell.
 
-    forward(x) runs the whole sequence in C++ and records what BPTT needs;
-    backward(d_outputs, d_final_state) returns (d_inputs, d_initial_state)
-    and leaves the variable gradients in `cell.grads`."""
+    forward(x) runs the whole sequence in C++ and records what BPTT needs
+    (copies of its inputs: backward uses what forward saw); backward(d_outputs,
+    d_final_state) returns (d_inputs, d_initial_state) and leaves the variable
+    gradients in `cell.grads`. One thread at a time may run forward or
+    backward: a second gets a RuntimeError. Inference (`layer(x)`) may run in
+    many threads at once."""
 
     def __init__(self, cell):
         self.cell = cell
-        self._tape = {}
-        self._recorded = None  # (batch, time_major, input dtype) of the last forward
+        self._tape = {}  # filled by each forward, spent by its backward
+        self._recorded = None  # (output shape, final state shapes) of the last forward
+        self._in_use = InUse(type(self).__name__)
 
     @property
     def variables(self):
@@ -67,10 +74,13 @@ class RNN:
         """x: [B, T, D] ([T, B, D] when time_major), or token ids [B, T].
         `training=True` turns on the dropout of DropoutWrapper cells.
         Returns (outputs, final_state)."""
-        xs, outputs, final = _run_forward(self.cell, x, sequence_length, initial_state, time_major, self._tape,
-                                          training)
-        self._recorded = (outputs.shape, [a.shape for a in final])
-        return outputs, self.cell._pack_state(final)
+        with self._in_use:
+            # a forward that fails leaves no tape behind for backward to read
+            tape, self._recorded = self._tape, None
+            _, outputs, final = _run_forward(self.cell, x, sequence_length, initial_state, time_major, tape,
+                                             training)
+            self._recorded = (outputs.shape, [a.shape for a in final])
+            return outputs, self.cell._pack_state(final)
 
     def __call__(self, x, sequence_length=None, initial_state=None, time_major=False):
         """Inference only (no tape): same as dynamic_rnn(cell, x, ...)."""
@@ -81,6 +91,10 @@ class RNN:
         state (zeros when None). Returns (d_inputs, d_initial_state);
         d_inputs is None for token ids, and with `input_grad=False`, which
         skips its [B, T, D] product (a first layer fed with data needs none)."""
+        with self._in_use:
+            return self._backward(d_outputs, d_final_state, input_grad)
+
+    def _backward(self, d_outputs, d_final_state, input_grad):
         if self._recorded is None:
             raise RuntimeError("RNN.backward called before forward: call forward(x) first")
         out_shape, state_shapes = self._recorded
