@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                 # every case, 2 threads, writes BENCHMARKS.md
     python -m benchmarks.run --quick --out /tmp/B.md   # tiny shapes, one round (CI)
+    python -m benchmarks.run --competitor --only char  # beside a busy process (under_load.py)
 
 Every row is first checked against a reference (PyTorch float64 with rnnkit's
 weights copied in, or a numpy float64 reference when torch is missing or
@@ -31,7 +32,7 @@ import numpy as np  # noqa: E402
 
 import rnnkit  # noqa: E402
 
-from benchmarks import cases, cpp_bench, machine, report  # noqa: E402
+from benchmarks import cases, cpp_bench, machine, report, under_load  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -127,23 +128,30 @@ def select_rounds(samples, loads, quiet_only):
     return list(range(len(loads))), len(quiet) < len(loads)
 
 
+def check_row(row, torch, log):
+    """Runs the row's check (at its thread count); True when it passed."""
+    label = f"{row.case} / {row.mode} / {row.shape} / {row.threads} thr"
+    if row.skip:
+        row.check_summary = "skipped"
+        log(f"SKIP  {label}: {row.skip}")
+        return False
+    set_threads(torch, row.threads)
+    try:
+        chk = row.check()
+        row.check_ok, row.check_summary = chk.ok, chk.summary()
+    except Exception as e:  # a crash in the check is a failed check, reported as such
+        row.check_ok, row.check_summary = False, f"FAILED: {type(e).__name__}: {e}"
+    if not row.check_ok:
+        log(f"FAIL  {label}: {row.check_summary} -- not timed")
+    return row.check_ok
+
+
 def run_rows(rows, torch, args, log):
     gate = QuietGate(args.quiet_wait, args.quiet_budget) if args.quiet_wait > 0 else None
     for row in rows:
+        if not check_row(row, torch, log):
+            continue
         label = f"{row.case} / {row.mode} / {row.shape} / {row.threads} thr"
-        if row.skip:
-            row.check_summary = "skipped"
-            log(f"SKIP  {label}: {row.skip}")
-            continue
-        set_threads(torch, row.threads)
-        try:
-            chk = row.check()
-            row.check_ok, row.check_summary = chk.ok, chk.summary()
-        except Exception as e:  # a crash in the check is a failed check, reported as such
-            row.check_ok, row.check_summary = False, f"FAILED: {type(e).__name__}: {e}"
-        if not row.check_ok:
-            log(f"FAIL  {label}: {row.check_summary} -- not timed")
-            continue
         fns = [("rnnkit", row.rnnkit)] + ([("torch", row.torch)] if row.torch is not None else [])
         samples, loads = time_interleaved(fns, args.rounds, args.min_block, gate)
         keep, row.contended = select_rounds(samples, loads, quiet_only=gate is not None)
@@ -279,6 +287,9 @@ def parse_args(argv):
     p.add_argument("--quiet-budget", type=float, default=900, help="total seconds of such waiting (default 900)")
     p.add_argument("--only", default=None, help="comma-separated subset of: " + ",".join(cases.CASE_NAMES))
     p.add_argument("--no-torch", action="store_true", help="rnnkit only, numpy references")
+    p.add_argument("--competitor", action="store_true",
+                   help="rnnkit only: each row at --threads and at 1 thread beside one busy process "
+                        "(benchmarks/under_load.py); prints a table, writes --json, leaves --out alone")
     p.add_argument("--skip-memory", action="store_true", help="skip the memory measurements")
     p.add_argument("--memory-steps", type=int, default=None, help="steps of the flat-memory run (default 1000; quick: 20)")
     p.add_argument("--cpp-bench", default=None,
@@ -326,6 +337,19 @@ def read_notes(path):
     return None
 
 
+def run_under_load(ctx, args, facts, log):
+    rows = cases.build_rows(ctx, args.only)
+    failed = [row for row in rows if row.threads == args.threads and not row.skip and not check_row(row, None, log)]
+    results = under_load.compare_rows(rows, args.threads, args.rounds, args.min_block, time_interleaved, log)
+    log("")
+    log(under_load.table(results, under_load.wait_settings()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"facts": facts, "wait_settings": under_load.wait_settings(), "under_load": results},
+                      f, indent=1, default=float)
+    return 1 if failed else 0
+
+
 def main(argv=None):
     args = parse_args(argv)
 
@@ -349,6 +373,8 @@ def main(argv=None):
     log(f"machine: {facts['cpu']}, {facts['logical_cpus']} CPUs, rnnkit {facts['rnnkit_arch']} ({facts['rnnkit_simd']})")
 
     ctx = cases.Context(torch, args.threads, args.quick)
+    if args.competitor:
+        return run_under_load(ctx, args, facts, log)
     gshapes = gemm_shapes(ctx.shapes, args.quick)
     threads_list = sorted({args.threads, 1})
     repeats = 2 if args.quick else 7

@@ -14,11 +14,18 @@ void init_gru(py::module_& m);
 PYBIND11_MODULE(_core, m) {
   namespace py = pybind11;
   m.doc() = "rnnkit's C++ kernels (Eigen + OpenMP). Use the rnnkit package, not this module.";
-  m.def("set_num_threads", [](int n) {
-    if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
-    rnnkit::set_num_threads(n);
-  }, "Threads used by every kernel (OpenMP loops and Eigen GEMM).", py::arg("n"));
-  m.def("get_num_threads", &rnnkit::get_num_threads, "Threads used by the kernels.");
+  m.def("set_num_threads", [](py::int_ n) {
+    // An int of any size: 2**70 is out of range, not a cast error.
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
+    const int max = rnnkit::max_num_threads();
+    if (overflow != 0 || value < 1 || value > max)
+      throw py::value_error("set_num_threads: n must be in [1, " + std::to_string(max) + "] (the most threads this machine's OpenMP " +
+                            "runtime is allowed to start for rnnkit), got " + std::string(py::str(n)));
+    rnnkit::set_num_threads(static_cast<int>(value));
+  }, "Threads used by every kernel, in every thread of the process.", py::arg("n"));
+  m.def("get_num_threads", &rnnkit::get_num_threads, "Threads used by the kernels (process-wide).");
+  m.def("max_num_threads", &rnnkit::max_num_threads, "The largest n that set_num_threads accepts.");
   m.def("_result_cache", [](py::object limit) {
     auto& blocks = rnnkit_py::ResultBlocks::instance();
     if (!limit.is_none()) {

@@ -73,3 +73,33 @@ def dynamic_rnn(step, x, state, sequence_length=None, time_major=False):
     if time_major:
         out = np.swapaxes(out, 0, 1)
     return out, state
+
+
+def dense(x, kernel, bias):
+    """x [..., D] @ kernel [D, U] + bias [U]."""
+    return x @ kernel + bias
+
+
+def sequence_loss(logits, targets, weights):
+    """TF 1.15's sequence_loss with its default flags: Σ(ce·w) / Σw, 0 when Σw = 0."""
+    z = logits - logits.max(axis=-1, keepdims=True) if logits.size else logits
+    log_softmax = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    ce = -np.take_along_axis(log_softmax, targets[..., None].astype(np.intp), axis=-1)[..., 0]
+    total = weights.sum()
+    return (ce * weights).sum() / total if total != 0 else 0.0
+
+
+def adam_step(var, grad, m, v, t, lr, beta1, beta2, epsilon):
+    """One step of TF1's Adam (the "epsilon hat" form). Returns (var, m, v)."""
+    lr_t = lr * np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    m = m + (grad - m) * (1 - beta1)
+    v = v + (grad * grad - v) * (1 - beta2)
+    return var - lr_t * m / (np.sqrt(v) + epsilon), m, v
+
+
+def clip_by_global_norm(tensors, clip_norm):
+    """tf.clip_by_global_norm: ([t · clip_norm / max(gn, clip_norm)], gn)."""
+    norm = np.sqrt(sum(float((t.astype(np.float64) ** 2).sum()) for t in tensors))
+    if not np.isfinite(norm):
+        return [np.full(t.shape, np.nan) for t in tensors], norm
+    return [t * (clip_norm / max(norm, clip_norm)) for t in tensors], norm

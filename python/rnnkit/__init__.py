@@ -1,6 +1,7 @@
 """rnnkit: TensorFlow 1.x's recurrent API on numpy, with Eigen C++ kernels."""
 
-from . import _core
+from . import _wait_policy  # noqa: F401  (before _core loads OpenMP)
+from . import _checks, _core
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
@@ -14,18 +15,33 @@ from .losses import SequenceLoss, sequence_loss
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
 from .rnn import RNN, dynamic_rnn
 from .sequential import Sequential
-from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save
+from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
+from .tf_checkpoint import list_tf_checkpoint
+from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
 
 
 def set_num_threads(n):
-    """Threads used by every kernel (OpenMP loops and Eigen's GEMM)."""
-    _core.set_num_threads(int(n))
+    """Threads used by every kernel (OpenMP loops and the GEMMs), in every
+    thread of the process, including threads started later or earlier.
+
+    n must be an int in [1, max_num_threads()]: more threads than the
+    machine can run only wait for each other. Results are bit-identical for
+    every n."""
+    _core.set_num_threads(_checks.positive_int(n, "set_num_threads: n"))
 
 
 def get_num_threads():
+    """Threads used by every kernel (see set_num_threads)."""
     return _core.get_num_threads()
+
+
+def max_num_threads():
+    """The largest thread count set_num_threads accepts: OpenMP's thread
+    limit (OMP_THREAD_LIMIT), and at most 4 per processor or 64, whichever
+    is more."""
+    return _core.max_num_threads()
 
 
 def set_result_cache_limit(nbytes):
@@ -42,8 +58,8 @@ def set_result_cache_limit(nbytes):
 __all__ = [
     "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "GRUCell", "MultiRNNCell",
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
-    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "set_result_cache_limit",
+    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
-    "save", "load", "load_tf_checkpoint", "checkpoint_names",
+    "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
 ]

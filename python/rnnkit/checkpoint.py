@@ -32,8 +32,9 @@ from .cells.multi import MultiRNNCell
 from .layers import Dense
 from .rnn import RNN
 from .sequential import Sequential
+from .tf_checkpoint import TFCheckpoint, write_tf_checkpoint
 
-__all__ = ["save", "load", "load_tf_checkpoint", "checkpoint_names"]
+__all__ = ["save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "checkpoint_names"]
 
 _SUPPORTED = "an rnnkit cell, RNN, Bidirectional, Dense or Sequential"
 
@@ -317,54 +318,74 @@ def load(path, obj, strict=True, scope_map=None):
     return obj
 
 
-_NO_TENSORFLOW = (
-    "reading a TensorFlow checkpoint needs TensorFlow (pip install tensorflow), which is not installed. "
-    "rnnkit.load reads .npz files without it: where TensorFlow is available, export the checkpoint with "
-    "r = tf.train.load_checkpoint(prefix); "
-    "np.savez('weights.npz', **{n: r.get_tensor(n) for n in r.get_variable_to_shape_map()}) "
-    "and load that with rnnkit.load('weights.npz', model, strict=False)"
-)
+def _scope_renamer(obj, scope, scope_map):
+    """rename under scope_map, then under the outer scope `scope` ('model' -> 'model/rnn/...')."""
+    rename = _renamer(obj, scope_map)
+    if scope is None:
+        return rename
+    if not isinstance(scope, str) or not scope.strip("/"):
+        raise TypeError(f"scope must be a non-empty string such as 'model', got {scope!r}")
+    outer = scope.strip("/")
+    return lambda name: f"{outer}/{rename(name)}"
 
 
-def _open_tf_reader(checkpoint_prefix):
-    try:
-        import tensorflow as tf
-    except ImportError as e:
-        raise ImportError(_NO_TENSORFLOW) from e
-    load_checkpoint = getattr(getattr(tf, "train", None), "load_checkpoint", None)
-    if load_checkpoint is not None:
-        return load_checkpoint(checkpoint_prefix)
-    return tf.compat.v1.train.NewCheckpointReader(checkpoint_prefix)
+def _check_scopes(obj, names, rename, source):
+    """Every cell and Dense of `obj` must find variables under its checkpoint
+    scope; else one error lists the model's unmatched scopes and the
+    checkpoint's unmatched names."""
+    paths = [rename(path) for path, _ in _owners(obj)]
+    missing = [p for p in paths if not any(n.startswith(p + "/") for n in names)]
+    if not missing:
+        return
+    unmatched = [n for n in names if not any(n.startswith(p + "/") for p in paths)]
+    outers = [name[:name.find("/" + path + "/")] for name in unmatched for path in missing
+              if name.find("/" + path + "/") > 0]
+    hint = f"; they are there under an outer scope: pass scope={outers[0]!r}" if outers else ""
+    raise ValueError(f"{source} has no variables under the model's {_quoted(missing)} "
+                     f"(the checkpoint's names that match none of the model's scopes: "
+                     f"{_quoted(unmatched) if unmatched else 'none'}){hint}")
 
 
-def load_tf_checkpoint(checkpoint_prefix, obj, scope_map=None, strict=True):
-    """Reads a TF1 checkpoint (tf.train.Saver's files) into `obj`, by TF's names.
+def load_tf_checkpoint(checkpoint_prefix, obj, scope=None, strict=True, scope_map=None):
+    """Reads a TF1 checkpoint (tf.train.Saver's files) into `obj`, by TF's names,
+    without TensorFlow (rnnkit.tf_checkpoint reads the format).
 
-    Only the variables `obj` needs are read. Optimizer slots (`<variable>/Adam`,
-    ...) and variables outside the model's top-level scopes are ignored; with
-    `strict`, any other variable under those scopes (say a peephole the
-    rnnkit cell does not have) is an error.
+    Only the variables `obj` needs are read, each checked against its CRC32C;
+    nothing is written into `obj` unless every one of them was read and fits.
+    Optimizer slots (`<variable>/Adam`, ...) and variables outside the
+    model's top-level scopes are ignored; with `strict`, any other variable
+    under those scopes (say a peephole the rnnkit cell does not have) is an
+    error.
 
     Args:
-      checkpoint_prefix: the checkpoint's prefix ('model.ckpt-1000'), or an
-        open reader with get_tensor(name) and get_variable_to_shape_map().
+      checkpoint_prefix: the checkpoint's prefix ('model.ckpt-1000'), its
+        '.index' file, a directory whose 'checkpoint' file names the latest
+        one, or an open reader with get_tensor(name) and
+        get_variable_to_shape_map().
       obj: a cell, RNN, Bidirectional, Dense or Sequential.
-      scope_map: optional {rnnkit scope: checkpoint scope} for models built
-        under other scopes, e.g. {"rnn": "encoder/rnn", "dense": "softmax"}.
+      scope: the outer scope the TF model was built under: with
+        scope="model", 'model/rnn/basic_lstm_cell/kernel' loads into an
+        RNN's BasicLSTMCell.
       strict: see above.
+      scope_map: optional {rnnkit scope: checkpoint scope} for models built
+        under other scopes, e.g. {"rnn": "encoder/rnn", "dense": "softmax"};
+        applied before `scope`.
     Returns:
       obj.
     Raises:
-      ImportError when TensorFlow is needed (a path was given) and not installed.
+      FileNotFoundError naming the missing index or data file.
+      ValueError naming the file: a corrupt, truncated or foreign file, a
+        checksum mismatch; naming the variable: a missing name, a wrong shape.
     """
     if hasattr(checkpoint_prefix, "get_tensor") and hasattr(checkpoint_prefix, "get_variable_to_shape_map"):
         reader, source = checkpoint_prefix, "TF checkpoint reader"
     else:
-        name = os.fspath(checkpoint_prefix)
-        reader, source = _open_tf_reader(name), f"TF checkpoint {name!r}"
+        reader = TFCheckpoint(checkpoint_prefix)
+        source = f"TF checkpoint {reader.prefix!r}"
     shapes = {k: tuple(int(s) for s in v) for k, v in reader.get_variable_to_shape_map().items()}
-    rename = _renamer(obj, scope_map)
-    tops = {rename(scope) for scope, _ in _top_scopes(obj)}
+    rename = _scope_renamer(obj, scope, scope_map)
+    _check_scopes(obj, shapes, rename, source)
+    tops = {rename(top) for top, _ in _top_scopes(obj)}
 
     def unexpected(plan):
         if not strict:
@@ -375,3 +396,25 @@ def load_tf_checkpoint(checkpoint_prefix, obj, scope_map=None, strict=True):
 
     _restore(obj, shapes, reader.get_tensor, source, rename, unexpected)
     return obj
+
+
+def save_tf_checkpoint(checkpoint_prefix, obj, scope=None, scope_map=None):
+    """Writes every variable of `obj` as a TF1 checkpoint (`prefix.index` and
+    `prefix.data-00000-of-00001`, TensorFlow's V2 format) under TF's names,
+    so that TF1 code restores it with tf.train.Saver().restore(sess, prefix).
+    Variables keep their dtype (float32 variables restore into float32 TF
+    variables).
+
+    Args:
+      checkpoint_prefix: the prefix to write ('model.ckpt'); its directory is created.
+      obj: a built cell, RNN, Bidirectional, Dense or Sequential.
+      scope: optional outer scope ('model' writes 'model/rnn/...').
+      scope_map: optional {rnnkit scope: checkpoint scope}, applied before `scope`.
+    Returns:
+      the prefix.
+    """
+    for owner_path, owner in _owners(obj):
+        if not owner.built:
+            raise ValueError(f"cannot save: {_unbuilt_message(owner, owner_path)}")
+    rename = _scope_renamer(obj, scope, scope_map)
+    return write_tf_checkpoint(checkpoint_prefix, _named(obj, rename))

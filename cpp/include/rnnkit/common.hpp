@@ -129,29 +129,51 @@ void column_sums(const T* m, Index rows, Index cols, T* out) {
 }
 
 // ---- threads -------------------------------------------------------------
-// One knob for every kernel: the OpenMP loops, including the blocked GEMMs
-// of gemm.hpp (Eigen itself is built single-threaded, EIGEN_DONT_PARALLELIZE).
-inline void set_num_threads(int n) {
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#else
-  (void)n;
-#endif
-}
+// One process-wide knob for every kernel: the OpenMP loops, including the
+// blocked GEMMs of gemm.hpp (Eigen itself is built single-threaded,
+// EIGEN_DONT_PARALLELIZE). OpenMP's own count (omp_set_num_threads) belongs
+// to the thread that sets it, so a thread that the user starts would keep
+// the old one: the count lives here instead, and every parallel region asks
+// for it with num_threads().
 
-inline int get_num_threads() {
+// The most threads a region may ask for: the runtime's thread limit
+// (OMP_THREAD_LIMIT), and at most 4 per processor or 64, whichever is more.
+// More only slow the kernels down, and a region whose threads the system
+// cannot create ends the process inside the OpenMP runtime.
+inline int max_num_threads() {
 #ifdef _OPENMP
-  return omp_get_max_threads();
+  static const int limit = std::max(1, std::min(omp_get_thread_limit(), std::max(64, 4 * omp_get_num_procs())));
+  return limit;
 #else
   return 1;
 #endif
 }
 
+namespace detail {
+// Starts as OpenMP's default (OMP_NUM_THREADS, else one per processor).
+inline std::atomic<int>& num_threads_setting() {
+#ifdef _OPENMP
+  static std::atomic<int> n{std::clamp(omp_get_max_threads(), 1, max_num_threads())};
+#else
+  static std::atomic<int> n{1};
+#endif
+  return n;
+}
+}  // namespace detail
+
+// n in [1, max_num_threads()]; values outside are clamped (the binding
+// rejects them with an error first).
+inline void set_num_threads(int n) {
+  detail::num_threads_setting().store(std::clamp(n, 1, max_num_threads()), std::memory_order_relaxed);
+}
+
+inline int get_num_threads() { return detail::num_threads_setting().load(std::memory_order_relaxed); }
+
 // Whether a loop of n items asked to go `parallel` really opens a region:
 // never inside another one (a thread running its own block of batch rows).
 inline bool opens_region(Index n, bool parallel) {
 #ifdef _OPENMP
-  return parallel && n > 1 && omp_get_max_threads() > 1 && !omp_in_parallel();
+  return parallel && n > 1 && get_num_threads() > 1 && !omp_in_parallel();
 #else
   (void)n;
   (void)parallel;
@@ -187,7 +209,7 @@ template <typename F>
 void parallel_ranges(Index n, bool parallel, F&& body) {
 #ifdef _OPENMP
   if (opens_region(n, parallel)) {
-#pragma omp parallel
+#pragma omp parallel num_threads(get_num_threads())
     {
       const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
       const Index begin = detail::share_begin(n, t, threads), end = detail::share_begin(n, t + 1, threads);
@@ -216,7 +238,7 @@ void parallel_claims(Index n, Index grain, bool parallel, F&& body) {
       std::atomic<Index> next;
       Index end;
     };
-    const Index threads = omp_get_max_threads();
+    const Index threads = get_num_threads();
     std::vector<Share> shares(static_cast<size_t>(threads));
     for (Index t = 0; t < threads; ++t) {
       shares[t].next.store(detail::share_begin(n, t, threads), std::memory_order_relaxed);
@@ -249,7 +271,7 @@ template <typename F>
 void parallel_steps(Index n, Index steps, bool parallel, F&& body) {
 #ifdef _OPENMP
   if (opens_region(n, parallel)) {
-#pragma omp parallel
+#pragma omp parallel num_threads(get_num_threads())
     {
       const Index t = omp_get_thread_num(), threads = omp_get_num_threads();
       const Index begin = detail::share_begin(n, t, threads), end = detail::share_begin(n, t + 1, threads);
