@@ -128,7 +128,7 @@ RECIPES = {
     "clip_by_global_norm": lambda: (_core.clip_by_global_norm, [[arr(3, 2), arr(4, seed=1)], 1.0]),
 }
 # Functions of the process state, checked on their own below.
-STATE = {"set_num_threads", "get_num_threads", "_result_cache"}
+STATE = {"set_num_threads", "get_num_threads", "max_num_threads", "_result_cache"}
 
 
 def core_functions():
