@@ -201,3 +201,86 @@ def test_binding_sources_build_messages_without_iostreams():
     streams = re.compile(r"#\s*include\s*<(sstream|iostream|ostream|istream|fstream)>")
     offenders = [str(p.relative_to(root)) for p in sources if streams.search(p.read_text())]
     assert offenders == []
+
+
+# ---- one step takes one step's input -------------------------------------------
+
+STEP_CELLS = {
+    "rnn": lambda: rnnkit.BasicRNNCell(4, input_depth=4, seed=0),
+    "basic_lstm": lambda: rnnkit.BasicLSTMCell(4, input_depth=4, seed=0),
+    "lstm_proj": lambda: rnnkit.LSTMCell(4, num_proj=3, input_depth=4, seed=0),
+    "gru": lambda: rnnkit.GRUCell(4, input_depth=4, seed=0),
+    "gru_reset_after": lambda: rnnkit.GRUCell(4, reset_after=True, input_depth=4, seed=0),
+    "multi": lambda: rnnkit.MultiRNNCell([rnnkit.GRUCell(4, input_depth=4, seed=0), rnnkit.BasicLSTMCell(4, seed=1)]),
+    "residual": lambda: rnnkit.ResidualWrapper(rnnkit.GRUCell(4, input_depth=4, seed=0)),
+    "dropout": lambda: rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(4, input_depth=4, seed=0), 0.5, 0.5, 0.5),
+}
+
+
+def ready_and_converted(array):
+    """The array as the kernel takes it (the direct path), and as a list (converted first)."""
+    return [array, array.tolist()]
+
+
+@pytest.mark.parametrize("name", sorted(STEP_CELLS))
+def test_a_step_refuses_a_sequence(name):
+    cell = STEP_CELLS[name]()
+    state = cell.zero_state(2)
+    for x in ready_and_converted(np.ones((2, 5, 4), np.float32)):
+        with pytest.raises(ValueError, match=r"inputs must have rank 2 \[B, D\] \(one step.*got shape \[2, 5, 4\]"):
+            cell(x, state)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+@pytest.mark.parametrize("name", sorted(STEP_CELLS))
+def test_a_step_refuses_a_matrix_of_token_ids(name, dtype):
+    """int32 [B, D] once ran as token ids [T, B] on the kernels' own path."""
+    cell = STEP_CELLS[name]()
+    state = cell.zero_state(2)
+    for x in ready_and_converted(np.ones((2, 4), dtype)):
+        with pytest.raises(ValueError, match=r"inputs \(token ids\) of one step must have rank 1 \[B\], got shape \[2, 4\]"):
+            cell(x, state)
+
+
+@pytest.mark.parametrize("name", sorted(STEP_CELLS))
+def test_a_step_refuses_other_ranks(name):
+    cell = STEP_CELLS[name]()
+    state = cell.zero_state(1)
+    with pytest.raises(ValueError, match=r"inputs must have rank 2 \[B, D\].*got shape \[4\]"):
+        cell(np.ones(4, np.float32), state)
+    with pytest.raises(ValueError, match=r"inputs \(token ids\) of one step must have rank 1 \[B\], got shape \[\]"):
+        cell(np.array(1, np.int32), state)
+
+
+@pytest.mark.parametrize("name", sorted(STEP_CELLS))
+def test_a_step_of_the_right_rank_still_runs(name):
+    cell = STEP_CELLS[name]()
+    out, _ = cell(np.ones((2, 4), np.float32), cell.zero_state(2))
+    assert out.shape == (2, cell.output_size)
+    if name != "residual":  # token ids have no values to add
+        out, _ = cell(np.array([1, 3], np.int32), cell.zero_state(2))
+        assert out.shape == (2, cell.output_size)
+
+
+# ---- set_result_cache_limit ------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [1.0, 2.5, True, "64", None])
+def test_cache_limit_must_be_an_int(bad):
+    with pytest.raises(TypeError, match=f"nbytes must be an int, got {type(bad).__name__}"):
+        rnnkit.set_result_cache_limit(bad)
+
+
+@pytest.mark.parametrize("bad", [-1, 2**63, 2**70, -(2**70)])
+def test_cache_limit_out_of_range_says_the_range(bad):
+    with pytest.raises(ValueError, match=rf"nbytes must lie in \[0, 2\*\*63 - 1\], got {bad}"):
+        rnnkit.set_result_cache_limit(bad)
+
+
+def test_cache_limit_takes_the_whole_range():
+    default = rnnkit._core._result_cache()[1]
+    try:
+        for limit in (0, np.int64(1 << 20), 2**63 - 1):
+            rnnkit.set_result_cache_limit(limit)
+            assert rnnkit._core._result_cache()[1] == limit
+    finally:
+        rnnkit.set_result_cache_limit(default)

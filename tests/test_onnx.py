@@ -335,3 +335,54 @@ def test_sequential_of_two_precisions(tmp_path):
     got = run(sess, inputs=x, sequence_length=np.array(lengths, np.int64))
     assert got["outputs"].dtype == np.float32
     assert_close(got["outputs"], model.predict(x, sequence_length=lengths))
+
+
+# ---- Embedding and return_sequences=False ------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["basic_lstm", "lstm_proj", "gru"])
+def test_rnn_last_outputs(kind, tmp_path):
+    """return_sequences=False: each row's output at its last valid step (zeros for length 0)."""
+    cell = make_cell(kind)
+    layer = rnnkit.RNN(cell, return_sequences=False)
+    sess = session(layer, tmp_path)
+    for batch, steps, lengths in SHAPES:
+        x = inputs(batch, steps, np.float32)
+        initial = random_state(cell, batch, 5)
+        want, state = rnnkit.RNN(cell, return_sequences=False)(x, lengths, initial)
+        got = run(sess, inputs=x, sequence_length=np.array(lengths, np.int64), **state_feed(initial, "initial_state"))
+        assert got["outputs"].shape == (batch, cell.output_size)
+        assert_close(got["outputs"], want)
+        for name, value in state_feed(state, "final_state").items():
+            assert_close(got[name], value, err_msg=name)
+        assert_close(run(sess, inputs=x)["outputs"], layer(x)[0])  # without lengths: step T - 1
+
+
+def test_bidirectional_last_outputs(tmp_path):
+    fw, bw = make_cell("gru", seed=1), make_cell("lstm_proj", seed=2)
+    layer = rnnkit.Bidirectional(fw, bw, return_sequences=False)
+    sess = session(layer, tmp_path)
+    batch, steps, lengths = SHAPES[0]
+    x = inputs(batch, steps, np.float32)
+    want, _ = layer(x, lengths)
+    got = run(sess, inputs=x, sequence_length=np.array(lengths, np.int64))
+    assert_close(got["outputs"], want)
+
+
+def test_embedding(tmp_path):
+    embedding = rnnkit.Embedding(V, 3, seed=1)
+    sess = session(embedding, tmp_path)
+    ids = token_ids(2, 4)
+    assert_close(run(sess, inputs=ids)["outputs"], embedding(ids))
+
+
+def test_sequential_embedding_last_outputs(tmp_path):
+    """Embedding -> stacked recurrent layers -> last outputs -> Dense, from token ids."""
+    cell = rnnkit.MultiRNNCell([make_cell("lstm_peepholes", seed=1), make_cell("lstm_clips", depth=H, seed=2)])
+    dense = rnnkit.Dense(5, input_depth=P)
+    model = rnnkit.Sequential([rnnkit.Embedding(V, D, seed=3), rnnkit.RNN(cell, return_sequences=False), dense])
+    sess = session(model, tmp_path)
+    assert sess.get_inputs()[0].type == "tensor(int64)"
+    for batch, steps, lengths in SHAPES:
+        ids = token_ids(batch, steps)
+        got = run(sess, inputs=ids, sequence_length=np.array(lengths, np.int64))
+        assert got["outputs"].shape == (batch, 5)
+        assert_close(got["outputs"], model.predict(ids, sequence_length=lengths))

@@ -330,12 +330,7 @@ def test_one_step_rejects_what_is_not_one_step(kind, batch, bad, seed):
     names_argument(e, *names)
 
 
-# Issue 19 item 7 (the `pysafety` engineer's): these still run a whole sequence.
-ITEM_7 = pytest.mark.xfail(strict=True, reason="issue 19 item 7: cell(x, state) takes a rank-3 x or an int32 "
-                                               "[B, D] matrix as a sequence instead of rejecting it")
-
-
-@ITEM_7
+# One step takes one step's input (issue 19 item 7).
 @pytest.mark.parametrize("x", [np.zeros((1, 2, 2), np.float32), np.zeros((2, 2), np.int32)],
                          ids=["rank 3", "int matrix"])
 def test_one_step_rejects_a_sequence(x):
@@ -558,22 +553,16 @@ def test_one_hot_rejects_wrong_arguments(bad):
     names_argument(e, name)
 
 
-# 0-d arrays, issue 19 item 9 (the `pysafety` engineer's): still made 1-d.
-ITEM_9 = pytest.mark.xfail(strict=True, reason="issue 19 item 9: a 0-d array becomes 1-d")
-
-
-@ITEM_9
+# 0-d arrays stay 0-d (issue 19 item 9).
 def test_one_hot_of_a_scalar_id_is_one_row():
     assert_same(rnnkit.one_hot(np.int64(2), 4), np.eye(4, dtype=np.float32)[2])
 
 
-@ITEM_9
 def test_clip_by_global_norm_keeps_a_scalar_a_scalar():
     clipped, norm = rnnkit.clip_by_global_norm([np.array(3.0)], 1.0)
     assert clipped[0].shape == () and clipped[0] == 1.0 and norm == 3.0
 
 
-@ITEM_9
 @pytest.mark.parametrize("adam", [False, True])
 def test_optimizers_step_a_scalar_variable(adam):
     var = np.array(2.0)

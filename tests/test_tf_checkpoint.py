@@ -50,11 +50,11 @@ def loaded(name, **kw):
 
 
 def snapshot(model):
-    return {k: v.copy() for k, v in rnnkit.checkpoint_names(model).items()}
+    return {k: v.copy() for k, v in rnnkit.checkpoint._variables(model).items()}
 
 
 def assert_unchanged(model, before):
-    after = rnnkit.checkpoint_names(model)
+    after = rnnkit.checkpoint._variables(model)
     assert list(after) == list(before)
     for k in before:
         np.testing.assert_array_equal(after[k], before[k], err_msg=k)
@@ -88,7 +88,7 @@ def test_list_is_tf_list_variables(name):
 def test_loads_tf1_checkpoint_and_gives_tf1_outputs(name):
     exp = expected(name)
     model, run = loaded(name)
-    names = rnnkit.checkpoint_names(model)
+    names = rnnkit.checkpoint._variables(model)
     outer = SCOPES[name] + "/" if name in SCOPES else ""
     tf_values = values_of(exp)
     assert {outer + k for k in names} <= set(tf_values)
@@ -121,7 +121,7 @@ def test_training_checkpoint_by_directory_ignores_slots():
     beta powers and global_step are not the model's."""
     model, _ = make_fixtures.rnnkit_fixtures()["lstm_dense_adam"]
     rnnkit.load_tf_checkpoint(os.path.join(FIXTURES, "lstm_dense_adam"), model)
-    np.testing.assert_array_equal(rnnkit.checkpoint_names(model)["dense/kernel"],
+    np.testing.assert_array_equal(rnnkit.checkpoint._variables(model)["dense/kernel"],
                                   values_of(expected("lstm_dense_adam"))["dense/kernel"])
     assert rnnkit.list_tf_checkpoint(prefix("lstm_dense_adam") + ".index")["global_step"] == ((), np.int64)
 
@@ -152,8 +152,8 @@ def test_round_trip_float64_and_a_large_tensor(tmp_path):
     fresh_big = rnnkit.Dense(1024)
     rnnkit.load_tf_checkpoint(str(tmp_path / "big"), fresh_big)
     for a, b in ((model, fresh), (big, fresh_big)):
-        for key, value in rnnkit.checkpoint_names(a).items():
-            np.testing.assert_array_equal(rnnkit.checkpoint_names(b)[key], value)
+        for key, value in rnnkit.checkpoint._variables(a).items():
+            np.testing.assert_array_equal(rnnkit.checkpoint._variables(b)[key], value)
     flip(str(tmp_path / "big.data-00000-of-00001"), 3_000_000)
     with pytest.raises(ValueError, match="checksum mismatch.*big.data-00000-of-00001.*dense/kernel"):
         rnnkit.load_tf_checkpoint(tmp_path / "big", rnnkit.Dense(1024))
@@ -171,6 +171,8 @@ def test_scope_maps_the_outer_scope_and_errors_list_both_sides():
     assert not model.cell.built  # nothing happened
     with pytest.raises(ValueError, match="no variables under the model's 'encoder/rnn/multi_rnn_cell'"):
         rnnkit.load_tf_checkpoint(prefix("scoped"), model, scope="encoder")
+    with pytest.raises(ValueError, match="under 'rnn/basic_rnn_cell', without the outer scope given"):
+        rnnkit.load_tf_checkpoint(prefix("basic_rnn"), rnnkit.RNN(rnnkit.BasicRNNCell(3)), scope="model")
     rnnkit.load_tf_checkpoint(prefix("scoped"), model, scope="model/")
     assert model.cell.built
     with pytest.raises(TypeError, match="scope must be a non-empty string"):
@@ -361,6 +363,18 @@ def test_non_float_tensor_into_a_model(tmp_path):
     assert_unchanged(dense, before)
 
 
+def test_entry_whose_size_does_not_fit_its_shape(tmp_path):
+    p = str(tmp_path / "model.ckpt")
+    entry = tfc._Entry(b"", "")
+    entry.dtype, entry.shape, entry.size = 1, (2**40, 2**40), 16
+    header = tfc._put_field(1, 1) + tfc._put_field(3, tfc._put_field(1, 1))
+    with open(p + ".index", "wb") as f:
+        f.write(tfc._table_bytes([(b"", header), (b"huge", entry.encode())]))
+    with pytest.raises(ValueError, match=r"model\.ckpt\.index.*'huge' of shape \[1099511627776, 1099511627776\] "
+                                         r"and dtype float32 has 16 bytes"):
+        rnnkit.list_tf_checkpoint(p)
+
+
 # ---- a bundle writer with the knobs TensorFlow's own writer does not turn --------------------------------
 def write_bundle(prefix, shards, big_endian=False, min_consumer=0, compression=0):
     """[{name: array}] per shard, in TensorFlow's format, with a byte order,
@@ -412,3 +426,4 @@ def recompress(table, compression):
     meta = put(table[metaindex[0]:metaindex[0] + metaindex[1]])
     idx = put(builder.finish())
     return bytes(out) + (meta + idx).ljust(40, b"\x00") + footer[40:]
+

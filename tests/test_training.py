@@ -68,17 +68,6 @@ def test_sequential_predict_with_token_ids_and_lengths():
                             rnnkit.AdamOptimizer(0.1), sequence_length=lengths)
     assert np.isfinite(loss)
 
-
-def test_sequential_errors():
-    with pytest.raises(ValueError, match="layers must hold at least one layer"):
-        rnnkit.Sequential([])
-    with pytest.raises(TypeError, match=r"layers\[0\] must have forward and backward"):
-        rnnkit.Sequential([object()])
-    with pytest.raises(ValueError, match="train_step needs a loss"):
-        rnnkit.Sequential([rnnkit.Dense(2)]).train_step(np.zeros((1, 1, 2)), np.zeros((1, 1), int),
-                                                        np.ones((1, 1)), rnnkit.AdamOptimizer())
-
-
 def test_two_layer_char_model_learns_the_sentence():
     from rnnkit.examples import sentence
     losses, accuracy, text = sentence.train(steps=150, seed=0, verbose=False)

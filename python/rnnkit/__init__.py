@@ -1,22 +1,27 @@
 """rnnkit: TensorFlow 1.x's recurrent API on numpy, with Eigen C++ kernels."""
 
 from . import _wait_policy  # noqa: F401  (before _core loads OpenMP)
-from . import _checks, _core
+from . import _checks, _core, initializers
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
-from .bidirectional import Bidirectional, bidirectional_dynamic_rnn
+from .bidirectional import Bidirectional, bidirectional_dynamic_rnn, static_bidirectional_rnn
 from .ops import one_hot
-from .layers import Dense
-from .losses import SequenceLoss, sequence_loss
+from .layers import Dense, Embedding
+from .losses import MeanSquaredError, SequenceLoss, SoftmaxCrossEntropy, mean_squared_error, sequence_loss
+from . import losses, nn
+from .nn import (embedding_lookup, softmax, softmax_cross_entropy_with_logits, softmax_cross_entropy_with_logits_v2,
+                 sparse_softmax_cross_entropy_with_logits)
 from .optimizers import AdamOptimizer, GradientDescentOptimizer, clip_by_global_norm
-from .rnn import RNN, dynamic_rnn
+from .rnn import RNN, dynamic_rnn, last_output, static_rnn
 from .sequential import Sequential
+from .callbacks import Callback, EarlyStopping, History, LambdaCallback, ModelCheckpoint
 from .checkpoint import checkpoint_names, load, load_tf_checkpoint, save, save_tf_checkpoint
 from .tf_checkpoint import list_tf_checkpoint
+from . import interop  # torch itself is imported only when a conversion runs
 from . import onnx  # rnnkit.onnx.export; imports the onnx package only when called
 
 __version__ = "0.1.0"
@@ -48,10 +53,10 @@ def set_result_cache_limit(nbytes):
     """Freed result arrays of 64 KiB or more keep their memory for the next
     result of the same size, up to `nbytes` in all (64 MiB by default), so
     that a training step does not fault fresh pages in; 0 turns this off and
-    frees what is kept."""
-    nbytes = int(nbytes)
-    if nbytes < 0:
-        raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    frees what is kept. `nbytes` is an int in [0, 2**63 - 1]."""
+    nbytes = _checks.integer(nbytes, "nbytes")
+    if not 0 <= nbytes < 2**63:
+        raise ValueError(f"nbytes must lie in [0, 2**63 - 1], got {nbytes}")
     _core._result_cache(nbytes)
 
 
@@ -60,6 +65,11 @@ __all__ = [
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
+    "Embedding", "SoftmaxCrossEntropy", "MeanSquaredError", "mean_squared_error", "losses", "nn", "initializers",
+    "softmax", "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",
+    "sparse_softmax_cross_entropy_with_logits", "embedding_lookup", "last_output", "static_rnn",
+    "static_bidirectional_rnn",
     "AdamOptimizer", "GradientDescentOptimizer", "clip_by_global_norm",
     "save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "list_tf_checkpoint", "checkpoint_names",
+    "Callback", "History", "ModelCheckpoint", "EarlyStopping", "LambdaCallback",
 ]

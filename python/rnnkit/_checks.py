@@ -36,7 +36,13 @@ def as_float(value, name, dtype, ndim=None, layout=None):
     if ndim is not None and arr.ndim != ndim:
         expected = layout or f"rank {ndim}"
         raise ValueError(f"{name} must have rank {ndim} {expected}, got shape {shape_str(arr.shape)}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    return contiguous(arr, dtype)
+
+
+def contiguous(value, dtype=None):
+    """`value` as a C-contiguous array (of `dtype` when given), copied only
+    where needed. Unlike np.ascontiguousarray it keeps a 0-d array 0-d."""
+    return np.asarray(value, dtype=dtype, order="C")
 
 
 def is_ready(value, dtype, shape):
@@ -72,32 +78,50 @@ def sequence_lengths(sequence_length, batch, steps):
         raise ValueError(
             f"sequence_length values must lie in [0, {steps}], got {int(lengths[i])} at index {i}"
         )
-    return np.ascontiguousarray(lengths, dtype=np.int32)
+    return contiguous(lengths, np.int32)
+
+
+def integer(value, name):
+    """An int (numpy integers too; bool, float and the rest are a TypeError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)
 
 
 def positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = integer(value, name)
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
-    return int(value)
+    return value
 
 
 def non_negative_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = integer(value, name)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
-    return int(value)
+    return value
+
+
+def _check_range(ids, limit, what):
+    """Every integer in `ids` in [0, limit); else a ValueError naming the
+    first value outside and its index."""
+    if ids.size == 0 or (ids.min() >= 0 and ids.max() < limit):
+        return
+    bad = (ids < 0) | (ids >= limit)
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ids.shape))
+    raise ValueError(f"{what} must lie in [0, {limit}), got {int(ids[index])} at index {list(index)}")
 
 
 def token_ids(value, depth, name="inputs"):
     """Integer token ids as int32, every id in [0, depth)."""
     ids = as_ints(value, name)
-    if ids.size == 0 or (ids.min() >= 0 and ids.max() < depth):
-        return np.ascontiguousarray(ids, dtype=np.int32)
-    bad = (ids < 0) | (ids >= depth)
-    if bad.any():
-        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), ids.shape))
-        raise ValueError(f"{name} token ids must lie in [0, {depth}), got {int(ids[index])} at index {list(index)}")
-    return np.ascontiguousarray(ids, dtype=np.int32)
+    _check_range(ids, depth, f"{name} token ids")
+    return contiguous(ids, np.int32)
+
+
+def indices(value, limit, name):
+    """Integer indices (class labels, embedding ids) in [0, limit), as a
+    C-contiguous int32 or int64 array of their own shape."""
+    ids = as_ints(value, name)
+    _check_range(ids, limit, name)
+    return contiguous(ids, np.int32 if ids.dtype == np.int32 else np.int64)

@@ -1,4 +1,5 @@
-"""Bidirectional RNNs: bidirectional_dynamic_rnn and the Bidirectional layer.
+"""Bidirectional RNNs: bidirectional_dynamic_rnn, static_bidirectional_rnn
+and the Bidirectional layer.
 
 The backward direction runs over each row's first len_b steps reversed (TF's
 reverse_sequence: padding stays in place) and its outputs are reversed back,
@@ -7,9 +8,9 @@ so both directions' outputs align in time."""
 import numpy as np
 
 from . import _core
-from ._checks import float_dtype, sequence_lengths
+from ._checks import as_float, float_dtype, sequence_lengths, shape_str
 from ._guard import InUse
-from .rnn import RNN, _time_axes, dynamic_rnn, grads_and_vars
+from .rnn import RNN, _last_output, _last_output_backward, _stack_steps, _time_axes, dynamic_rnn, grads_and_vars
 from .variables import Variables
 
 
@@ -40,17 +41,52 @@ def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None, in
     return (out_fw, _reverse(rev_out, lengths, time_major)), (state_fw, state_bw)
 
 
+def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None, initial_state_bw=None, dtype=None,
+                             sequence_length=None):
+    """TF1's tf.nn.static_bidirectional_rnn on a list of steps, one C++ call per direction.
+
+    Args:
+      cell_fw, cell_bw: rnnkit cells.
+      inputs: a list of T arrays [B, D] (or integer token ids [B]).
+      initial_state_fw, initial_state_bw, dtype, sequence_length: as for
+        bidirectional_dynamic_rnn.
+    Returns:
+      (outputs, output_state_fw, output_state_bw): outputs a list of T arrays
+      [B, out_fw + out_bw], concat(fw_t, bw_t) time-aligned (bw_t has seen
+      steps t ... len-1), zero past each row's length.
+    """
+    (out_fw, out_bw), (state_fw, state_bw) = bidirectional_dynamic_rnn(
+        cell_fw, cell_bw, _stack_steps(inputs), sequence_length, initial_state_fw, initial_state_bw, dtype,
+        time_major=True)
+    return list(np.concatenate([out_fw, out_bw], axis=2)), state_fw, state_bw
+
+
+def _last_pair(out_fw, out_bw, lengths, time_major):
+    """concat(fw, bw) at each row's last valid step: [B, out_fw + out_bw]."""
+    return np.concatenate([_last_output(out_fw, lengths, time_major), _last_output(out_bw, lengths, time_major)],
+                          axis=1)
+
+
 class Bidirectional:
     """A trainable bidirectional layer (scope `bidirectional_rnn/fw`, `/bw`).
 
     forward(x) -> ((out_fw, out_bw), (state_fw, state_bw));
     backward((d_out_fw, d_out_bw), (d_state_fw, d_state_bw)) -> d_inputs.
-    One thread at a time may run forward or backward (see RNN)."""
+
+    return_sequences=False: forward's outputs are, per row, the
+    time-aligned concat(fw, bw) at its last valid step [B, out_fw + out_bw]
+    (TF1's static_bidirectional_rnn(...)[0][-1] for full-length rows: fw
+    after the whole row, bw after its last step only), and backward takes
+    d_outputs [B, out_fw + out_bw]. One thread at a time may run forward or
+    backward (see RNN)."""
 
     scope_name = "bidirectional_rnn"
 
-    def __init__(self, cell_fw, cell_bw):
+    def __init__(self, cell_fw, cell_bw, return_sequences=True):
+        if not isinstance(return_sequences, (bool, np.bool_)):
+            raise TypeError(f"return_sequences must be a bool, got {type(return_sequences).__name__}")
         self.fw, self.bw = RNN(cell_fw), RNN(cell_bw)
+        self.return_sequences = bool(return_sequences)
         self._lengths = None
         self._in_use = InUse(type(self).__name__)
 
@@ -74,7 +110,11 @@ class Bidirectional:
         return g
 
     def forward(self, x, sequence_length=None, time_major=False, initial_state_fw=None, initial_state_bw=None,
-                training=True):
+                training=False):
+        """x: [B, T, D] ([T, B, D] when time_major), or token ids [B, T].
+        `training=True` turns on the dropout of DropoutWrapper cells.
+        Returns ((out_fw, out_bw), (state_fw, state_bw)), or without
+        return_sequences (last [B, out_fw + out_bw], (state_fw, state_bw))."""
         with self._in_use:
             x, lengths = _prepare(self.fw.cell, self.bw.cell, x, sequence_length, time_major)
             if lengths is not None and lengths is sequence_length:
@@ -83,17 +123,48 @@ class Bidirectional:
             rev_out, state_bw = self.bw.forward(_reverse(x, lengths, time_major), lengths, initial_state_bw,
                                                 time_major, training=training)
             self._lengths, self._time_major = lengths, time_major
-            return (out_fw, _reverse(rev_out, lengths, time_major)), (state_fw, state_bw)
+            out_bw = _reverse(rev_out, lengths, time_major)
+            if not self.return_sequences:
+                return _last_pair(out_fw, out_bw, lengths, time_major), (state_fw, state_bw)
+            return (out_fw, out_bw), (state_fw, state_bw)
 
     def __call__(self, x, sequence_length=None, time_major=False):
-        return bidirectional_dynamic_rnn(self.fw.cell, self.bw.cell, x, sequence_length, time_major=time_major)
+        """Inference only: bidirectional_dynamic_rnn (then the last outputs
+        without return_sequences)."""
+        (out_fw, out_bw), states = bidirectional_dynamic_rnn(self.fw.cell, self.bw.cell, x, sequence_length,
+                                                             time_major=time_major)
+        if not self.return_sequences:
+            steps, batch = _time_axes(out_fw, time_major)
+            return _last_pair(out_fw, out_bw, sequence_lengths(sequence_length, batch, steps), time_major), states
+        return (out_fw, out_bw), states
+
+    def _split_last(self, d_outputs):
+        """d_outputs [B, out_fw + out_bw] of the last outputs -> (d_out_fw, d_out_bw) over whole sequences."""
+        if self.fw._recorded is None:
+            raise RuntimeError("Bidirectional.backward called before forward: call forward(x) first")
+        out_shape, state_shapes = self.fw._recorded
+        width_fw, width_bw = self.fw.cell.output_size, self.bw.cell.output_size
+        expected = (state_shapes[0][0], width_fw + width_bw)
+        if isinstance(d_outputs, (tuple, list)):
+            raise TypeError(f"d_outputs must be one array {shape_str(expected)} (the last outputs, "
+                            f"return_sequences=False), got a {type(d_outputs).__name__}")
+        d = as_float(d_outputs, "d_outputs", self.fw.cell.dtype)
+        if d.shape != expected:
+            raise ValueError(f"d_outputs must have shape {shape_str(expected)} (the last outputs' shape), "
+                             f"got {shape_str(d.shape)}")
+        steps = out_shape[0] if self._time_major else out_shape[1]
+        return tuple(_last_output_backward(np.ascontiguousarray(part), self._lengths, steps, self._time_major)
+                     for part in (d[:, :width_fw], d[:, width_fw:]))
 
     def backward(self, d_outputs, d_final_states=None, input_grad=True):
-        """d_outputs: (d_out_fw, d_out_bw); d_final_states: (d_state_fw, d_state_bw) or None.
+        """d_outputs: (d_out_fw, d_out_bw), or [B, out_fw + out_bw] without
+        return_sequences; d_final_states: (d_state_fw, d_state_bw) or None.
         Returns d_inputs (None for token ids or with `input_grad=False`)."""
-        if not (isinstance(d_outputs, (tuple, list)) and len(d_outputs) == 2):
-            raise TypeError("d_outputs must be a pair (d_out_fw, d_out_bw)")
         with self._in_use:
+            if not self.return_sequences:
+                d_outputs = self._split_last(d_outputs)
+            if not (isinstance(d_outputs, (tuple, list)) and len(d_outputs) == 2):
+                raise TypeError("d_outputs must be a pair (d_out_fw, d_out_bw)")
             return self._backward(d_outputs, d_final_states, input_grad)
 
     def _backward(self, d_outputs, d_final_states, input_grad):

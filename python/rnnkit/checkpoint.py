@@ -8,35 +8,50 @@ numpy alone and a saved rnnkit model can be read back into TF1:
     MultiRNNCell              rnn/multi_rnn_cell/cell_0/gru_cell/gates/kernel
     Bidirectional             bidirectional_rnn/fw/<cell scope>/<name>, bidirectional_rnn/bw/...
     Dense                     dense/kernel, dense/bias
+    Embedding                 embedding (tf.get_variable("embedding", ...))
 
 In a `Sequential`, layers of the same kind get TF's uniquified scopes in
 order: `rnn`, `rnn_1`, ...; `dense`, `dense_1`, ...; `bidirectional_rnn`,
-`bidirectional_rnn_1`, ... A `scope_map` renames scopes where the TF model
-used its own (`{"rnn": "encoder/rnn", "dense": "softmax"}`).
+`bidirectional_rnn_1`, ... A dict of named objects puts each under its name
+(`{"encoder": rnn, "head": dense}`: `encoder/rnn/...`, `head/dense/kernel`).
+A `scope_map` renames scopes where the TF model used its own
+(`{"rnn": "encoder/rnn", "dense": "softmax"}`).
 
-Loading is all-or-nothing: every name and shape is checked before any
-variable is written. An unbuilt cell or Dense is built from the input depth
+Optimizer state (`optimizer=`) uses TF1's names too: Adam's slots
+`<variable>/Adam` (m) and `<variable>/Adam_1` (v), `beta1_power` and
+`beta2_power` (beta^(t+1) after t steps, as TF1 keeps them) and
+`global_step` (t); loading them makes training resume exactly. Without
+`optimizer=`, load ignores those keys.
+
+Loading is all-or-nothing: every name, shape and value is checked (and
+converted to its variable's dtype) before any variable is written. An unbuilt cell or Dense is built from the input depth
 that the file's kernel shape implies (the kernel's rows minus the recurrent
 width for a cell; the rows for Dense).
 """
 
 import copy
+import io
+import math
 import os
+import zipfile
+import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
 from ._checks import shape_str
+from .optimizers import AdamOptimizer, GradientDescentOptimizer
 from .bidirectional import Bidirectional
 from .cells.base import RNNCell
 from .cells.multi import MultiRNNCell
-from .layers import Dense
+from .layers import Dense, Embedding
 from .rnn import RNN
 from .sequential import Sequential
 from .tf_checkpoint import TFCheckpoint, write_tf_checkpoint
 
 __all__ = ["save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "checkpoint_names"]
 
-_SUPPORTED = "an rnnkit cell, RNN, Bidirectional, Dense or Sequential"
+_SUPPORTED = "an rnnkit cell, RNN, Bidirectional, Dense, Embedding or Sequential (or a dict of them by name)"
 
 
 # ---- names ------------------------------------------------------------------------
@@ -48,14 +63,34 @@ def _base_scope(obj):
         return Bidirectional.scope_name  # tf.nn.bidirectional_dynamic_rnn's
     if isinstance(obj, Dense):
         return "dense"  # tf.layers.dense's
+    if isinstance(obj, Embedding):
+        return Embedding.scope_name  # the variable's own name: tf.get_variable("embedding", ...)
     variables = getattr(obj, "variables", None)
     if variables is not None and hasattr(variables, "__len__") and len(variables) == 0:
         return None
     raise TypeError(f"save/load take {_SUPPORTED}, got {type(obj).__name__}")
 
 
-def _top_scopes(obj):
-    """[(top-level scope, object)] in order; a Sequential's scopes uniquified as TF does."""
+def _models(objects):
+    """[(name prefix, object)]: a dict's items under their names, or ("", objects)."""
+    if not isinstance(objects, dict):
+        return [("", objects)]
+    if not objects:
+        raise ValueError("objects must name at least one object, got an empty dict")
+    for name in objects:
+        if not isinstance(name, str) or not name.strip("/") or name != name.strip("/"):
+            raise ValueError(f"objects' names must be non-empty scope names without a leading or trailing '/', "
+                             f"got {name!r}")
+    return [(name + "/", obj) for name, obj in objects.items()]
+
+
+def _top_scopes(objects):
+    """[(top-level scope, object)] in order, under a dict's names; a
+    Sequential's scopes uniquified as TF does."""
+    return [(prefix + scope, layer) for prefix, obj in _models(objects) for scope, layer in _scopes_of(obj)]
+
+
+def _scopes_of(obj):
     if isinstance(obj, Sequential):
         out, seen = [], {}
         for layer in obj.layers:
@@ -115,20 +150,29 @@ def _renamer(obj, scope_map):
 
 
 def checkpoint_names(obj, scope_map=None):
-    """{TF1 checkpoint name: live variable array} for every variable of `obj`.
+    """{TF1 checkpoint name: shape} for every variable of `obj`, the keys
+    `save` writes.
 
     Args:
-      obj: a cell, RNN, Bidirectional, Dense or Sequential. Parts that are not
-        built yet have no variables and contribute no names.
+      obj: a cell, RNN, Bidirectional, Dense or Sequential, or a dict of them
+        by name. Parts that are not built yet have no variables and
+        contribute no names.
       scope_map: optional {rnnkit scope: checkpoint scope}, e.g. {"rnn": "encoder"}.
     Returns:
-      a dict in variable order; writing into its arrays changes the model.
+      a dict in variable order, each shape a tuple.
     """
+    return {name: array.shape for name, array in _variables(obj, scope_map).items()}
+
+
+def _variables(obj, scope_map=None):
+    """{TF1 checkpoint name: live variable array}: writing into one changes the model."""
     return _named(obj, _renamer(obj, scope_map))
 
 
 def _named(obj, rename):
-    return {rename(f"{path}/{name}"): array for path, owner in _owners(obj) for name, array in owner.variables.items()}
+    # an Embedding's one variable is named by its scope alone ("embedding", "embedding_1" in a Sequential)
+    return {rename(path if isinstance(owner, Embedding) else f"{path}/{name}"): array
+            for path, owner in _owners(obj) for name, array in owner.variables.items()}
 
 
 # ---- building unbuilt parts from the file's shapes ---------------------------------------
@@ -178,8 +222,9 @@ def _build_from(obj, shapes, rename, source):
             )
         owner.build(int(shape[axis] - base))
         built_here.add(id(owner))
-    if isinstance(obj, Sequential):
-        _check_chain(obj, built_here, rename, source)
+    for prefix, model in _models(obj):
+        if isinstance(model, Sequential):
+            _check_chain(model, prefix, built_here, rename, source)
     for _, layer in _top_scopes(obj):
         if isinstance(layer, Bidirectional):
             fw, bw = layer.cells
@@ -199,9 +244,9 @@ def _io_sizes(layer):
     return None
 
 
-def _check_chain(model, built_here, rename, source):
+def _check_chain(model, prefix, built_here, rename, source):
     """In a Sequential, a layer built from the file must read what the layer before it writes."""
-    scopes = dict((id(layer), scope) for scope, layer in _top_scopes(model))
+    scopes = dict((id(layer), prefix + scope) for scope, layer in _top_scopes(model))
     for before, after in zip(model.layers, model.layers[1:]):
         a, b = _io_sizes(before), _io_sizes(after)
         if a is None or b is None or id(b[0]) not in built_here or b[1] == a[2]:
@@ -219,8 +264,100 @@ def _quoted(keys, limit=12):
     return text + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-def _restore(obj, shapes, read, source, rename, unexpected):
-    """Checks every name, shape and dtype, then copies into the live variables.
+# ---- optimizer state ---------------------------------------------------------------------
+_OPTIMIZER_SCALARS = ("beta1_power", "beta2_power", "global_step")
+
+
+def _is_optimizer_key(key):
+    """Is `key` optimizer state (TF1's slot and step names) rather than a model variable?"""
+    return key in _OPTIMIZER_SCALARS or key.endswith(("/Adam", "/Adam_1"))
+
+
+def _check_optimizer(optimizer):
+    if optimizer is not None and not isinstance(optimizer, (AdamOptimizer, GradientDescentOptimizer)):
+        raise TypeError(f"optimizer must be an AdamOptimizer or GradientDescentOptimizer, got {type(optimizer).__name__}")
+
+
+def _optimizer_shapes(optimizer, variables):
+    """{checkpoint key: shape} of the optimizer's state for `variables`
+    ({name: array}); `global_step` is optional and not among them."""
+    if not isinstance(optimizer, AdamOptimizer):
+        return {}  # plain gradient descent keeps no state
+    shapes = {}
+    for name, var in variables.items():
+        shapes[f"{name}/Adam"] = shapes[f"{name}/Adam_1"] = tuple(var.shape)
+    shapes["beta1_power"] = shapes["beta2_power"] = ()
+    return shapes
+
+
+def _optimizer_state(optimizer, variables):
+    """{checkpoint key: array}: the optimizer's state for `variables`, as save writes it."""
+    if not isinstance(optimizer, AdamOptimizer):
+        return {}
+    state = {}
+    for name, var in variables.items():
+        for suffix, slot in (("/Adam", "m"), ("/Adam_1", "v")):
+            value = optimizer.get_slot(var, slot)
+            state[name + suffix] = np.zeros_like(var) if value is None else value
+    dtype = next(iter(variables.values())).dtype if variables else np.float32
+    steps = optimizer.iterations
+    state["beta1_power"] = np.asarray(optimizer.beta1 ** (steps + 1), dtype)  # TF1's value after `steps` updates
+    state["beta2_power"] = np.asarray(optimizer.beta2 ** (steps + 1), dtype)
+    state["global_step"] = np.asarray(steps, np.int64)
+    return state
+
+
+def _adam_steps(optimizer, values, source):
+    """Adam's step count: `global_step` where the file has it, else from a beta power (beta^(t+1))."""
+    if "global_step" in values:
+        return int(values["global_step"])
+    for key, beta in (("beta1_power", optimizer.beta1), ("beta2_power", optimizer.beta2)):
+        power = float(values[key])
+        if 0 < beta and np.finfo(np.float32).tiny <= power <= beta:
+            return int(round(np.log(power) / np.log(beta))) - 1
+    raise ValueError(f"{source}: Adam's step count cannot be told from beta1_power and beta2_power "
+                     f"(no global_step, and both have underflowed)")
+
+
+def _read_optimizer_state(optimizer, plan, shapes, read, source):
+    """Checks and reads the optimizer's state for the variables in `plan`:
+    ({key: array}, step count or None)."""
+    wanted = _optimizer_shapes(optimizer, plan)
+    missing = [k for k in wanted if k not in shapes]
+    if missing:
+        raise ValueError(f"{source} has no optimizer state {_quoted(missing)} (was it saved with optimizer=...?)")
+    values = {}
+    for key, shape in wanted.items():
+        value = np.asarray(read(key))
+        if value.dtype.kind != "f" or value.shape != shape:
+            raise ValueError(f"{source}: '{key}' must be a float array of shape {shape_str(shape)}, got dtype "
+                             f"{value.dtype} and shape {shape_str(value.shape)}")
+        values[key] = value
+    if not wanted:
+        return values, None
+    if "global_step" in shapes:
+        step = np.asarray(read("global_step", integer=True))
+        if step.dtype.kind not in "iu" or step.shape != () or int(step) < 0:
+            raise ValueError(f"{source}: 'global_step' must be an integer >= 0 of shape [], got dtype {step.dtype} "
+                             f"and shape {shape_str(step.shape)}")
+        values["global_step"] = step
+    return values, _adam_steps(optimizer, values, source)
+
+
+def _write_optimizer_state(optimizer, variables, values, steps):
+    if not isinstance(optimizer, AdamOptimizer):
+        return
+    for name, var in variables.items():
+        _, m, v = optimizer._slots_for(var)
+        np.copyto(m, values[name + "/Adam"], casting="same_kind")
+        np.copyto(v, values[name + "/Adam_1"], casting="same_kind")
+    optimizer.iterations = steps
+
+
+# ---- restoring, continued ------------------------------------------------------------------
+def _restore(obj, shapes, read, source, rename, unexpected, optimizer=None):
+    """Checks every name, shape and dtype, then copies into the live variables
+    (and the optimizer's state, when `optimizer` is given).
 
     shapes: {checkpoint name: shape tuple}; read(name) -> array;
     unexpected(expected names) -> checkpoint names that are an error."""
@@ -245,52 +382,83 @@ def _restore(obj, shapes, read, source, rename, unexpected):
     if extra:
         raise ValueError(f"{source} has variables the model does not: {_quoted(extra)} "
                          f"(load with strict=False to ignore them)")
-    values = {}
+    values = {}  # every value in its variable's dtype, before anything is written
     for key, array in plan.items():
         value = np.asarray(read(key))
-        if value.dtype.kind != "f":
-            raise TypeError(f"{source}: '{key}' has dtype {value.dtype}, expected a float array")
+        _check_float(value.dtype, source, key)
         if value.shape != array.shape:  # a reader whose shape map disagrees with its tensors
             raise ValueError(f"{source}: '{key}' has shape {shape_str(value.shape)}, expected {shape_str(array.shape)}")
-        values[key] = value
+        values[key] = _converted(value, array.dtype, source, key)
+    slot_values, steps = _read_optimizer_state(optimizer, plan, shapes, read, source)
 
+    read_only = [k for k, a in _named(obj, rename).items() if not a.flags.writeable]
+    if read_only:
+        raise ValueError(f"cannot load {source}: the model's variables {_quoted(read_only)} are read-only arrays")
     if needs_build:
         _build_from(obj, shapes, rename, source)
     live = _named(obj, rename)
     for key, value in values.items():
-        np.copyto(live[key], value, casting="same_kind")  # float64 <-> float32 by rounding
+        np.copyto(live[key], value)
+    _write_optimizer_state(optimizer, live, slot_values, steps)
+
+
+def _check_float(dtype, source, key):
+    if dtype.kind != "f":
+        raise TypeError(f"{source}: '{key}' has dtype {dtype}, expected a float array")
+
+
+def _converted(value, dtype, source, key):
+    """`value` in the variable's `dtype` (float64 <-> float32 by rounding); a
+    finite value that overflows `dtype` is an error, not an inf."""
+    if value.dtype == dtype:
+        return value
+    with np.errstate(over="ignore"):
+        out = value.astype(dtype)
+    overflow = np.isinf(out) & np.isfinite(value)
+    if overflow.any():
+        index = tuple(int(i) for i in np.unravel_index(int(np.argmax(overflow)), value.shape))
+        raise ValueError(f"{source}: '{key}' holds {value[index].item()!r} at index {list(index)}, which overflows "
+                         f"the variable's {dtype} (largest {np.finfo(dtype).max:.6g})")
+    return out
 
 
 def _strict_extras(strict, keys):
+    """Keys of the file that are neither the model's nor optimizer state are an error when strict."""
     def unexpected(plan):
-        return [k for k in keys if k not in plan] if strict else []
+        return [k for k in keys if k not in plan and not _is_optimizer_key(k)] if strict else []
     return unexpected
 
 
 # ---- public API -------------------------------------------------------------------------------
-def save(path, obj, scope_map=None):
-    """Writes every variable of `obj` to an `.npz` keyed by TF1's checkpoint names.
+def save(path, objects, scope_map=None, optimizer=None):
+    """Writes every variable of `objects` to an `.npz` keyed by TF1's checkpoint names.
 
     Args:
       path: a file name (numpy appends '.npz' when it has no such suffix) or
         a writable binary file object.
-      obj: a built cell, RNN, Bidirectional, Dense or Sequential.
+      objects: a built cell, RNN, Bidirectional, Dense or Sequential, or a
+        dict of them by name ({"encoder": rnn, "head": dense}: each under its name).
       scope_map: optional {rnnkit scope: checkpoint scope}, e.g. {"rnn": "encoder"}.
+      optimizer: also write its state for these variables (Adam's slots,
+        beta powers and step count), so that training can resume exactly.
     Returns:
       the file name written (with '.npz'), or None for a file object.
     """
-    for owner_path, owner in _owners(obj):
+    _check_optimizer(optimizer)
+    for owner_path, owner in _owners(objects):
         if not owner.built:
             raise ValueError(f"cannot save: {_unbuilt_message(owner, owner_path)}")
-    names = checkpoint_names(obj, scope_map)
-    np.savez(path, **{k: np.asarray(v) for k, v in names.items()})
+    names = _variables(objects, scope_map)
+    arrays = {k: np.asarray(v) for k, v in names.items()}
+    arrays.update(_optimizer_state(optimizer, names))
+    np.savez(path, **arrays)
     if isinstance(path, (str, os.PathLike)):
         name = os.fspath(path)
         return name if name.endswith(".npz") else name + ".npz"
     return None
 
 
-def load(path, obj, strict=True, scope_map=None):
+def load(path, obj, strict=True, scope_map=None, optimizer=None):
     """Reads variables saved by `save` (or any `.npz` keyed by TF1 names) into `obj`.
 
     Every variable of `obj` must be in the file with its exact shape; values
@@ -300,22 +468,169 @@ def load(path, obj, strict=True, scope_map=None):
 
     Args:
       path: an `.npz` file name or a readable binary file object.
-      obj: a cell, RNN, Bidirectional, Dense or Sequential.
-      strict: when True, keys in the file that `obj` does not have are an error.
+      obj: a cell, RNN, Bidirectional, Dense or Sequential, or a dict of them
+        by name (as saved).
+      strict: when True, keys in the file that `obj` does not have are an
+        error (optimizer state aside, which is read only with `optimizer`).
       scope_map: optional {rnnkit scope: checkpoint scope}.
+      optimizer: also restore its state for these variables (saved with
+        `save(..., optimizer=...)`); its step count is set too.
     Returns:
       obj.
     Raises:
-      ValueError naming the key: a missing key, a wrong shape, an extra key.
+      ValueError naming the key: a missing key, a wrong shape, an extra key,
+        a value that overflows the variable's dtype, a read-only variable.
+      ValueError naming the file: not an .npz file (empty, .npy, text, a
+        damaged zip), a member that is short, corrupt or not an .npy array,
+        object arrays (pickles).
       TypeError: a non-float array in the file, or an unsupported `obj`.
     """
-    source = f"checkpoint {os.fspath(path)!r}" if isinstance(path, (str, os.PathLike)) else "checkpoint file"
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {key: npz[key] for key in npz.files}
+    _check_optimizer(optimizer)
+    if isinstance(path, (str, os.PathLike)):
+        source = f"checkpoint {os.fspath(path)!r}"
+    else:
+        source = f"checkpoint file {path.name!r}" if isinstance(getattr(path, "name", None), str) else "checkpoint file"
     rename = _renamer(obj, scope_map)
-    shapes = {k: a.shape for k, a in arrays.items()}
-    _restore(obj, shapes, arrays.__getitem__, source, rename, _strict_extras(strict, arrays))
+    with _NpzArchive(path, source) as archive:
+        _restore(obj, archive.shapes, archive.read, source, rename, _strict_extras(strict, archive.shapes), optimizer)
     return obj
+
+
+# ---- reading .npz files ---------------------------------------------------------------------
+class _NpzArchive:
+    """An `.npz` file (a zip of `.npy` members, stored or deflated) read one
+    member at a time, so that a hostile file costs no more than the model's
+    own variables: a member's header is read only when its key is looked up
+    in `shapes`, and checked against the member's size before any data is
+    read; `read(key)` reads no more than that checked size. Object arrays
+    (pickles) are refused. Every problem is a ValueError (TypeError for a
+    non-float array) naming the file and the key."""
+
+    _MAX_HEADER = 10000  # numpy's own limit on an .npy header (max_header_size)
+
+    def __init__(self, path, source):
+        self.source = source
+        self._refuse_other_formats(path)
+        try:
+            self._zip = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, EOFError, ValueError) as e:
+            raise ValueError(f"{source} is a damaged or truncated zip archive ({e})") from e
+        self._members = {}
+        for info in self._zip.infolist():
+            name = info.filename
+            self._members[name[:-4] if name.endswith(".npy") else name] = info
+        self._headers = {}
+        self.shapes = _LazyShapes(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._zip.close()
+
+    def _refuse_other_formats(self, path):
+        """An empty file, an .npy file or a text file each get their own message."""
+        if isinstance(path, (str, os.PathLike)):
+            with open(path, "rb") as f:
+                start = f.read(16)
+        else:
+            where = path.tell()
+            start = path.read(16)
+            path.seek(where)
+        if not start:
+            raise ValueError(f"{self.source} is empty, not an .npz file")
+        if start.startswith(b"\x93NUMPY"):
+            raise ValueError(f"{self.source} is an .npy file (one array), not an .npz file of named "
+                             f"variables such as rnnkit.save writes")
+        if not start.startswith(b"PK"):
+            raise ValueError(f"{self.source} is not an .npz file (a zip archive): it starts with {start!r}")
+
+    def _open(self, key):
+        info = self._members[key]
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(f"{self.source}: '{key}' is compressed with zip method {info.compress_type}; "
+                             f".npz members are stored or deflated")
+        return self._zip.open(info)
+
+    def _failed(self, key, what, error):
+        return ValueError(f"{self.source}: '{key}' {what} ({type(error).__name__}: {error})")
+
+    def header(self, key):
+        """(shape, dtype, fortran_order, data offset) of a member, checked:
+        a float or other plain dtype, and exactly the data its header declares."""
+        if key in self._headers:
+            return self._headers[key]
+        try:
+            with self._open(key) as f:
+                version = np.lib.format.read_magic(f)
+                if version not in ((1, 0), (2, 0)):
+                    raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+                size = 2 if version == (1, 0) else 4
+                length_field = f.read(size)
+                length = int.from_bytes(length_field, "little")
+                if len(length_field) < size or length > self._MAX_HEADER:
+                    raise ValueError(f"its header length {length} is not that of an .npy header")
+                header = f.read(length)
+                parse = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, fortran_order, dtype = parse(io.BytesIO(length_field + header))
+                offset = 6 + 2 + len(length_field) + length
+        except ValueError as e:
+            raise self._failed(key, "is not an .npy array", e) from e
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
+            raise self._failed(key, "cannot be read", e) from e
+        if dtype.hasobject:
+            raise ValueError(f"{self.source}: '{key}' holds Python objects (a pickle), which load refuses")
+        info = self._members[key]
+        nbytes = math.prod(shape) * dtype.itemsize
+        if info.file_size != offset + nbytes:
+            raise ValueError(
+                f"{self.source}: '{key}' declares shape {shape_str(shape)} of {dtype} ({nbytes} bytes of data), "
+                f"but its zip member holds {info.file_size - offset} bytes after the header"
+            )
+        self._headers[key] = (shape, dtype, fortran_order, offset)
+        return self._headers[key]
+
+    def read(self, key, integer=False):
+        """The array under `key`; only a float array is read (or, with
+        `integer`, an integer one: Adam's global_step)."""
+        shape, dtype, fortran_order, offset = self.header(key)
+        if not (integer and dtype.kind in "iu"):
+            _check_float(dtype, self.source, key)
+        data = np.empty(math.prod(shape) * dtype.itemsize, np.uint8)
+        try:
+            with self._open(key) as f:
+                f.read(offset)
+                view, filled = memoryview(data), 0
+                while filled < data.size:  # in chunks: readinto of a zip member reads into a temporary
+                    n = f.readinto(view[filled:filled + (1 << 20)])
+                    if not n:
+                        raise EOFError(f"the data ended after {filled} of {data.size} bytes")
+                    filled += n
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError) as e:
+            raise self._failed(key, "cannot be read", e) from e
+        array = data.view(dtype)
+        return array.reshape(shape[::-1]).T if fortran_order else array.reshape(shape)
+
+
+class _LazyShapes(Mapping):
+    """{key: shape} of an _NpzArchive; a member's header is read on lookup only."""
+
+    def __init__(self, archive):
+        self._archive = archive
+
+    def __getitem__(self, key):
+        if key not in self._archive._members:
+            raise KeyError(key)
+        return self._archive.header(key)[0]
+
+    def __contains__(self, key):
+        return key in self._archive._members
+
+    def __iter__(self):
+        return iter(self._archive._members)
+
+    def __len__(self):
+        return len(self._archive._members)
 
 
 def _scope_renamer(obj, scope, scope_map):
@@ -340,7 +655,14 @@ def _check_scopes(obj, names, rename, source):
     unmatched = [n for n in names if not any(n.startswith(p + "/") for p in paths)]
     outers = [name[:name.find("/" + path + "/")] for name in unmatched for path in missing
               if name.find("/" + path + "/") > 0]
-    hint = f"; they are there under an outer scope: pass scope={outers[0]!r}" if outers else ""
+    inners = [path.split("/", k)[k] for path in missing for k in range(1, path.count("/") + 1)
+              if any(name.startswith(path.split("/", k)[k] + "/") for name in unmatched)]
+    if outers:
+        hint = f"; they are there under an outer scope: pass scope={outers[0]!r}"
+    elif inners:
+        hint = f"; they are there under {inners[0]!r}, without the outer scope given"
+    else:
+        hint = ""
     raise ValueError(f"{source} has no variables under the model's {_quoted(missing)} "
                      f"(the checkpoint's names that match none of the model's scopes: "
                      f"{_quoted(unmatched) if unmatched else 'none'}){hint}")

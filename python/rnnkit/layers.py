@@ -1,28 +1,32 @@
-"""Dense: TF1's tf.layers.dense (no activation), forward and backward in C++."""
+"""Dense (TF1's tf.layers.dense, no activation) and Embedding (a trainable
+embedding_lookup), forward and backward in C++."""
 
 import numpy as np
 
-from . import _core
-from ._checks import as_float, float_dtype, positive_int, shape_str
+from . import _core, initializers
+from ._checks import as_float, float_dtype, indices, positive_int, shape_str
 from ._guard import InUse
 from .rnn import grads_and_vars
-from .variables import BuiltOnFirstUse, Variables, glorot_uniform
+from .variables import BuiltOnFirstUse, Variables, glorot_uniform, initial_value
 
 
 class Dense(BuiltOnFirstUse):
     """y = x · kernel + bias on the last axis of x (any rank >= 2).
 
-    Variables: kernel [D, units] (Glorot-uniform, seeded by `seed`),
-    bias [units] (zeros); created from x.shape[-1] on the first forward, or
+    Variables: kernel [D, units] (Glorot-uniform, seeded by `seed`, or
+    `kernel_initializer`'s), bias [units] (zeros, or `bias_initializer`'s); created from x.shape[-1] on the first forward, or
     at once when `input_depth` is given. forward(x) records a copy of x for
     backward(dy), which returns dx and leaves the variable gradients in
     `grads`. One thread at a time may run forward or backward (a second gets
     a RuntimeError); inference (`layer(x)`) may run in many at once."""
 
-    def __init__(self, units, dtype=np.float32, input_depth=None, seed=None):
+    def __init__(self, units, dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None,
+                 bias_initializer=None):
         self.units = positive_int(units, "units")
         self.dtype = float_dtype(dtype)
         self.seed = seed
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.variables = Variables("Dense")
         self.grads = {}
         self.input_depth = None
@@ -36,9 +40,9 @@ class Dense(BuiltOnFirstUse):
     _depth_error = "x must have depth {want} (the layer's input_depth) on its last axis, got {got}"
 
     def _variable_specs(self, rng, input_depth):
-        """kernel [input_depth, units] (Glorot) and bias [units] (zeros)."""
-        return [("kernel", glorot_uniform(rng, (input_depth, self.units), self.dtype)),
-                ("bias", np.zeros(self.units, self.dtype))]
+        """kernel [input_depth, units] and bias [units]."""
+        return [("kernel", self._kernel(rng, (input_depth, self.units))),
+                ("bias", self._bias(rng, (self.units,)))]
 
     def build(self, input_depth):
         super().build(input_depth)
@@ -107,3 +111,72 @@ class Dense(BuiltOnFirstUse):
 
     def __repr__(self):
         return f"Dense(units={self.units}, dtype={self.dtype.name})"
+
+
+class Embedding:
+    """A trainable embedding_lookup: ids [...] -> rows of `embedding` [..., dim].
+
+    Variable: embedding [vocab_size, dim] (checkpoint name `embedding`, as
+    TF1's `tf.get_variable("embedding", [vocab_size, dim])`), from
+    `initializer` (Glorot-uniform, get_variable's default, when None) seeded
+    by `seed`. forward(ids) records the ids for backward(dy), which leaves
+    the dense gradient [vocab_size, dim] in `grads["embedding"]` (dy's rows
+    added into their ids' rows; zero elsewhere) and returns None: ids have
+    no gradient. Adam on that dense gradient decays every row's slots, as
+    TF1's sparse Adam update does."""
+
+    scope_name = "embedding"
+    built = True
+
+    def __init__(self, vocab_size, dim, initializer=None, dtype=np.float32, seed=None):
+        self.vocab_size = positive_int(vocab_size, "vocab_size")
+        self.dim = positive_int(dim, "dim")
+        self.dtype = float_dtype(dtype)
+        self.seed = seed
+        self.initializer = initializers.get(initializer, "initializer")
+        self.variables = Variables("Embedding")
+        self.grads = {}
+        self._ids = None  # the ids of the last training forward
+        rng = np.random.default_rng(seed)
+        shape = (self.vocab_size, self.dim)
+        value = (glorot_uniform(rng, shape, self.dtype) if self.initializer is None
+                 else initial_value(self.initializer, shape, self.dtype, rng, "initializer"))
+        self.variables._create("embedding", value)
+
+    @property
+    def output_size(self):
+        return self.dim
+
+    def _ids_of(self, ids):
+        return indices(ids, self.vocab_size, "ids")
+
+    def __call__(self, ids):
+        """Inference: ids [...] (integers in [0, vocab_size)) -> [..., dim]."""
+        return _core.embedding_lookup(self.variables["embedding"], self._ids_of(ids))
+
+    def forward(self, ids):
+        """ids [...] -> [..., dim]; keeps the ids for backward."""
+        ids = self._ids_of(ids)
+        out = _core.embedding_lookup(self.variables["embedding"], ids)
+        self._ids = ids
+        return out
+
+    def backward(self, dy):
+        """dy [..., dim] (forward's output shape). Leaves d embedding
+        [vocab_size, dim] in `grads`; returns None (ids have no gradient)."""
+        if self._ids is None:
+            raise RuntimeError("Embedding.backward called before forward: call forward(ids) first")
+        expected = self._ids.shape + (self.dim,)
+        dy = as_float(dy, "dy", self.dtype)
+        if dy.shape != expected:
+            raise ValueError(f"dy must have shape {shape_str(expected)} (forward's output), got {shape_str(dy.shape)}")
+        self.grads.clear()
+        self.grads["embedding"] = _core.embedding_lookup_backward(self._ids, dy, self.vocab_size)
+        return None
+
+    def grads_and_vars(self):
+        """[(gradient, variable)] for embedding."""
+        return grads_and_vars(self)
+
+    def __repr__(self):
+        return f"Embedding(vocab_size={self.vocab_size}, dim={self.dim}, dtype={self.dtype.name})"

@@ -1,12 +1,15 @@
-"""sequence_loss (tf.contrib.seq2seq, TF 1.15) and its trainable form,
-SequenceLoss, whose backward gives d loss / d logits. Each direction is one
-C++ call."""
+"""Losses: sequence_loss (tf.contrib.seq2seq, TF 1.15),
+mean_squared_error (tf.losses), and the loss layers that Sequential trains
+with: SequenceLoss, SoftmaxCrossEntropy, MeanSquaredError. A loss layer's
+forward(outputs, targets, weights=None) returns the loss and its
+backward(d_loss=None) d loss / d outputs. Each direction is C++ calls."""
 
 import numpy as np
 
 from . import _core
-from ._checks import as_float, as_ints, check_shape, float_dtype, shape_str
+from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, shape_str
 from ._guard import InUse
+from .nn import _cross_entropy_args
 
 
 def _check_flags(average_across_timesteps, average_across_batch, sum_over_timesteps, sum_over_batch):
@@ -20,7 +23,7 @@ def _check_flags(average_across_timesteps, average_across_batch, sum_over_timest
 
 def _prepare(logits, targets, weights):
     """logits [B, T, C] (float32/float64), targets ints [B, T] in [0, C) as
-    int32/int64, weights [B, T] in the logits' dtype."""
+    int32/int64, weights [B, T] in the logits' dtype (ones when None)."""
     x = as_float(logits, "logits", None, ndim=3, layout="[B, T, C]")
     float_dtype(x.dtype, "logits")
     batch, steps, classes = x.shape
@@ -30,7 +33,9 @@ def _prepare(logits, targets, weights):
         index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), bad.shape))
         raise ValueError(f"targets values must lie in [0, {classes}), got {int(labels[index])} at index {index}")
     label_dtype = np.int32 if labels.dtype == np.int32 else np.int64
-    labels = np.ascontiguousarray(labels, dtype=label_dtype)
+    labels = contiguous(labels, label_dtype)
+    if weights is None:
+        return x, labels, np.ones((batch, steps), x.dtype)
     w = check_shape(as_float(weights, "weights", x.dtype), "weights", (batch, steps))
     return x, labels, w
 
@@ -71,9 +76,9 @@ class SequenceLoss:
         return (self.average_across_timesteps, self.average_across_batch,
                 self.sum_over_timesteps, self.sum_over_batch)
 
-    def forward(self, logits, targets, weights):
+    def forward(self, logits, targets, weights=None):
         """logits: [B, T, C] float; targets: ints [B, T] in [0, C); weights:
-        [B, T]. Returns the loss in the logits' dtype: a numpy scalar, [B],
+        [B, T] (ones when None). Returns the loss in the logits' dtype: a numpy scalar, [B],
         [T] or [B, T] by the flags. Keeps the softmax for backward."""
         with self._in_use:
             self._loss_shape = None  # a forward that fails leaves no tape for backward
@@ -82,7 +87,7 @@ class SequenceLoss:
             self._loss_shape = (loss.shape, loss.dtype)
             return _unwrap(loss)
 
-    def __call__(self, logits, targets, weights):
+    def __call__(self, logits, targets, weights=None):
         """The loss without recording anything for backward."""
         x, labels, w = _prepare(logits, targets, weights)
         return _unwrap(_core.sequence_loss_forward(x, labels, w, *self._flags()))
@@ -102,8 +107,7 @@ class SequenceLoss:
             d = np.asarray(d_loss)
             if d.shape != shape:
                 raise ValueError(f"d_loss must have shape {shape_str(shape)} (the loss's), got {shape_str(d.shape)}")
-            # as_float makes a 0-d array 1-d (np.ascontiguousarray): restore the shape
-            d = as_float(d, "d_loss", dtype).reshape(shape)
+            d = as_float(d, "d_loss", dtype)
         return _core.sequence_loss_backward(self._tape, d)
 
     def __repr__(self):
@@ -125,3 +129,157 @@ def sequence_loss(logits, targets, weights, average_across_timesteps=True, avera
     """
     return SequenceLoss(average_across_timesteps, average_across_batch,
                         sum_over_timesteps, sum_over_batch)(logits, targets, weights)
+
+
+# ---- tf.losses.mean_squared_error and the classification / regression loss layers ----
+def _broadcast_weights(weights, shape, dtype, name="weights"):
+    """`weights` broadcast (numpy's rules, as TF's) to `shape`, contiguous, in `dtype`."""
+    w = np.asarray(weights)
+    if w.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a float array or number, got dtype {w.dtype}")
+    try:
+        w = np.broadcast_to(w, shape)
+    except ValueError:
+        raise ValueError(f"{name} must broadcast to shape {shape_str(shape)}, got shape {shape_str(w.shape)}") from None
+    return contiguous(w, dtype)
+
+
+def _regression_args(predictions, labels, weights, predictions_name="predictions"):
+    """(predictions, labels, broadcast weights), all of the predictions' float dtype."""
+    p = np.asarray(predictions)
+    if p.dtype.kind != "f":
+        raise TypeError(f"{predictions_name} must be a float array (float32 or float64), got dtype {p.dtype}")
+    p = contiguous(p, float_dtype(p.dtype, predictions_name))
+    y = np.asarray(labels)
+    if y.dtype.kind not in "fiu":
+        raise TypeError(f"labels must be a float or integer array, got dtype {y.dtype}")
+    if y.shape != p.shape:
+        raise ValueError(f"labels must have {predictions_name}' shape {shape_str(p.shape)}, got {shape_str(y.shape)}")
+    y = contiguous(y, p.dtype)
+    return p, y, _broadcast_weights(1.0 if weights is None else weights, p.shape, p.dtype)
+
+
+def mean_squared_error(labels, predictions, weights=1.0):
+    """TF1's tf.losses.mean_squared_error with its default reduction,
+    SUM_BY_NONZERO_WEIGHTS: Σ w·(p − y)² / count_nonzero(w), 0 when no
+    weight is non-zero (with weights=1.0: the mean of (p − y)²).
+
+    Args:
+      labels: like predictions (converted to its dtype).
+      predictions: float32 or float64, any shape.
+      weights: a number or an array that broadcasts to predictions' shape.
+    Returns:
+      A numpy scalar of predictions' dtype.
+    """
+    p, y, w = _regression_args(predictions, labels, weights)
+    return _core.mean_squared_error(p, y, w)[()]
+
+
+class MeanSquaredError:
+    """The loss layer of tf.losses.mean_squared_error: forward(outputs,
+    targets, weights=None) -> Σ w·(outputs − targets)² / count_nonzero(w)
+    (the mean with no weights; weights broadcast to outputs' shape);
+    backward(d_loss=None) -> d_outputs."""
+
+    def __init__(self):
+        self._recorded = None  # (outputs, targets, weights) of the last forward
+
+    def forward(self, outputs, targets, weights=None):
+        """outputs: float [...]; targets: like outputs. Returns a numpy scalar."""
+        p, y, w = _regression_args(outputs, targets, weights, "outputs")
+        self._recorded = (p, y, w)
+        return _core.mean_squared_error(p, y, w)[()]
+
+    def __call__(self, outputs, targets, weights=None):
+        """The loss without recording anything for backward."""
+        return _core.mean_squared_error(*_regression_args(outputs, targets, weights, "outputs"))[()]
+
+    def backward(self, d_loss=None):
+        """d_loss: a scalar (1 when None). Returns d_outputs, outputs' shape."""
+        if self._recorded is None:
+            raise RuntimeError("MeanSquaredError.backward called before forward: call forward(outputs, targets) first")
+        p, y, w = self._recorded
+        return _core.mean_squared_error_backward(p, y, w, _scalar_grad(d_loss, p.dtype))
+
+    def __repr__(self):
+        return "MeanSquaredError()"
+
+
+def _scalar_grad(d_loss, dtype):
+    """A scalar loss's incoming gradient as a 0-d array of `dtype` (1 when None)."""
+    if d_loss is None:
+        return np.ones((), dtype)
+    d = np.asarray(d_loss)
+    if d.shape != () or d.dtype.kind not in "fiu":
+        raise ValueError(f"d_loss must be a number (the loss is a scalar), got shape {shape_str(d.shape)} "
+                         f"and dtype {d.dtype}")
+    return d.astype(dtype)
+
+
+def _row_weights(weights, lead, dtype):
+    """Weights of the rows `lead` (labels' shape): None (ones), a number, or
+    an array whose shape is a prefix of `lead` (per-row weights [B] for
+    labels [B, T] apply to every step of a row)."""
+    if weights is None:
+        return np.ones(lead, dtype)
+    w = np.asarray(weights)
+    if w.dtype.kind not in "fiub":
+        raise TypeError(f"weights must be a float array or number, got dtype {w.dtype}")
+    if w.shape != tuple(lead[:w.ndim]):
+        raise ValueError(f"weights must have shape {shape_str(lead)} (the labels' shape) or a prefix of it, "
+                         f"got {shape_str(w.shape)}")
+    w = w.reshape(w.shape + (1,) * (len(lead) - w.ndim))
+    return contiguous(np.broadcast_to(w, lead), dtype)
+
+
+class SoftmaxCrossEntropy:
+    """Softmax cross-entropy over the last axis of the outputs (logits
+    [..., C]), averaged over rows as TF1's tf.losses.*softmax_cross_entropy
+    (SUM_BY_NONZERO_WEIGHTS): Σ w·ce / count_nonzero(w), the mean with no
+    weights.
+
+    sparse=True: targets are integer classes [...] (logits' leading shape),
+    ce = sparse_softmax_cross_entropy_with_logits; sparse=False: targets
+    are distributions [..., C], ce = softmax_cross_entropy_with_logits.
+    weights: None, a number, per-row weights [B], or weights of the targets'
+    leading shape."""
+
+    def __init__(self, sparse=True):
+        if not isinstance(sparse, (bool, np.bool_)):
+            raise TypeError(f"sparse must be a bool, got {type(sparse).__name__}")
+        self.sparse = bool(sparse)
+        self._recorded = None  # (labels, probs, weights) of the last forward
+
+    def _prepare(self, outputs, targets, weights):
+        logits, labels = _cross_entropy_args(targets, outputs, self.sparse, logits_name="outputs",
+                                             labels_name="targets")
+        return logits, labels, _row_weights(weights, logits.shape[:-1], logits.dtype)
+
+    def _per_row(self, logits, labels, with_probs):
+        run = _core.sparse_softmax_cross_entropy if self.sparse else _core.softmax_cross_entropy
+        return run(logits, labels, with_probs)
+
+    def forward(self, outputs, targets, weights=None):
+        """outputs: logits [..., C]. Returns a numpy scalar of their dtype."""
+        logits, labels, w = self._prepare(outputs, targets, weights)
+        ce, probs = self._per_row(logits, labels, True)
+        self._recorded = (labels, probs, w)
+        return _core.sum_by_nonzero_weights(ce, w)[()]
+
+    def __call__(self, outputs, targets, weights=None):
+        """The loss without recording anything for backward."""
+        logits, labels, w = self._prepare(outputs, targets, weights)
+        return _core.sum_by_nonzero_weights(self._per_row(logits, labels, False), w)[()]
+
+    def backward(self, d_loss=None):
+        """d_loss: a scalar (1 when None). Returns d_outputs [..., C]."""
+        if self._recorded is None:
+            raise RuntimeError("SoftmaxCrossEntropy.backward called before forward: "
+                               "call forward(outputs, targets) first")
+        labels, probs, w = self._recorded
+        d_ce = _core.sum_by_nonzero_weights_backward(w, _scalar_grad(d_loss, probs.dtype))
+        run = _core.sparse_softmax_cross_entropy_backward if self.sparse else _core.softmax_cross_entropy_backward
+        return run(labels, probs, d_ce)
+
+    def __repr__(self):
+        return f"SoftmaxCrossEntropy(sparse={self.sparse})"

@@ -6,10 +6,11 @@ from ._checks import float_dtype, positive_int, token_ids
 
 
 def one_hot(ids, depth, dtype=np.float32):
-    """tf.one_hot(ids, depth): [...] integer ids -> [..., depth] floats.
+    """tf.one_hot(ids, depth): [...] integer ids -> [..., depth] floats (a scalar id -> [depth]).
     Ids outside [0, depth) are an error (TF would give a zero row)."""
     depth = positive_int(depth, "depth")
     ids = token_ids(ids, depth, "ids")
     out = np.zeros(ids.shape + (depth,), dtype=float_dtype(dtype))
-    np.put_along_axis(out, ids[..., None].astype(np.intp), 1, axis=-1)
+    # one write per id, into the [ids.size, depth] view: a 0-d id gives [depth]
+    out.reshape(-1, depth)[np.arange(ids.size), ids.reshape(-1)] = 1
     return out

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from . import _core
+from ._checks import contiguous
 from ._guard import Serial
 
 
@@ -38,14 +39,33 @@ def _split(grads_and_vars):
             raise TypeError(f"grads_and_vars[{i}] must be a (gradient, variable) pair") from e
         if not isinstance(var, np.ndarray):
             raise TypeError(f"grads_and_vars[{i}]: variable must be a numpy array, got {type(var).__name__}")
-        grads.append(None if grad is None else np.ascontiguousarray(grad))
+        grads.append(None if grad is None else contiguous(grad))
         variables.append(var)
     if not pairs or all(g is None for g in grads):
         raise ValueError("No gradients provided for any variable")
     return grads, variables
 
 
-class GradientDescentOptimizer:
+class Optimizer:
+    """What both optimizers share: `learning_rate`, read at every step (a
+    new value takes effect at the next one; Adam's slots are kept), and
+    TF1's `minimize`."""
+
+    @property
+    def learning_rate(self):
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _positive(value, "learning_rate")
+
+    def minimize(self, model, x, y, weights=None, sequence_length=None):
+        """TF1's name for one training step: `model.train_step(x, y, weights,
+        self)` on a Sequential. Returns the loss before the update."""
+        return model.train_step(x, y, weights, self, sequence_length=sequence_length)
+
+
+class GradientDescentOptimizer(Optimizer):
     """var -= learning_rate · g (TF1's GradientDescentOptimizer). Updates
     from several threads run one after another, each whole."""
 
@@ -63,7 +83,7 @@ class GradientDescentOptimizer:
         return f"GradientDescentOptimizer(learning_rate={self.learning_rate})"
 
 
-class AdamOptimizer:
+class AdamOptimizer(Optimizer):
     """TF1's AdamOptimizer (the "epsilon hat" form). At step t = 1, 2, ...:
     lr_t = lr · sqrt(1 - beta2^t) / (1 - beta1^t);  m += (g - m)(1 - beta1);
     v += (g² - v)(1 - beta2);  var -= lr_t · m / (sqrt(v) + epsilon).
@@ -151,6 +171,6 @@ def clip_by_global_norm(tensors, clip_norm):
         arr = np.asarray(t)
         if arr.dtype.kind != "f":
             raise TypeError(f"tensors[{i}] must be a float array (float32 or float64), got dtype {arr.dtype}")
-        items.append(np.ascontiguousarray(arr))
+        items.append(contiguous(arr))
     clipped, norm = _core.clip_by_global_norm(items, clip_norm)
     return clipped, norm[()]

@@ -1,9 +1,11 @@
-"""Running a cell over sequences: dynamic_rnn (inference) and the RNN layer
-(forward + BPTT backward). Each direction is one C++ call per cell."""
+"""Running a cell over sequences: dynamic_rnn and static_rnn (inference),
+last_output, and the RNN layer (forward + BPTT backward). Each direction is
+one C++ call per cell."""
 
 import numpy as np
 
-from ._checks import as_float, float_dtype, sequence_lengths
+from . import _core
+from ._checks import as_float, float_dtype, sequence_lengths, shape_str
 from ._guard import InUse
 
 
@@ -23,7 +25,10 @@ def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape,
         state = [np.zeros((batch, w), cell.dtype) for w in cell._state_widths()]
     else:
         state = cell._flatten_state(initial_state, batch)
-    outputs, final = cell._forward(x, lengths, state, bool(time_major), tape, training=bool(training))
+    if steps == 0 or batch == 0:
+        outputs, final = cell._forward_no_work(x, state, tape)
+    else:
+        outputs, final = cell._forward(x, lengths, state, bool(time_major), tape, training=bool(training))
     return x, outputs, final
 
 
@@ -46,6 +51,69 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
     return outputs, cell._pack_state(final)
 
 
+def _stack_steps(inputs):
+    """TF1's static inputs, a list of T arrays [B, D] (or ids [B]), as one
+    time-major array [T, B, D] (or [T, B])."""
+    if not isinstance(inputs, (list, tuple)):
+        raise TypeError(f"inputs must be a list of T arrays [B, D], got {type(inputs).__name__}")
+    if not inputs:
+        raise ValueError("inputs must hold at least one step [B, D], got an empty list")
+    steps = [np.asarray(x) for x in inputs]
+    for t, x in enumerate(steps):
+        if x.shape != steps[0].shape or x.dtype != steps[0].dtype:
+            raise ValueError(f"inputs[{t}] must have inputs[0]'s shape {shape_str(steps[0].shape)} and dtype "
+                             f"{steps[0].dtype}, got {shape_str(x.shape)} and {x.dtype}")
+    if steps[0].ndim != (1 if steps[0].dtype.kind in "iu" else 2):
+        raise ValueError(f"inputs[0] must have rank 2 [B, D] (or rank 1 [B] for token ids), "
+                         f"got shape {shape_str(steps[0].shape)}")
+    return np.stack(steps)
+
+
+def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None):
+    """TF1's tf.nn.static_rnn (tf.contrib.rnn.static_rnn): the same
+    computation as dynamic_rnn, on a list of steps, in one C++ call.
+
+    Args:
+      cell: an rnnkit cell.
+      inputs: a list of T arrays [B, D] (or integer token ids [B]).
+      initial_state, dtype, sequence_length: as for dynamic_rnn.
+    Returns:
+      (outputs, final_state): outputs a list of T arrays [B, out], zero past
+      each row's length.
+    """
+    outputs, state = dynamic_rnn(cell, _stack_steps(inputs), sequence_length, initial_state, dtype,
+                                 time_major=True)
+    return list(outputs), state
+
+
+def _last_output(outputs, lengths, time_major):
+    """last_output for checked int32 lengths (or None)."""
+    return _core.last_output(outputs, lengths, bool(time_major))
+
+
+def _last_output_backward(d_last, lengths, steps, time_major):
+    """d_last [B, H] into a zero [B, T, H] ([T, B, H]) at each row's last valid step."""
+    return _core.last_output_backward(d_last, lengths, steps, bool(time_major))
+
+
+def last_output(outputs, sequence_length=None, time_major=False):
+    """Each row's output at its last valid step: outputs[b, len_b − 1]
+    (T − 1 without lengths), zeros for a row of length 0. For dynamic_rnn's
+    outputs this is the final state's h for every cell but LSTMCell(num_proj)
+    (whose output is the projected one).
+
+    Args:
+      outputs: float [B, T, H] ([T, B, H] when time_major).
+      sequence_length: optional ints [B] in [0, T].
+    Returns:
+      [B, H] in outputs' dtype.
+    """
+    x = as_float(outputs, "outputs", None, ndim=3, layout="[T, B, H]" if time_major else "[B, T, H]")
+    float_dtype(x.dtype, "outputs")
+    steps, batch = _time_axes(x, time_major)
+    return _last_output(x, sequence_lengths(sequence_length, batch, steps), time_major)
+
+
 class RNN:
     """A trainable recurrent layer over one cell.
 
@@ -54,12 +122,19 @@ class RNN:
     d_final_state) returns (d_inputs, d_initial_state) and leaves the variable
     gradients in `cell.grads`. One thread at a time may run forward or
     backward: a second gets a RuntimeError. Inference (`layer(x)`) may run in
-    many threads at once."""
+    many threads at once.
 
-    def __init__(self, cell):
+    return_sequences=False: forward's outputs are each row's last valid
+    output [B, out] (see last_output), and backward takes d_outputs [B, out]."""
+
+    def __init__(self, cell, return_sequences=True):
+        if not isinstance(return_sequences, (bool, np.bool_)):
+            raise TypeError(f"return_sequences must be a bool, got {type(return_sequences).__name__}")
         self.cell = cell
+        self.return_sequences = bool(return_sequences)
         self._tape = {}  # filled by each forward, spent by its backward
         self._recorded = None  # (output shape, final state shapes) of the last forward
+        self._last_step = None  # (lengths, T, time_major) of the last forward without return_sequences
         self._in_use = InUse(type(self).__name__)
 
     @property
@@ -73,18 +148,29 @@ class RNN:
     def forward(self, x, sequence_length=None, initial_state=None, time_major=False, training=False):
         """x: [B, T, D] ([T, B, D] when time_major), or token ids [B, T].
         `training=True` turns on the dropout of DropoutWrapper cells.
-        Returns (outputs, final_state)."""
+        Returns (outputs, final_state); outputs [B, out] without return_sequences."""
         with self._in_use:
             # a forward that fails leaves no tape behind for backward to read
             tape, self._recorded = self._tape, None
             _, outputs, final = _run_forward(self.cell, x, sequence_length, initial_state, time_major, tape,
                                              training)
+            if not self.return_sequences:
+                steps, batch = _time_axes(outputs, time_major)
+                lengths = sequence_lengths(sequence_length, batch, steps)
+                if lengths is not None and lengths is sequence_length:
+                    lengths = lengths.copy()  # kept for backward: not the caller's array
+                self._last_step = (lengths, steps, time_major)
+                last = _last_output(outputs, lengths, time_major)
             self._recorded = (outputs.shape, [a.shape for a in final])
-            return outputs, self.cell._pack_state(final)
+            return outputs if self.return_sequences else last, self.cell._pack_state(final)
 
     def __call__(self, x, sequence_length=None, initial_state=None, time_major=False):
-        """Inference only (no tape): same as dynamic_rnn(cell, x, ...)."""
-        return dynamic_rnn(self.cell, x, sequence_length, initial_state, time_major=time_major)
+        """Inference only (no tape): same as dynamic_rnn(cell, x, ...)
+        (then last_output without return_sequences)."""
+        outputs, state = dynamic_rnn(self.cell, x, sequence_length, initial_state, time_major=time_major)
+        if not self.return_sequences:
+            outputs = last_output(outputs, sequence_length, time_major)
+        return outputs, state
 
     def backward(self, d_outputs, d_final_state=None, input_grad=True):
         """d_outputs: like forward's outputs; d_final_state: like its final
@@ -99,6 +185,14 @@ class RNN:
             raise RuntimeError("RNN.backward called before forward: call forward(x) first")
         out_shape, state_shapes = self._recorded
         cell = self.cell
+        if not self.return_sequences:
+            lengths, steps, time_major = self._last_step
+            last_shape = (state_shapes[0][0], out_shape[2])
+            d_last = as_float(d_outputs, "d_outputs", cell.dtype)
+            if d_last.shape != last_shape:
+                raise ValueError(f"d_outputs must have shape {shape_str(last_shape)} (the last outputs' shape), "
+                                 f"got {shape_str(d_last.shape)}")
+            d_outputs = _last_output_backward(d_last, lengths, steps, time_major)
         d_out = np.asarray(d_outputs)
         if d_out.shape != out_shape:
             raise ValueError(f"d_outputs must have shape {list(out_shape)} (the outputs' shape), got {list(d_out.shape)}")
@@ -109,7 +203,8 @@ class RNN:
         else:
             d_final = cell._flatten_state(d_final_state, batch, name="d_final_state")
         self._recorded = None
-        dx, d_initial, grads = cell._backward(self._tape, d_out, d_final, bool(input_grad))
+        backward = cell._backward_no_work if 0 in out_shape[:2] else cell._backward
+        dx, d_initial, grads = backward(self._tape, d_out, d_final, bool(input_grad))
         cell.grads.clear()
         cell.grads.update((name, grads[name]) for name in cell.variables)  # in variable order
         return dx, cell._pack_state(d_initial)

@@ -23,6 +23,7 @@ BundleWriter does, byte for byte. Mapping a checkpoint onto a model's
 variables lives in checkpoint.py.
 """
 
+import math
 import os
 import re
 import struct
@@ -30,7 +31,7 @@ import tempfile
 
 import numpy as np
 
-from ._checks import shape_str
+from ._checks import contiguous, shape_str
 
 __all__ = ["TFCheckpoint", "list_tf_checkpoint", "write_tf_checkpoint", "crc32c"]
 
@@ -49,11 +50,6 @@ def _byte_table():
 
 _TABLE = _byte_table()
 _TABLE_LIST = [int(v) for v in _TABLE]
-# _SLICE[k][b]: the register after byte b followed by k zero bytes (slicing-by-4)
-_SLICE = [_TABLE]
-for _ in range(3):
-    _SLICE.append((_SLICE[-1] >> 8) ^ _TABLE[_SLICE[-1] & 0xFF])
-_LANE_BYTES = 256  # bytes each lane of the vectorised CRC walks
 _SMALL = 4096  # below this many bytes a plain loop is faster than the lanes
 
 
@@ -64,14 +60,17 @@ def _crc_loop(register, data):
     return register
 
 
+# A CRC register is a vector over GF(2): appending zero bytes and XOR-ing words
+# into it are linear maps. A map is held as its 32 columns (op[j] = the image of
+# bit j) and applied through tables, one per byte of the register.
 def _apply(op, x):
-    """A linear map of 32-bit registers (op[j] = image of bit j) applied to the array x."""
+    """op applied to the array x, bit by bit."""
     bits = (x[..., None] >> np.arange(32, dtype=np.uint32)) & 1
     return np.bitwise_xor.reduce(np.where(bits.astype(bool), op, np.uint32(0)), axis=-1).astype(np.uint32)
 
 
 def _zeros_operator(nbytes):
-    """The map register -> register after `nbytes` zero bytes, by repeated squaring."""
+    """register -> the register after `nbytes` zero bytes, by repeated squaring."""
     basis = np.left_shift(np.uint32(1), np.arange(32, dtype=np.uint32))
     step = (basis >> 8) ^ _TABLE[basis & 0xFF]  # one zero byte
     result = basis.copy()  # identity
@@ -83,38 +82,64 @@ def _zeros_operator(nbytes):
     return result
 
 
-def _shift_tables(op):
-    """op as four 256-entry tables, one per byte of the register."""
+def _inverse(op):
+    """The inverse of an invertible map, by Gauss-Jordan elimination over GF(2)."""
+    cols = [int(c) for c in op]
+    rows = [(sum(((cols[j] >> r) & 1) << j for j in range(32)), 1 << r) for r in range(32)]
+    for c in range(32):
+        p = next(k for k in range(c, 32) if rows[k][0] >> c & 1)
+        rows[c], rows[p] = rows[p], rows[c]
+        for k in range(32):
+            if k != c and rows[k][0] >> c & 1:
+                rows[k] = (rows[k][0] ^ rows[c][0], rows[k][1] ^ rows[c][1])
+    return np.array([sum(((rows[r][1] >> j) & 1) << r for r in range(32)) for j in range(32)], np.uint32)
+
+
+def _byte_tables(op):
     values = np.arange(256, dtype=np.uint32)
     return [_apply(op, values << np.uint32(8 * k)) for k in range(4)]
 
 
+def _apply_byte_tables(tables, x):
+    t0, t1, t2, t3 = tables
+    return t0[x & 0xFF] ^ t1[(x >> 8) & 0xFF] ^ t2[(x >> 16) & 0xFF] ^ t3[x >> 24]
+
+
 def _crc_lanes(register, data):
-    """CRC of a long buffer: the buffer is split into lanes of _LANE_BYTES that
-    are walked together (slicing-by-4, vectorised across lanes) from a zero
-    register, then pairs of lanes are joined, a tree of log2(lanes) levels.
-    The register's start value enters as an XOR into the first four bytes;
-    leading zero bytes leave a zero register unchanged, so the buffer is
-    padded at the front to a power-of-two count of lanes."""
+    """CRC of a long buffer, vectorised across lanes.
+
+    The buffer is read as rows of `lanes` little-endian words; lane i holds
+    word i of every row. Each lane folds its words in as the register does
+    (XOR in, then advance by one row's bytes: one 16-bit table lookup per
+    half), so after the last row lane i holds its words' share of the
+    register advanced 4*i bytes too far. A tree joins the lanes, advancing
+    each by the bytes of the lanes after it (4*(lanes-1-i)), and the inverse
+    of a 4*(lanes-1) byte advance takes the common excess off. The leading rows are the buffer's
+    first bytes padded at the front with zeros (which leave a zero register
+    unchanged) and with the start register XOR-ed into the first four bytes."""
     n = data.size
-    lanes = 1 << max(0, int(np.ceil(np.log2(-(-n // _LANE_BYTES)))))
-    padded = np.zeros(lanes * _LANE_BYTES, np.uint8)
-    padded[padded.size - n:] = data
-    start = padded.size - n
-    padded[start:start + 4] ^= np.frombuffer(struct.pack("<I", register), np.uint8)
-    words = padded.view("<u4").reshape(lanes, _LANE_BYTES // 4).T.copy()
-    t0, t1, t2, t3 = _SLICE
-    regs = np.zeros(lanes, np.uint32)
-    for word in words:
-        regs ^= word
-        regs = t3[regs & 0xFF] ^ t2[(regs >> 8) & 0xFF] ^ t1[(regs >> 16) & 0xFF] ^ t0[regs >> 24]
-    span = _LANE_BYTES
+    lanes = 1 << int(np.clip(np.floor(np.log2(n / 256)), 4, 18))
+    row = 4 * lanes
+    head = n % row if n % row >= 4 else n % row + row
+    first = np.zeros(-(-head // row) * row, np.uint8)
+    first[first.size - head:] = data[:head]
+    start = first.size - head
+    first[start:start + 4] ^= np.frombuffer(struct.pack("<I", register), np.uint8)
+    t0, t1, t2, t3 = _byte_tables(_zeros_operator(row))
+    halves = np.arange(65536, dtype=np.uint32)
+    low = (t0[halves & 0xFF] ^ t1[halves >> 8]).astype(np.int64)
+    high = (t2[halves & 0xFF] ^ t3[halves >> 8]).astype(np.int64)
+    regs = np.zeros(lanes, np.int64)
+    for words in (first.view("<u4").reshape(-1, lanes), data[head:].view("<u4").reshape(-1, lanes)):
+        for word in words:
+            regs ^= word
+            regs = low[regs & 0xFFFF] ^ high[regs >> 16]
+    regs = regs.astype(np.uint32)
+    span = 4
     while regs.size > 1:
-        s0, s1, s2, s3 = _shift_tables(_zeros_operator(span))
-        left, right = regs[0::2], regs[1::2]
-        regs = s0[left & 0xFF] ^ s1[(left >> 8) & 0xFF] ^ s2[(left >> 16) & 0xFF] ^ s3[left >> 24] ^ right
+        regs = _apply_byte_tables(_byte_tables(_zeros_operator(span)), regs[0::2]) ^ regs[1::2]
         span *= 2
-    return int(regs[0])
+    return int(_apply_byte_tables(_byte_tables(_inverse(_zeros_operator(4 * (lanes - 1)))), regs)[0])
 
 
 def crc32c(data, crc=0):
@@ -589,10 +614,10 @@ class TFCheckpoint:
                 raise _Corrupt(f"'{name}' has an unknown dtype (enum {entry.dtype})")
             if not entry.sliced and entry.shard >= self.num_shards:
                 raise _Corrupt(f"'{name}' lies in shard {entry.shard} of {self.num_shards}")
-            itemsize = _itemsize(entry.dtype)
-            if not entry.sliced and itemsize and entry.size != itemsize * int(np.prod(entry.shape, dtype=np.int64)):
+            expected = _itemsize(entry.dtype) * math.prod(entry.shape)  # Python ints: no overflow
+            if not entry.sliced and _itemsize(entry.dtype) and entry.size != expected:
                 raise _Corrupt(f"'{name}' of shape {shape_str(entry.shape)} and dtype {_DTYPES[entry.dtype][0]} "
-                               f"has {entry.size} bytes, expected {itemsize * int(np.prod(entry.shape))}")
+                               f"has {entry.size} bytes, expected {expected}")
             self._entries[name] = entry
 
     @staticmethod
@@ -687,7 +712,7 @@ class TFCheckpoint:
 
     def _strings(self, buf, entry, name, path):
         """A string tensor: varint lengths, a masked CRC32C of the lengths, the bytes."""
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)
         order = ">" if self.big_endian else "<"
         try:
             lengths, pos, crc = [], 0, 0
@@ -756,7 +781,7 @@ def write_tf_checkpoint(prefix, tensors):
         array = np.asarray(value)
         if array.dtype not in _ENUM_OF:
             raise TypeError(f"'{name}' has dtype {array.dtype}; TensorFlow checkpoints hold numbers and booleans")
-        arrays[name.encode("utf-8")] = np.ascontiguousarray(array, array.dtype.newbyteorder("<"))
+        arrays[name.encode("utf-8")] = contiguous(array, array.dtype.newbyteorder("<"))
     data, entries, offset = [], [], 0
     for key in sorted(arrays):
         array = arrays[key]

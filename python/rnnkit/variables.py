@@ -15,6 +15,16 @@ def glorot_uniform(rng, shape, dtype):
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
+def initial_value(initializer, shape, dtype, rng, name):
+    """`initializer(shape, dtype, rng)`, checked: an array of `shape`, as `dtype`."""
+    value = np.asarray(initializer(tuple(shape), dtype, rng))
+    if value.shape != tuple(shape):
+        raise ValueError(f"{name} returned shape {shape_str(value.shape)}, expected {shape_str(shape)}")
+    if value.dtype.kind not in "fiu":
+        raise TypeError(f"{name} returned dtype {value.dtype}, expected a float array")
+    return np.ascontiguousarray(value, dtype=dtype)
+
+
 class Variables(Mapping):
     """A read-mostly dict of live arrays.
 
@@ -60,7 +70,12 @@ class Variables(Mapping):
 class BuiltOnFirstUse:
     """TF's lazy build: the variables are made from the input depth the first
     time an input is seen (or at construction, given input_depth). Subclasses
-    set `seed`, `dtype`, `variables`, `input_depth` and `_variable_specs`."""
+    set `seed`, `dtype`, `variables`, `input_depth` and `_variable_specs`,
+    and may set `kernel_initializer` / `bias_initializer` (rnnkit.initializers;
+    None: TF's defaults)."""
+
+    kernel_initializer = None
+    bias_initializer = None
 
     # {want} and {got} are filled in when an input of another depth arrives
     _depth_error = "inputs must have depth {want} (the cell's input_depth), got {got}"
@@ -83,3 +98,15 @@ class BuiltOnFirstUse:
     def _variable_specs(self, rng, input_depth):
         """[(name, initial array)] in TF's creation order."""
         raise NotImplementedError
+
+    def _kernel(self, rng, shape):
+        """A kernel's initial value: kernel_initializer's, else Glorot-uniform."""
+        if self.kernel_initializer is None:
+            return glorot_uniform(rng, shape, self.dtype)
+        return initial_value(self.kernel_initializer, shape, self.dtype, rng, "kernel_initializer")
+
+    def _bias(self, rng, shape, default=0.0):
+        """A bias's initial value: bias_initializer's, else `default` everywhere."""
+        if self.bias_initializer is None:
+            return np.full(shape, default, self.dtype)
+        return initial_value(self.bias_initializer, shape, self.dtype, rng, "bias_initializer")

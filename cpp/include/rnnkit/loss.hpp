@@ -12,6 +12,7 @@
 
 #include "rnnkit/rowmath.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -98,35 +99,13 @@ template <typename T, typename Label>
 void sequence_loss_forward(const SequenceLossConfig& cfg, const T* logits, const Label* targets,
                            const T* weights, T* loss, T* probs, T* ce_ws) {
   const Index rows = cfg.rows(), C = cfg.C;
+  if (rows == 0) {  // every sum is empty: div_no_nan gives 0 (and the loops below would walk B or T)
+    std::fill(loss, loss + cfg.out_size(), T(0));
+    return;
+  }
   parallel_for(rows, worth_parallel(rows, C), [&](Index r) {
     const T* x = logits + r * C;
-    // The row's max: whole packets, then the leftover classes one by one
-    // (a max is exact in any order). A chain of dependent scalar compares
-    // made this loop 1.1x slower for 65 classes (C++ bench, one thread).
-    T m = x[0];
-    Index k = 0;
-    if (C >= kChunk<T>) {
-      Chunk<T> packet_max = Eigen::Map<const Chunk<T>>(x);
-      for (k = kChunk<T>; k + kChunk<T> <= C; k += kChunk<T>)
-        packet_max = packet_max.max(Eigen::Map<const Chunk<T>>(x + k));
-      m = packet_max.maxCoeff();
-    }
-    for (; k < C; ++k) m = std::max(m, x[k]);
-    // exp in register chunks (see rowmath.hpp): Eigen's vectorised exp, as
-    // TF's softmax, the same for every row wherever it lives
-    T s = T(0);
-    T* p = probs != nullptr ? probs + r * C : nullptr;
-    for (Index k0 = 0; k0 < C; k0 += kChunk<T>) {
-      const RowChunk<T> ch(k0, C);
-      Chunk<T> e = (ch.load(x) - m).exp();
-      if (ch.n < kChunk<T>) e.tail(kChunk<T> - ch.n).setZero();  // the padding
-      s += e.sum();
-      if (p != nullptr) ch.store(e, p);
-    }
-    if (p != nullptr) {
-      const T inv = T(1) / s;
-      for (Index k = 0; k < C; ++k) p[k] *= inv;
-    }
+    const auto [m, s] = softmax_row(x, C, probs != nullptr ? probs + r * C : nullptr);
     // weights multiply the cross-entropy in T, as TF's `crossent *= weights`
     ce_ws[r] = (std::log(s) - (x[targets[r]] - m)) * weights[r];
   });
@@ -150,6 +129,7 @@ template <typename T, typename Label>
 void sequence_loss_backward(const SequenceLossConfig& cfg, const Label* targets, const T* weights,
                             const T* probs, const T* d_loss, T* d_logits) {
   const Index rows = cfg.rows(), C = cfg.C;
+  if (rows == 0) return;  // d_logits is empty
   std::vector<T> scale(static_cast<size_t>(cfg.out_size()));
   if (cfg.divides()) {
     const std::vector<double> denom = sequence_loss_denominators(cfg, weights);

@@ -14,6 +14,8 @@
 
 #include "rnnkit/common.hpp"
 
+#include <utility>
+
 namespace rnnkit {
 
 // Elements of T in the widest aligned packet Eigen may use.
@@ -80,6 +82,36 @@ void activation_grad(Dst&& dst, const Y& y, Activation act) {
     case Activation::Sigmoid: dst = y * (T(1) - y); break;
     case Activation::Identity: dst.setOnes(); break;
   }
+}
+
+// The max-shifted softmax of one row x [C], as TF's kernel: returns the max
+// m and s = Σ exp(x - m); writes p = exp(x - m) / s when p is not null. exp
+// runs in register chunks, so a row gives the same bits wherever it lives.
+// Every softmax and cross-entropy kernel goes through here.
+template <typename T>
+std::pair<T, T> softmax_row(const T* x, Index C, T* p) {
+  T m = x[0];
+  Index k = 0;
+  if (C >= kChunk<T>) {  // whole packets, then the leftovers (a max is exact in any order)
+    Chunk<T> packet_max = Eigen::Map<const Chunk<T>>(x);
+    for (k = kChunk<T>; k + kChunk<T> <= C; k += kChunk<T>)
+      packet_max = packet_max.max(Eigen::Map<const Chunk<T>>(x + k));
+    m = packet_max.maxCoeff();
+  }
+  for (; k < C; ++k) m = std::max(m, x[k]);
+  T s = T(0);
+  for (Index k0 = 0; k0 < C; k0 += kChunk<T>) {
+    const RowChunk<T> ch(k0, C);
+    Chunk<T> e = (ch.load(x) - m).exp();
+    if (ch.n < kChunk<T>) e.tail(kChunk<T> - ch.n).setZero();  // the padding
+    s += e.sum();
+    if (p != nullptr) ch.store(e, p);
+  }
+  if (p != nullptr) {
+    const T inv = T(1) / s;
+    for (Index c = 0; c < C; ++c) p[c] *= inv;
+  }
+  return {m, s};
 }
 
 }  // namespace rnnkit

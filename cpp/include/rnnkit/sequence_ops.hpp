@@ -11,6 +11,7 @@ namespace rnnkit {
 // in, out: [rows, W] in the layout of `seq`; lengths [B] or null (all T).
 template <typename T>
 void reverse_sequence(const SeqLayout& seq, const T* in, const int32_t* lengths, Index W, T* out) {
+  if (seq.rows() * W == 0) return;  // nothing to move: no row would do any work
   parallel_for(seq.B, worth_parallel(seq.B, seq.T * W), [&](Index b) {
     const Index len = lengths ? lengths[b] : seq.T;
     for (Index t = 0; t < seq.T; ++t) {
@@ -23,6 +24,7 @@ void reverse_sequence(const SeqLayout& seq, const T* in, const int32_t* lengths,
 // out[t, b] += x[t, b] on live steps (t < len_b); padded steps untouched.
 template <typename T>
 void add_on_live_steps(const SeqLayout& seq, const T* x, const int32_t* lengths, Index W, T* out) {
+  if (seq.rows() * W == 0) return;  // nothing to move: no row would do any work
   parallel_for(seq.B, worth_parallel(seq.B, seq.T * W), [&](Index b) {
     for (Index t = 0; t < seq.T; ++t) {
       if (!active(lengths, t, b)) continue;
@@ -37,6 +39,7 @@ void add_on_live_steps(const SeqLayout& seq, const T* x, const int32_t* lengths,
 // [rows, W] like x, or [B, W] reused at every step (variational).
 template <typename T>
 void apply_mask(const SeqLayout& seq, const T* x, const T* mask, bool per_step, Index W, T* out) {
+  if (seq.rows() * W == 0) return;  // nothing to move: no row would do any work
   parallel_for(seq.B, worth_parallel(seq.B, seq.T * W), [&](Index b) {
     for (Index t = 0; t < seq.T; ++t) {
       const Index r = seq.row(t, b);

@@ -13,6 +13,7 @@ is rebuilt by `_pack_state`.
 import numpy as np
 
 from .._checks import as_float, float_dtype, is_ready, non_negative_int, positive_int, shape_str, token_ids
+from .. import initializers
 from ..variables import BuiltOnFirstUse, Variables
 
 _INT32 = np.dtype(np.int32)
@@ -30,10 +31,13 @@ class RNNCell(BuiltOnFirstUse):
     # whole sequences, do not.
     _kernel_steps = False
 
-    def __init__(self, num_units, dtype=np.float32, input_depth=None, seed=None):
+    def __init__(self, num_units, dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None,
+                 bias_initializer=None):
         self.num_units = positive_int(num_units, "num_units")
         self.dtype = float_dtype(dtype)
         self.seed = seed
+        self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
+        self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.variables = Variables(type(self).__name__)
         self.grads = {}
         self.input_depth = None
@@ -103,8 +107,10 @@ class RNNCell(BuiltOnFirstUse):
         that are already what the kernel takes (arrays of the cell's dtype,
         or int32 ids) go straight to it, which checks every shape; anything
         else is converted first."""
+        # The kernels also take whole sequences (one rank more): the rank
+        # checks here keep one step to one step's input.
         if self._kernel_steps and type(inputs) is np.ndarray and self.input_depth is not None and (
-                inputs.dtype is self.dtype or inputs.dtype is _INT32):
+                (inputs.dtype is self.dtype and inputs.ndim == 2) or (inputs.dtype is _INT32 and inputs.ndim == 1)):
             try:
                 result = self._kernel_step(inputs, state)
                 if result is not None:
@@ -112,10 +118,13 @@ class RNNCell(BuiltOnFirstUse):
             except (TypeError, ValueError):
                 pass  # not usable as it is: the path below converts it, or says what is wrong
         arr = np.asarray(inputs)
-        if arr.dtype.kind in "iu" and arr.ndim == 1:
+        if arr.dtype.kind in "iu":
+            if arr.ndim != 1:
+                raise ValueError(f"inputs (token ids) of one step must have rank 1 [B], got shape "
+                                 f"{shape_str(arr.shape)} (dynamic_rnn runs a whole sequence)")
             x = self._token_ids(arr, "inputs")[None]
         else:
-            x = as_float(arr, "inputs", self.dtype, ndim=2, layout="[B, D]")
+            x = as_float(arr, "inputs", self.dtype, ndim=2, layout="[B, D] (one step; dynamic_rnn runs a whole sequence)")
             self.build(x.shape[1])
             x = x[None]
         flat = self._flatten_state(state, x.shape[1], name="state")
@@ -150,6 +159,27 @@ class RNNCell(BuiltOnFirstUse):
         DropoutWrapper's masks on the state carried between steps.
         Returns (outputs, final flat state)."""
         raise NotImplementedError
+
+    def _forward_no_work(self, x, state, tape):
+        """What `_forward` gives for a sequence with no rows or no steps (x
+        [0, T, ...] or [B, 0, ...] either way round): empty outputs and the
+        initial state as the final state, at once, where the kernels would
+        still walk the other axis. Records in `tape` what
+        `_backward_no_work` needs."""
+        outputs = np.zeros(x.shape[:2] + (self.output_size,), self.dtype)
+        if tape is not None:
+            tape.clear()
+            tape["no_work_inputs"] = x  # holds no data: one of its first two sizes is 0
+        return outputs, [s.copy() for s in state]
+
+    def _backward_no_work(self, tape, d_outputs, d_final, input_grad=True):
+        """`_backward` after `_forward_no_work`: the final state is the
+        initial state, so its gradient passes through; the inputs' (none for
+        token ids) and the variables' gradients are zeros."""
+        x = tape["no_work_inputs"]
+        dx = np.zeros(x.shape, self.dtype) if input_grad and x.dtype.kind == "f" else None
+        grads = {name: np.zeros_like(v) for name, v in self.variables.items()}
+        return dx, [d.copy() for d in d_final], grads
 
     def _backward(self, tape, d_outputs, d_final, input_grad=True):
         """BPTT for the forward that filled `tape`.

@@ -3,7 +3,6 @@
 import numpy as np
 
 from .. import _core
-from ..variables import glorot_uniform
 from .base import RNNCell
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -23,15 +22,17 @@ class BasicRNNCell(RNNCell):
     scope_name = "basic_rnn_cell"
     _kernel_steps = True
 
-    def __init__(self, num_units, activation="tanh", dtype=np.float32, input_depth=None, seed=None):
+    def __init__(self, num_units, activation="tanh", dtype=np.float32, input_depth=None, seed=None,
+                 kernel_initializer=None, bias_initializer=None):
         self.activation = activation_name(activation)
-        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed)
+        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
     def _variable_specs(self, rng, input_depth):
         H = self.num_units
         return [
-            ("kernel", glorot_uniform(rng, (input_depth + H, H), self.dtype)),
-            ("bias", np.zeros(H, self.dtype)),
+            ("kernel", self._kernel(rng, (input_depth + H, H))),
+            ("bias", self._bias(rng, (H,))),
         ]
 
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):

@@ -12,7 +12,6 @@ reset_after=True (a different function; PyTorch's z is u and n is c):
 import numpy as np
 
 from .. import _core
-from ..variables import glorot_uniform
 from .base import RNNCell
 from .basic_rnn import activation_name
 
@@ -23,7 +22,8 @@ class GRUCell(RNNCell):
       num_units: H.
       activation: the candidate's activation ('tanh', 'relu', 'sigmoid', 'linear').
       reset_after: False for TF1's formula, True for PyTorch's / Keras 3's / cuDNN's.
-      dtype, input_depth, seed: as for every cell.
+      dtype, input_depth, seed, kernel_initializer, bias_initializer: as for
+        every cell; without a bias_initializer, gates/bias starts at 1.0 (TF1).
 
     Variables (TF's creation order):
       TF1: gates/kernel [D + H, 2H] (columns r | u), gates/bias [2H] (init 1.0),
@@ -37,30 +37,31 @@ class GRUCell(RNNCell):
     _kernel_steps = True
 
     def __init__(self, num_units, activation="tanh", reset_after=False, dtype=np.float32,
-                 input_depth=None, seed=None):
+                 input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
         self.activation = activation_name(activation)
         if not isinstance(reset_after, (bool, np.bool_)):
             raise TypeError(f"reset_after must be a bool, got {type(reset_after).__name__}")
         self.reset_after = bool(reset_after)
-        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed)
+        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
     def _variable_specs(self, rng, input_depth):
         H, D = self.num_units, input_depth
         specs = [
-            ("gates/kernel", glorot_uniform(rng, (D + H, 2 * H), self.dtype)),
-            ("gates/bias", np.ones(2 * H, self.dtype)),
+            ("gates/kernel", self._kernel(rng, (D + H, 2 * H))),
+            ("gates/bias", self._bias(rng, (2 * H,), default=1.0)),
         ]
         if self.reset_after:
             specs += [
-                ("candidate/input/kernel", glorot_uniform(rng, (D, H), self.dtype)),
-                ("candidate/input/bias", np.zeros(H, self.dtype)),
-                ("candidate/hidden/kernel", glorot_uniform(rng, (H, H), self.dtype)),
-                ("candidate/hidden/bias", np.zeros(H, self.dtype)),
+                ("candidate/input/kernel", self._kernel(rng, (D, H))),
+                ("candidate/input/bias", self._bias(rng, (H,))),
+                ("candidate/hidden/kernel", self._kernel(rng, (H, H))),
+                ("candidate/hidden/bias", self._bias(rng, (H,))),
             ]
         else:
             specs += [
-                ("candidate/kernel", glorot_uniform(rng, (D + H, H), self.dtype)),
-                ("candidate/bias", np.zeros(H, self.dtype)),
+                ("candidate/kernel", self._kernel(rng, (D + H, H))),
+                ("candidate/bias", self._bias(rng, (H,))),
             ]
         return specs
 

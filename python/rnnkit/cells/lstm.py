@@ -6,7 +6,6 @@ import numpy as np
 
 from .. import _core
 from .._checks import positive_int
-from ..variables import glorot_uniform
 from .base import RNNCell, _state_array
 from .basic_rnn import activation_name
 
@@ -43,7 +42,7 @@ class LSTMCell(RNNCell):
 
     def __init__(self, num_units, use_peepholes=False, cell_clip=None, num_proj=None,
                  proj_clip=None, forget_bias=1.0, state_is_tuple=True, activation="tanh",
-                 dtype=np.float32, input_depth=None, seed=None):
+                 dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
         self.use_peepholes = bool(use_peepholes)
         self.cell_clip = _optional_positive(cell_clip, "cell_clip")
         self.num_proj = None if num_proj is None else positive_int(num_proj, "num_proj")
@@ -54,19 +53,21 @@ class LSTMCell(RNNCell):
         self.state_is_tuple = bool(state_is_tuple)
         self.activation = activation_name(activation)
         self._weights = None
-        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed)
+        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
     # ---- variables ------------------------------------------------------------
     def _variable_specs(self, rng, input_depth):
         H, R = self.num_units, self.output_size
         specs = [
-            ("kernel", glorot_uniform(rng, (input_depth + R, 4 * H), self.dtype)),
-            ("bias", np.zeros(4 * H, self.dtype)),
+            ("kernel", self._kernel(rng, (input_depth + R, 4 * H))),
+            ("bias", self._bias(rng, (4 * H,))),
         ]
+        # TF1's LSTMCell gives the peepholes and the projection its kernel initializer
         if self.use_peepholes:  # TF creates these after the bias, in this order
-            specs += [(n, glorot_uniform(rng, (H,), self.dtype)) for n in ("w_f_diag", "w_i_diag", "w_o_diag")]
+            specs += [(n, self._kernel(rng, (H,))) for n in ("w_f_diag", "w_i_diag", "w_o_diag")]
         if self.num_proj is not None:
-            specs.append(("projection/kernel", glorot_uniform(rng, (H, self.num_proj), self.dtype)))
+            specs.append(("projection/kernel", self._kernel(rng, (H, self.num_proj))))
         return specs
 
     # ---- states -----------------------------------------------------------------
@@ -151,6 +152,7 @@ class BasicLSTMCell(LSTMCell):
     scope_name = "basic_lstm_cell"
 
     def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True, activation="tanh",
-                 dtype=np.float32, input_depth=None, seed=None):
+                 dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
         super().__init__(num_units, forget_bias=forget_bias, state_is_tuple=state_is_tuple,
-                         activation=activation, dtype=dtype, input_depth=input_depth, seed=seed)
+                         activation=activation, dtype=dtype, input_depth=input_depth, seed=seed,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
