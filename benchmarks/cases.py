@@ -402,6 +402,190 @@ def sampling_rows(ctx, threads):
                 rnnkit=rk_sample, torch=t_sample, check=check, note=note)]
 
 
+# ---- generation: Sequential.generate against PyTorch's per-token loop ----------------------
+def _torch_lstm_stack(torch, cells, C, dtype, as_cells):
+    """The rnnkit LSTM cells as torch nn.LSTMCell modules, or as one nn.LSTM(num_layers=L)."""
+    if as_cells:
+        return [ref.torch_lstm(torch, c.variables["kernel"], c.variables["bias"], C if i == 0 else c.num_units,
+                               c.forget_bias, dtype=dtype, cell=True) for i, c in enumerate(cells)]
+    H = cells[0].num_units
+    mod = torch.nn.LSTM(C, H, num_layers=len(cells), batch_first=True).to(dtype)
+    with torch.no_grad():
+        for i, c in enumerate(cells):
+            params = ref.torch_lstm_params(c.variables["kernel"], c.variables["bias"], C if i == 0 else H, c.forget_bias)
+            for name, value in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), params):
+                getattr(mod, f"{name}_l{i}").copy_(torch.from_numpy(np.ascontiguousarray(value)))
+    return mod
+
+
+def _median_time(fn, repeats=3):
+    import time
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def generation_rows(ctx, threads):
+    """Per generated token: one sample, 32 samples, a 2-layer stack."""
+    s = ctx.shapes.generation
+    return [_generation_row(ctx, threads, s["C"], s["H"], s["steps"], samples, layers)
+            for samples, layers in ((1, 1), (32, 1), (1, 2))]
+
+
+def _generation_row(ctx, threads, C, H, steps, S, L):
+    torch = ctx.torch
+    cells = [rnnkit.BasicLSTMCell(H, input_depth=C if i == 0 else H, seed=3 + i) for i in range(L)]
+    for c in cells:
+        c.variables["bias"] = ctx.normal(4 * H, scale=0.1)
+    dense = rnnkit.Dense(C, input_depth=H, seed=5)
+    dense.variables["bias"] = ctx.normal(C, scale=0.1)
+    model = rnnkit.Sequential([rnnkit.RNN(cells[0] if L == 1 else rnnkit.MultiRNNCell(cells)), dense])
+    shape = f"S{S} L{L} H{H} C{C} x{steps} tokens"
+    flops = S * (sum(2.0 * (C + H if i == 0 else 2 * H) * 4 * H for i in range(L)) + 2.0 * H * C)
+
+    def rk():
+        model.generate([0], steps, seed=1, num_samples=S)
+
+    t_best, note = None, "rnnkit: Sequential.generate (one C++ call)"
+    if torch is not None:
+        eye = torch.eye(C)
+        lin = ref.torch_linear(torch, dense.variables["kernel"], dense.variables["bias"])
+        tcells = _torch_lstm_stack(torch, cells, C, torch.float32, as_cells=True)
+        tlstm = _torch_lstm_stack(torch, cells, C, torch.float32, as_cells=False)
+
+        def t_cells():
+            with torch.inference_mode():
+                gen = torch.Generator().manual_seed(1)
+                states = [(torch.zeros(S, H), torch.zeros(S, H)) for _ in range(L)]
+                x = eye[torch.zeros(S, dtype=torch.long)]
+                for _ in range(steps):
+                    for i, tc in enumerate(tcells):
+                        states[i] = tc(x, states[i])
+                        x = states[i][0]
+                    k = torch.multinomial(torch.softmax(lin(x), -1), 1, generator=gen)[:, 0]
+                    x = eye[k]
+
+        def t_lstm():
+            with torch.inference_mode():
+                gen = torch.Generator().manual_seed(1)
+                state = None
+                x = eye[torch.zeros(S, dtype=torch.long)]
+                for _ in range(steps):
+                    out, state = tlstm(x[:, None, :], state)
+                    k = torch.multinomial(torch.softmax(lin(out[:, 0]), -1), 1, generator=gen)[:, 0]
+                    x = eye[k]
+
+        t_cells(), t_lstm()  # warm up
+        a, b = _median_time(t_cells), _median_time(t_lstm)
+        t_best = t_cells if a <= b else t_lstm
+        note += (f"; torch: the faster of an nn.LSTMCell loop ({a / steps * 1e6:.0f} us/token) and a one-step "
+                 f"nn.LSTM loop ({b / steps * 1e6:.0f} us/token), each + nn.Linear, softmax, torch.multinomial "
+                 "under inference_mode")
+
+    def check():
+        ids = model.generate([0], steps, greedy=True, num_samples=S)
+        inputs = np.concatenate([np.zeros((S, 1), np.int64), ids[:, :-1]], axis=1)
+        onehot = np.eye(C)[inputs]
+        if torch is not None:
+            chk = ref.Check("torch float64 (teacher-forced on rnnkit's greedy ids)")
+            mod = _torch_lstm_stack(torch, cells, C, torch.float64, as_cells=False)
+            with torch.no_grad():
+                h = mod(torch.from_numpy(onehot))[0].numpy()
+        else:
+            chk = ref.Check("numpy float64 (teacher-forced on rnnkit's greedy ids)")
+            h = onehot
+            for c in cells:
+                p = {"kernel": c.variables["kernel"].astype(np.float64), "bias": c.variables["bias"].astype(np.float64)}
+                h, _ = ref.lstm_forward(p, h, c.forget_bias)
+        logits = h @ dense.variables["kernel"].astype(np.float64) + dense.variables["bias"].astype(np.float64)
+        chk.compare("greedy ids", ids, np.argmax(logits, axis=-1))
+        return chk
+
+    return Row("generation", "per token", shape, threads, flops, units_per_call=steps, rnnkit=rk, torch=t_best,
+               check=check, note=note)
+
+
+# ---- charrnn train's default model: training throughput -----------------------------------
+def charrnn_rows(ctx, threads):
+    """One training step of `charrnn train`'s default model (ids in, Adam,
+    gradients clipped to norm 5), reported per character."""
+    import inspect
+    s = ctx.shapes.charrnn
+    B, T, C, H, L = s["B"], s["T"], s["C"], s["H"], s["L"]
+    shape = f"B{B} T{T} C{C} {L}x LSTM {H}"
+    if "clip_norm" not in inspect.signature(rnnkit.Sequential.train_step).parameters:
+        return [Row("charrnn", "training (per char)", shape, threads,
+                    skip="Sequential.train_step(clip_norm=) not available in this build")]
+    from rnnkit.charrnn.cli import DEFAULTS
+    from rnnkit.charrnn.model import build_model
+    torch = ctx.torch
+    model = build_model(dict(DEFAULTS, rnn_size=H, num_layers=L), C, seed=0)
+    optimizer = rnnkit.AdamOptimizer(DEFAULTS["learning_rate"])
+    ids = ctx.rng.integers(0, C, (B, T + 1))
+    x, y = ids[:, :T].astype(np.int32), ids[:, 1:].astype(np.int32)
+    weights = np.ones((B, T), np.float32)
+    clip = DEFAULTS["grad_clip"]
+    cells = model.layers[0].cell.cells  # BasicLSTMCells: the default model has no dropout
+    dense = model.layers[1]
+    flops = sum(2.0 * B * T * (C + H if i == 0 else 2 * H) * 4 * H for i in range(L)) + 2.0 * B * T * H * C
+
+    def rk():
+        model.train_step(x, y, weights, optimizer, clip_norm=clip)
+
+    def torch_model(dtype):
+        lstm = _torch_lstm_stack(torch, cells, C, dtype, as_cells=False)
+        lin = ref.torch_linear(torch, dense.variables["kernel"], dense.variables["bias"], dtype=dtype)
+        return lstm, lin
+
+    def torch_loss(lstm, lin, xt, yt):
+        logits = lin(lstm(xt)[0])
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, C), yt.reshape(-1))
+
+    t_train = None
+    if torch is not None:
+        lstm, lin = torch_model(torch.float32)
+        params = list(lstm.parameters()) + list(lin.parameters())
+        topt = torch.optim.Adam(params, lr=DEFAULTS["learning_rate"])
+        xt = torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), C).float()
+        yt = torch.from_numpy(y.astype(np.int64))
+
+        def t_train():
+            topt.zero_grad(set_to_none=True)
+            loss = torch_loss(lstm, lin, xt, yt)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, clip)
+            topt.step()
+
+    def check():
+        loss = model.loss.forward(model.predict(x), y, weights)
+        if torch is None:
+            chk = ref.Check("numpy float64")
+            h = np.eye(C)[x]
+            for c in cells:
+                p = {"kernel": c.variables["kernel"].astype(np.float64), "bias": c.variables["bias"].astype(np.float64)}
+                h, _ = ref.lstm_forward(p, h, c.forget_bias)
+            z = h @ dense.variables["kernel"].astype(np.float64) + dense.variables["bias"].astype(np.float64)
+            top = z.max(-1, keepdims=True)
+            lse = np.log(np.exp(z - top).sum(-1)) + top[..., 0]
+            chk.scalar("loss", loss, float(np.mean(lse - np.take_along_axis(z, y[..., None], -1)[..., 0])))
+            return chk
+        chk = ref.Check("torch float64")
+        lstm64, lin64 = torch_model(torch.float64)
+        with torch.no_grad():
+            r = torch_loss(lstm64, lin64, torch.nn.functional.one_hot(torch.from_numpy(x.astype(np.int64)), C).double(),
+                           torch.from_numpy(y.astype(np.int64))).item()
+        chk.scalar("loss", loss, r)
+        return chk
+
+    return [Row("charrnn", "training (per char)", shape, threads, flops / (B * T), units_per_call=B * T, rnnkit=rk,
+                torch=t_train, check=check,
+                note="charrnn train's default model: ids in, Adam, clip_by_global_norm 5; torch: one-hot in, "
+                     "nn.LSTM(num_layers) + nn.Linear, clip_grad_norm_, Adam")]
+
+
 # ---- GRU and vanilla RNN ------------------------------------------------------------------------------
 def gru_rows(ctx, threads, reset_after=False):
     """TF1's GRU (the issue's case) against nn.GRU, which computes the
@@ -574,7 +758,7 @@ def vanilla_rows(ctx, threads):
 
 
 # ---- all cases, in the issue's order ---------------------------------------------------------------
-CASE_NAMES = ("seed", "char", "sampling", "deepbench", "big", "gru", "vanilla")
+CASE_NAMES = ("seed", "char", "sampling", "generation", "charrnn", "deepbench", "big", "gru", "vanilla")
 
 
 def build_rows(ctx, only=None):
@@ -590,6 +774,10 @@ def build_rows(ctx, only=None):
         rows += char_rows(ctx, t)
     if want("sampling"):
         rows += sampling_rows(ctx, t)
+    if want("generation"):
+        rows += generation_rows(ctx, t)
+    if want("charrnn"):
+        rows += charrnn_rows(ctx, t)
     if want("deepbench"):
         for i, s in enumerate(sh.deepbench, 1):
             rows += lstm_sequence_rows(ctx, f"DeepBench {i}", threads=t, note="D = H", **s)

@@ -1,5 +1,6 @@
 // Bindings for the BasicRNNCell kernels.
 #include "bind_util.hpp"
+#include "step_cells.hpp"
 #include "rnnkit/basic_rnn.hpp"
 
 namespace rnnkit_py {
@@ -127,5 +128,17 @@ void init_basic_rnn(py::module_& m) {
       py::arg("tape"), py::arg("d_outputs"), py::arg("dh_final"), py::arg("kernel"),
       py::arg("bias"), py::arg("activation") = "tanh", py::arg("input_grad") = true);
 }
+
+template <typename T>
+std::unique_ptr<StepCell<T>> basic_rnn_step_cell(const py::tuple& args) {
+  if (args.size() != 3)
+    throw py::value_error("BasicRNN step cell: expected 3 weight arguments, got " + std::to_string(args.size()));
+  const BasicRnnConfig cfg = rnn_config(args[0], args[1], args[2].cast<std::string>());
+  const T* kernel = take<T>(args[0], "kernel", {cfg.D + cfg.H, cfg.H}).data();
+  const T* bias = take<T>(args[1], "bias", {cfg.H}).data();
+  return std::make_unique<BasicRnnStepCell<T>>(cfg, kernel, bias);
+}
+template std::unique_ptr<StepCell<float>> basic_rnn_step_cell<float>(const py::tuple&);
+template std::unique_ptr<StepCell<double>> basic_rnn_step_cell<double>(const py::tuple&);
 
 }  // namespace rnnkit_py

@@ -1,5 +1,6 @@
 // Bindings for the GRU kernels: TF1's GRUCell and the "reset after" variant.
 #include "bind_util.hpp"
+#include "step_cells.hpp"
 #include "rnnkit/gru.hpp"
 
 namespace rnnkit_py {
@@ -330,5 +331,22 @@ void init_gru(py::module_& m) {
       py::arg("candidate_hidden_kernel"), py::arg("candidate_hidden_bias"),
       py::arg("activation") = "tanh", py::arg("input_grad") = true);
 }
+
+template <typename T>
+std::unique_ptr<StepCell<T>> gru_step_cell(const py::tuple& args, bool reset_after) {
+  if (reset_after) {
+    if (args.size() != 7)
+      throw py::value_error("GRU (reset_after) step cell: expected 7 weight arguments, got " + std::to_string(args.size()));
+    const ResetAfterArgs a{gru_config(args[0], args[1], args[6].cast<std::string>()), args[0], args[1], args[2],
+                           args[3], args[4], args[5]};
+    return std::make_unique<GruResetAfterStepCell<T>>(a.cfg, weights_of<T>(a));
+  }
+  if (args.size() != 5)
+    throw py::value_error("GRU step cell: expected 5 weight arguments, got " + std::to_string(args.size()));
+  const GruArgs a{gru_config(args[0], args[1], args[4].cast<std::string>()), args[0], args[1], args[2], args[3]};
+  return std::make_unique<GruStepCell<T>>(a.cfg, weights_of<T>(a));
+}
+template std::unique_ptr<StepCell<float>> gru_step_cell<float>(const py::tuple&, bool);
+template std::unique_ptr<StepCell<double>> gru_step_cell<double>(const py::tuple&, bool);
 
 }  // namespace rnnkit_py

@@ -1,5 +1,6 @@
 // Bindings for the LSTM kernels (BasicLSTMCell and LSTMCell share them).
 #include "bind_util.hpp"
+#include "step_cells.hpp"
 #include "rnnkit/lstm.hpp"
 
 namespace rnnkit_py {
@@ -227,5 +228,16 @@ void init_lstm(py::module_& m) {
       py::arg("projection") = py::none(), py::arg("cell_clip") = py::none(),
       py::arg("proj_clip") = py::none(), py::arg("input_grad") = true);
 }
+
+template <typename T>
+std::unique_ptr<StepCell<T>> lstm_step_cell(const py::tuple& args) {
+  if (args.size() != 10)
+    throw py::value_error("LSTM step cell: expected 10 weight arguments, got " + std::to_string(args.size()));
+  const LstmArgs a = lstm_args(args[0], args[1], args[4], args[5], args[6], args[7], args[2].cast<double>(),
+                              args[3].cast<std::string>(), args[8], args[9]);
+  return std::make_unique<LstmStepCell<T>>(a.cfg, weights_of<T>(a));
+}
+template std::unique_ptr<StepCell<float>> lstm_step_cell<float>(const py::tuple&);
+template std::unique_ptr<StepCell<double>> lstm_step_cell<double>(const py::tuple&);
 
 }  // namespace rnnkit_py

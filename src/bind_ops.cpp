@@ -11,8 +11,8 @@ namespace {
 
 using namespace rnnkit;
 
-// An array [..., C] (rank >= 1): its shape, the product N of its leading
-// axes and C.
+// An array [..., C] (rank >= 1, C >= 1: every row has a class to read): its
+// shape, the product N of its leading axes and C.
 struct Rows {
   std::vector<Index> shape, lead;
   Index N = 1, C = 0;
@@ -21,6 +21,9 @@ struct Rows {
 Rows rows_of(const py::handle& obj, const char* name) {
   py::array a = as_array(obj, name);
   if (a.ndim() < 1) throw py::value_error(std::string(name) + " must have rank >= 1 [..., C], got a scalar");
+  if (a.shape(a.ndim() - 1) < 1)
+    throw py::value_error(std::string(name) + " must have a non-empty last axis [..., C], got shape " +
+                          shape_str(shape_of(a)));
   Rows r;
   r.shape = shape_of(a);
   r.lead.assign(r.shape.begin(), r.shape.end() - 1);

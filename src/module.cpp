@@ -9,6 +9,7 @@ void init_dense(py::module_& m);
 void init_loss(py::module_& m);
 void init_optim(py::module_& m);
 void init_gru(py::module_& m);
+void init_generate(py::module_& m);
 void init_ops(py::module_& m);
 }  // namespace rnnkit_py
 
@@ -56,5 +57,6 @@ PYBIND11_MODULE(_core, m) {
   rnnkit_py::init_loss(m);
   rnnkit_py::init_optim(m);
   rnnkit_py::init_gru(m);
+  rnnkit_py::init_generate(m);
   rnnkit_py::init_ops(m);
 }

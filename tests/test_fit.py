@@ -136,6 +136,8 @@ def test_fit_argument_errors():
         m.fit(x, y, optimizer=opt, verbose=0, metrics=["precision"])
     with pytest.raises(ValueError, match="verbose must be 0, 1, 2 or 'auto'"):
         m.fit(x, y, optimizer=opt, verbose=3)
+    with pytest.raises(TypeError, match="optimizer must be an rnnkit optimizer .* got str"):
+        m.fit(x, y, optimizer="adam", verbose=0)
     with pytest.raises(ValueError, match="batch_size must be an int > 0"):
         m.fit(x, y, optimizer=opt, verbose=0, batch_size=0)
     with pytest.raises(TypeError, match="callbacks must hold rnnkit.Callback objects"):

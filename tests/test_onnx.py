@@ -386,3 +386,41 @@ def test_sequential_embedding_last_outputs(tmp_path):
         got = run(sess, inputs=ids, sequence_length=np.array(lengths, np.int64))
         assert got["outputs"].shape == (batch, 5)
         assert_close(got["outputs"], model.predict(ids, sequence_length=lengths))
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm_proj"])  # an operator, a Scan
+def test_graph_rejects_bad_lengths_and_ids(kind, tmp_path):
+    """What rnnkit refuses, the graph refuses too, on a node named after the rule."""
+    sess = session(make_cell(kind, depth=V), tmp_path, token_ids=True)
+    ids = token_ids(2, 3)
+    for lengths in ([4, 1], [-1, 2]):
+        with pytest.raises(Exception, match=r"sequence_length must lie in \[0, T\]"):
+            run(sess, inputs=ids, sequence_length=np.array(lengths, np.int64))
+    for bad in (V, -1):
+        wrong = ids.copy()
+        wrong[1, 2] = bad
+        with pytest.raises(Exception, match=rf"token ids must lie in \[0, {V}\)"):
+            run(sess, inputs=wrong)
+    assert run(sess, inputs=ids, sequence_length=np.array([3, 0], np.int64))["outputs"].shape[:2] == (2, 3)
+
+
+def test_sequential_bidirectional_and_states(tmp_path):
+    """Sequential's states are a list, one entry per recurrent layer (a
+    Bidirectional's is (fw, bw)): the graph names them by that indexing."""
+    fw, bw = make_cell("basic_lstm", seed=1), make_cell("gru", seed=2)
+    top = make_cell("lstm_proj", depth=2 * H, seed=3)
+    dense = rnnkit.Dense(5, input_depth=P)
+    model = rnnkit.Sequential([rnnkit.Bidirectional(fw, bw), rnnkit.RNN(top), dense])
+    sess = session(model, tmp_path)
+    batch, steps, lengths = SHAPES[0]
+    x = inputs(batch, steps, np.float32)
+    initial = [(random_state(fw, batch, 4), random_state(bw, batch, 5)), random_state(top, batch, 6)]
+    want = model.predict(x, sequence_length=lengths, initial_state=initial)
+    feed = {**state_feed(initial[0][0], "initial_state[0][0]"), **state_feed(initial[0][1], "initial_state[0][1]"),
+            **state_feed(initial[1], "initial_state[1]")}
+    got = run(sess, inputs=x, sequence_length=np.array(lengths, np.int64), **feed)
+    assert_close(got["outputs"], want)
+    final = model.final_state
+    for name, value in {**state_feed(final[0][0], "final_state[0][0]"), **state_feed(final[0][1], "final_state[0][1]"),
+                        **state_feed(final[1], "final_state[1]")}.items():
+        assert_close(got[name], value, err_msg=name)

@@ -163,10 +163,37 @@ def test_sparse_softmax_cross_entropy_bad_labels():
         rnnkit.nn.sparse_softmax_cross_entropy_with_logits(np.zeros((2, 3)), logits)
 
 
-def test_core_checks_labels_itself():
-    """The binding checks labels too: a caller past the Python layer gets an error, not a wild read."""
+def test_core_checks_its_arguments_itself():
+    """The bindings check labels, ids and empty class axes too: a caller past the
+    Python layer gets an error, not a wild read."""
+    core = rnnkit._core
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got 9"):
-        rnnkit._core.sparse_softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 9], np.int32))
+        core.sparse_softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 9], np.int32))
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 4\), got 4"):
+        core.embedding_lookup(np.zeros((4, 2)), np.array([4], np.int64))
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 4\), got -1"):
+        core.embedding_lookup_backward(np.array([-1], np.int32), np.zeros((1, 2)), 4)
+    with pytest.raises(ValueError, match=r"logits must have a non-empty last axis"):
+        core.softmax(np.zeros((2, 0)))
+    with pytest.raises(ValueError, match=r"logits must have a non-empty last axis"):
+        core.softmax_cross_entropy(np.zeros((2, 0)), np.zeros((2, 0)))
+    with pytest.raises(ValueError, match=r"labels must have shape \[2, 3\]"):
+        core.softmax_cross_entropy(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="labels must have dtype int32 or int64"):
+        core.sparse_softmax_cross_entropy(np.zeros((2, 3)), np.zeros(2, np.int16))
+    with pytest.raises(ValueError, match=r"d_loss must be a scalar"):
+        core.mean_squared_error_backward(np.zeros(2), np.zeros(2), np.ones(2), np.ones(2))
+    with pytest.raises(ValueError, match=r"sequence_length values must lie in \[0, 3\]"):
+        core.last_output_backward(np.zeros((2, 1)), np.array([1, 4], np.int32), 3)
+
+
+def test_empty_batches():
+    assert rnnkit.nn.softmax(np.zeros((0, 3))).shape == (0, 3)
+    assert rnnkit.nn.sparse_softmax_cross_entropy_with_logits(np.zeros(0, np.int32), np.zeros((0, 3))).shape == (0,)
+    assert rnnkit.SoftmaxCrossEntropy()(np.zeros((0, 3)), np.zeros(0, np.int32)) == 0.0
+    assert rnnkit.losses.mean_squared_error(np.zeros((0, 2)), np.zeros((0, 2))) == 0.0
+    assert rnnkit.nn.embedding_lookup(np.zeros((4, 2)), np.zeros((0, 3), np.int32)).shape == (0, 3, 2)
+    assert rnnkit.last_output(np.zeros((0, 3, 2))).shape == (0, 2)
 
 
 # ---- mean squared error ----------------------------------------------------------------

@@ -116,6 +116,16 @@ def test_every_dtype_tf1_writes_reads_back():
     assert set(exp) == {"f16", "f32", "f64", "i32", "i64", "flags", "bf16", "empty", "text"}
 
 
+def test_partitioned_variable_is_listed_whole_and_refused_clearly():
+    exp = values_of(expected("partitioned"))
+    assert rnnkit.list_tf_checkpoint(prefix("partitioned")) == {"embedding": ((6, 2), np.float32),
+                                                                "w": ((3,), np.float32)}
+    ckpt = tfc.TFCheckpoint(prefix("partitioned"))
+    np.testing.assert_array_equal(ckpt.get_tensor("w"), exp["w"])
+    with pytest.raises(ValueError, match=r"'embedding' in '.*model\.ckpt\.index' is saved in slices"):
+        ckpt.get_tensor("embedding")
+
+
 def test_training_checkpoint_by_directory_ignores_slots():
     """Saver's 'checkpoint' file names the latest checkpoint; Adam's slots,
     beta powers and global_step are not the model's."""

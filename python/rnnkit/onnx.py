@@ -258,7 +258,7 @@ class _Graph:
 
     def const(self, array, hint="const"):
         name = self.name(hint)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
         return name
 
     def weight(self, array, hint):
@@ -271,16 +271,36 @@ class _Graph:
             self._cache[key] = self.const(np.array(value, self.dtype), "scalar")
         return self._cache[key]
 
+    def int_scalar(self, value):
+        key = ("int", int(value))
+        if key not in self._cache:
+            self._cache[key] = self.const(np.array(value, np.int64), "int")
+        return self._cache[key]
+
     def ints(self, values):
         key = ("ints", tuple(values))
         if key not in self._cache:
             self._cache[key] = self.const(np.array(values, np.int64), "ints")
         return self._cache[key]
 
-    def op(self, op_type, inputs, hint=None, outputs=1, **attrs):
+    def op(self, op_type, inputs, hint=None, outputs=1, node_name=None, **attrs):
         outs = [self.name(hint or op_type.lower()) for _ in range(outputs)]
-        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outs, **attrs))
+        self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), outs, name=node_name, **attrs))
         return outs[0] if outputs == 1 else outs
+
+    def in_range(self, values, upper, rule):
+        """`values` (int64) unchanged, through two Gathers from [0, 1, ...,
+        upper] (`upper` an int64 scalar) that fail unless 0 <= values <= upper:
+        a larger value is out of the first's bounds, a negative one makes
+        upper - value out of the second's. The nodes are named after `rule`,
+        which ONNX Runtime's error shows."""
+        table = self.op("Range", [self.int_scalar(0),
+                                  self.op("Add", [upper, self.int_scalar(1)]),
+                                  self.int_scalar(1)], "valid_values")
+        low = self.op("Gather", [table, values], "checked", node_name=rule)
+        high = self.op("Gather", [table, self.op("Sub", [upper, values])], "checked", node_name=rule + " (>= 0)")
+        # (low + high) - (upper - low) = low, computed from both so that neither is pruned
+        return self.op("Sub", [self.op("Add", [low, high]), self.op("Sub", [upper, low])], "checked_values")
 
     def value_info(self, name, elem, shape):
         return self.onnx.helper.make_tensor_value_info(name, elem, shape)
@@ -309,6 +329,10 @@ class _Graph:
             self.inputs.append(self.value_info("inputs", self.elem,
                                                ["batch", "time", depth] if batch_major else ["time", "batch", depth]))
         x = "inputs"
+        if ids:
+            depth = first.vocab_size if isinstance(first, _embedding_class() or ()) else _input_depth(first)
+            x = self.in_range(x, self.const(np.array(depth - 1, np.int64), "last_id"),
+                              f"token ids must lie in [0, {depth})")
         if batch_major:
             x = self.op("Transpose", [x], "inputs_time_major", perm=[1, 0] if ids else [1, 0, 2])
         self._time_major_input = x
@@ -376,12 +400,18 @@ class _Graph:
         self.batch_size()
         return self._cache["steps"]
 
+    def steps_scalar(self):
+        if "steps_scalar" not in self._cache:
+            self._cache["steps_scalar"] = self.op("Squeeze", [self.steps(), self.ints([0])], "steps_scalar")
+        return self._cache["steps_scalar"]
+
     def lengths(self):
         """The sequence lengths [B] (int64); the `sequence_length` input, or T for every row."""
         if "lengths" not in self._cache:
             raw = "sequence_length"
             full = self.op("Equal", [raw, self.ints([_FULL_LENGTH])], "full_length")
             chosen = self.op("Where", [full, self.steps(), raw], "lengths_or_steps")
+            chosen = self.in_range(chosen, self.steps_scalar(), "sequence_length must lie in [0, T]")
             self._cache["lengths"] = self.op("Expand", [chosen, self.batch_size()], "lengths")
         return self._cache["lengths"]
 
@@ -394,9 +424,9 @@ class _Graph:
     def step_mask(self):
         """[T, B, 1] bool: is step t within row b's length?"""
         if "mask" not in self._cache:
-            t = self.op("Squeeze", [self.steps(), self.ints([0])], "steps_scalar")
-            zero = self.const(np.array(0, np.int64), "zero")
-            one = self.const(np.array(1, np.int64), "one")
+            t = self.steps_scalar()
+            zero = self.int_scalar(0)
+            one = self.int_scalar(1)
             steps = self.op("Range", [zero, t, one], "step_index")
             steps = self.op("Unsqueeze", [steps, self.ints([1])], "step_column")  # [T, 1]
             lengths = self.op("Unsqueeze", [self.lengths(), self.ints([0])], "lengths_row")  # [1, B]
@@ -407,7 +437,7 @@ class _Graph:
     def empty_rows(self):
         """[B, 1] bool: rows of length 0."""
         if "empty" not in self._cache:
-            empty = self.op("Equal", [self.lengths(), self.const(np.array(0, np.int64), "zero")], "empty")
+            empty = self.op("Equal", [self.lengths(), self.int_scalar(0)], "empty")
             self._cache["empty"] = self.op("Unsqueeze", [empty, self.ints([1])], "empty_rows")
         return self._cache["empty"]
 
@@ -468,8 +498,8 @@ class _Graph:
         each row's output at its last step within its length, [B, out]."""
         if getattr(layer, "return_sequences", True):
             return y, True
-        last = self.op("Sub", [self.lengths(), self.const(np.array(1, np.int64), "one")], "last_step")
-        last = self.op("Max", [last, self.const(np.array(0, np.int64), "zero")], "last_step_clamped")
+        last = self.op("Sub", [self.lengths(), self.int_scalar(1)], "last_step")
+        last = self.op("Max", [last, self.int_scalar(0)], "last_step_clamped")
         index = self.op("Unsqueeze", [last, self.ints([0, 2])], "last_index")  # [1, B, 1]
         shape = self.op("Shape", [y], "outputs_shape")
         width = self.op("Slice", [shape, self.ints([2]), self.ints([3])], "outputs_width")

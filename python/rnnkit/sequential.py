@@ -104,6 +104,12 @@ def _accuracy_counts(outputs, targets, weights):
     return float((w * correct).sum()), float(w.sum())
 
 
+def _check_optimizer(optimizer):
+    if not hasattr(optimizer, "apply_gradients"):
+        raise TypeError(f"optimizer must be an rnnkit optimizer (AdamOptimizer, GradientDescentOptimizer), "
+                        f"got {type(optimizer).__name__}")
+
+
 def _check_metrics(metrics):
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     for m in metrics:
@@ -301,9 +307,7 @@ class Sequential:
         """One update; returns (loss before it, the outputs it was computed on)."""
         if self.loss is None:
             raise ValueError("train_step needs a loss: Sequential(layers, loss=SequenceLoss())")
-        if not hasattr(optimizer, "apply_gradients"):
-            raise TypeError(f"optimizer must be an rnnkit optimizer (AdamOptimizer, GradientDescentOptimizer), "
-                            f"got {type(optimizer).__name__}")
+        _check_optimizer(optimizer)
         outputs = self.forward(x, sequence_length=sequence_length, training=True, initial_state=initial_state)
         loss = self._loss_forward(outputs, targets, weights)
         self.backward(self.loss.backward(), input_grad=False)
@@ -320,6 +324,12 @@ class Sequential:
         `clip_by_global_norm` when `clip_norm` is given, and the optimizer's
         step. Returns the loss before the update (a float)."""
         return self._train_batch(x, targets, weights, optimizer, sequence_length, initial_state, clip_norm)[0]
+
+    def generate(self, prime, length, **options):
+        """Token ids [num_samples, length] generated after `prime`, in one C++
+        call; options and the exact draw: rnnkit.generate.generate."""
+        from .generate import generate
+        return generate(self, prime, length, **options)
 
     # ---- the training loop ---------------------------------------------------------------
     def _batches(self, rows, batch_size, order):
@@ -386,6 +396,7 @@ class Sequential:
           loss is the mean of the epoch's batch losses weighted by batch size,
           each taken before its update); `.epoch`.
         """
+        _check_optimizer(optimizer)
         metrics = _check_metrics(metrics)
         epochs = _positive_int(epochs, "epochs")
         batch_size = _positive_int(batch_size, "batch_size")

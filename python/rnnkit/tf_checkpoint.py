@@ -641,7 +641,10 @@ class TFCheckpoint:
 
     # -- what is in it
     def names(self):
-        return sorted(self._entries)
+        """The tensors' names, sorted; a partitioned variable's slices (keys
+        TensorFlow encodes with a leading 0 byte) are left out, as
+        tf.train.list_variables leaves them out."""
+        return sorted(name for name in self._entries if not name.startswith("\x00"))
 
     def get_variable_to_shape_map(self):
         return {name: list(self._entries[name].shape) for name in self.names()}

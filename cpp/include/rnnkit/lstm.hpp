@@ -223,7 +223,7 @@ template <typename T>
 void lstm_forward_by_rows(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq,
                           const SeqInput<T>& in, const int32_t* sequence_length, const StateMask<T>& state_mask,
                           T* gates, T* outputs, T* c_final, T* m_final, const LstmTape<T>& tape,
-                          const BatchBlocks& blocks) {
+                          const BatchBlocks& blocks, const PackedRhs<T>* W_h_prepacked) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
   const bool training = tape.gates != nullptr;
   const bool gather_per_step = in.ids != nullptr;
@@ -236,7 +236,8 @@ void lstm_forward_by_rows(const LstmConfig& cfg, const LstmWeights<T>& w, const 
   Mat<T> m_pre_step(P > 0 ? B : 0, P > 0 ? H : 0);
   Mat<T> m_proj_step(P > 0 ? B : 0, P > 0 ? P : 0);
   const auto W_h = kernel.bottomRows(R);
-  const PackedRhs<T> W_h_packed(W_h, seq.rows());  // packed once, used at every step
+  const PackedRhs<T> W_h_own(W_h, W_h_prepacked ? 0 : seq.rows());  // packed once, used at every step
+  const PackedRhs<T>& W_h_packed = W_h_prepacked ? *W_h_prepacked : W_h_own;
   std::optional<PackedRhs<T>> proj_packed;
   if (P > 0) proj_packed.emplace(CMatMap<T>(w.projection, H, P), seq.rows());
   const T proj_clip = T(cfg.proj_clip);
@@ -296,10 +297,12 @@ void lstm_forward_by_rows(const LstmConfig& cfg, const LstmWeights<T>& w, const 
 // in: x [rows, D] or ids [rows]; sequence_length: [B] or null; c0: [B, H]; m0: [B, R]
 // outputs: [rows, R] (zero on padded steps); c_final: [B, H]; m_final: [B, R]
 // gates_ws: [rows, 4H] scratch used when tape.gates is null.
+// W_h_prepacked: the kernel's recurrent rows [R, 4H] packed by the caller, or
+// null to pack them here (a caller that runs many one-step calls packs once).
 template <typename T>
 void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
                   const int32_t* sequence_length, const StateMask<T>& state_mask, const T* c0, const T* m0, T* outputs, T* c_final,
-                  T* m_final, const LstmTape<T>& tape, T* gates_ws) {
+                  T* m_final, const LstmTape<T>& tape, T* gates_ws, const PackedRhs<T>* W_h_prepacked = nullptr) {
   const Index D = cfg.D, H = cfg.H, P = cfg.P, R = cfg.R(), G = cfg.G(), B = seq.B;
   const bool training = tape.gates != nullptr;
   T* gates = training ? tape.gates : gates_ws;
@@ -332,7 +335,7 @@ void lstm_forward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayou
   }
 #endif
   detail::lstm_forward_by_rows(cfg, w, seq, in, sequence_length, state_mask, gates, outputs, c_final, m_final, tape,
-                               blocks);
+                               blocks, W_h_prepacked);
 }
 
 // d_outputs: [rows, R]; dc_final: [B, H]; dm_final: [B, R]

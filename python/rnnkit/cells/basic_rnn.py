@@ -35,6 +35,10 @@ class BasicRNNCell(RNNCell):
             ("bias", self._bias(rng, (H,))),
         ]
 
+    def _step_cell(self):
+        """(kind, weight args) of the C++ step cell that runs this cell one step at a time."""
+        return "basic_rnn", (*self._variable_arrays(), self.activation)
+
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         # positional: a keyword argument costs the binding about a microsecond
         outputs, h = _core.basic_rnn_forward(x, *self._variable_arrays(), state[0], lengths, time_major,

@@ -65,6 +65,10 @@ class GRUCell(RNNCell):
             ]
         return specs
 
+    def _step_cell(self):
+        """(kind, weight args) of the C++ step cell that runs this cell one step at a time."""
+        return ("gru_reset_after" if self.reset_after else "gru"), (*self._variable_arrays(), self.activation)
+
     # The kernels take the variables positionally, in creation order: a
     # keyword argument costs the binding about a microsecond.
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):

@@ -133,6 +133,10 @@ class LSTMCell(RNNCell):
                                            *self._weight_args())
         return outputs, tuple.__new__(LSTMStateTuple, (c, m))
 
+    def _step_cell(self):
+        """(kind, weight args) of the C++ step cell that runs this cell one step at a time."""
+        return "lstm", self._weight_args()
+
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         mask = state_masks[1] if state_masks else None
         outputs, c, m = _core.lstm_forward(x, state[0], state[1], lengths, time_major, mask, tape,

@@ -1,0 +1,31 @@
+"""The char-RNN model: a stack of cells over one-hot characters (token ids)
+and a Dense head over the vocabulary."""
+
+import rnnkit
+
+CELLS = {"lstm": rnnkit.BasicLSTMCell, "gru": rnnkit.GRUCell, "rnn": rnnkit.BasicRNNCell}
+
+
+def build_model(config, vocab_size, seed=None):
+    """Sequential([RNN(MultiRNNCell(cells)), Dense(vocab_size)]) with a sequence
+    loss. config: "model", "rnn_size", "num_layers", "dropout" (output dropout
+    between layers and before the head, training only)."""
+    make = CELLS[config["model"]]
+    size, layers, dropout = config["rnn_size"], config["num_layers"], config["dropout"]
+    cells = []
+    for i in range(layers):
+        cell = make(size, input_depth=vocab_size if i == 0 else size, seed=None if seed is None else seed + i)
+        if dropout > 0:
+            cell = rnnkit.DropoutWrapper(cell, output_keep_prob=1.0 - dropout,
+                                         seed=None if seed is None else seed + 1000 + i)
+        cells.append(cell)
+    cell = cells[0] if layers == 1 else rnnkit.MultiRNNCell(cells)
+    head = rnnkit.Dense(vocab_size, input_depth=size, seed=None if seed is None else seed + 2000)
+    return rnnkit.Sequential([rnnkit.RNN(cell), head], loss=rnnkit.SequenceLoss())
+
+
+def dropout_wrappers(model):
+    """The model's DropoutWrapper cells."""
+    cell = model.layers[0].cell
+    cells = cell.cells if isinstance(cell, rnnkit.MultiRNNCell) else [cell]
+    return [c for c in cells if isinstance(c, rnnkit.DropoutWrapper)]
