@@ -10,11 +10,11 @@ using namespace rnnkit;
 
 BasicRnnConfig rnn_config(const py::object& kernel, const py::object& bias,
                           const std::string& activation) {
-  if (!py::isinstance<py::array>(bias) || py::reinterpret_borrow<py::array>(bias).ndim() != 1)
-    throw py::value_error("bias must be a rank-1 array [H]");
+  py::array b = as_array(bias, "bias");
+  if (b.ndim() != 1) throw py::value_error("bias must be a rank-1 array [H], got shape " + shape_str(shape_of(b)));
   BasicRnnConfig cfg;
-  cfg.H = py::reinterpret_borrow<py::array>(bias).shape(0);
-  auto k = py::reinterpret_borrow<py::array>(kernel);
+  cfg.H = b.shape(0);
+  py::array k = as_array(kernel, "kernel");
   if (k.ndim() != 2 || k.shape(1) != cfg.H || k.shape(0) < cfg.H)
     throw py::value_error("kernel must have shape [D + " + std::to_string(cfg.H) + ", " +
                           std::to_string(cfg.H) + "], got " + shape_str(shape_of(k)));
@@ -30,7 +30,7 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
   const Index D = cfg.D, H = cfg.H;
   Array<T> kernel = take<T>(kernel_obj, "kernel", {D + H, H});
   Array<T> bias = take<T>(bias_obj, "bias", {H});
-  const InputArg<T> input = take_inputs<T>(x_obj, "inputs", D, time_major);
+  InputArg<T> input = take_inputs<T>(x_obj, "inputs", D, time_major);
   const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
   Array<T> h0 = take<T>(h0_obj, "initial_state", {B, H});
@@ -40,15 +40,14 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
   Array<T> outputs = empty<T>(input.shape(H));
   Array<T> h_final = empty<T>({B, H});
   BasicRnnTape<T> tape;
+  HeldBuffers held;
   T* ws = nullptr;
-  if (!tape_obj.is_none()) {
-    py::dict d = tape_obj.cast<py::dict>();
-    tape.h = tape_buffer<T>(d, "h", {rows, H});
-    tape.h_prev = tape_buffer<T>(d, "h_prev", {rows, H});
-    record_inputs(d, input);
-    d["sequence_length"] = keep_lengths;
-    d["state_mask"] = mask_obj;
-    d["time_major"] = time_major;
+  py::object tape_d = begin_tape(tape_obj);
+  if (!tape_d.is_none()) {
+    py::dict d = tape_d;
+    tape.h = held.hold(tape_buffer<T>(d, "h", {rows, H}));
+    tape.h_prev = held.hold(tape_buffer<T>(d, "h_prev", {rows, H}));
+    record_inputs(d, input, lengths, keep_lengths, mask_obj);
   } else {
     ws = scratch<T>(static_cast<size_t>(rows * H));
   }
@@ -57,6 +56,7 @@ py::tuple forward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::obj
     basic_rnn_forward<T>(cfg, kernel.data(), bias.data(), seq, input.in, lengths, state_mask, h0.data(),
                          outputs.mutable_data(), h_final.mutable_data(), tape, ws);
   }
+  end_tape(tape_d);
   return py::make_tuple(outputs, h_final);
 }
 
@@ -69,11 +69,13 @@ py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::di
   const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
   py::object keep_lengths;
-  const int32_t* lengths = take_lengths(tape_d["sequence_length"], B, seq.T, keep_lengths);
-  const StateMask<T> state_mask = take_state_mask<T>(tape_d["state_mask"], seq, H);
+  const int32_t* lengths = take_lengths(tape_get(tape_d, "sequence_length"), B, seq.T, keep_lengths);
+  const py::object mask_obj = tape_get(tape_d, "state_mask");
+  const StateMask<T> state_mask = take_state_mask<T>(mask_obj, seq, H);
   BasicRnnTape<T> tape;
-  tape.h = tape_entry<T>(tape_d, "h", {rows, H});
-  tape.h_prev = tape_entry<T>(tape_d, "h_prev", {rows, H});
+  HeldBuffers held;
+  tape.h = held.hold(tape_entry<T>(tape_d, "h", {rows, H}));
+  tape.h_prev = held.hold(tape_entry<T>(tape_d, "h_prev", {rows, H}));
   Array<T> d_out = take<T>(d_out_obj, "d_outputs", input.shape(H));
   Array<T> dh = take<T>(dh_obj, "d_final_state", {B, H});
   T* dx_data = nullptr;
@@ -86,7 +88,7 @@ py::tuple backward_impl(const BasicRnnConfig& cfg, py::object kernel_obj, py::di
                           dx_data, dh0.mutable_data(), dk.mutable_data(),
                           db.mutable_data());
   }
-  tape_d.attr("pop")("x");  // spent: the h buffer now holds gradients
+  spend_tape(tape_d);  // the h buffer now holds gradients
   py::dict grads;
   grads["kernel"] = dk;
   grads["bias"] = db;

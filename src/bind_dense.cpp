@@ -14,11 +14,9 @@ struct DenseShape {
 
 // kernel [D, U] gives D and U; `x` must be [..., D] with rank >= 1.
 DenseShape dense_shape(const py::object& x_obj, const py::object& kernel_obj) {
-  if (!py::isinstance<py::array>(kernel_obj) || py::reinterpret_borrow<py::array>(kernel_obj).ndim() != 2)
-    throw py::value_error("kernel must be a rank-2 array [D, U]");
-  auto k = py::reinterpret_borrow<py::array>(kernel_obj);
-  if (!py::isinstance<py::array>(x_obj)) throw py::type_error("x must be a numpy array");
-  auto x = py::reinterpret_borrow<py::array>(x_obj);
+  py::array k = as_array(kernel_obj, "kernel");
+  if (k.ndim() != 2) throw py::value_error("kernel must be a rank-2 array [D, U], got shape " + shape_str(shape_of(k)));
+  py::array x = as_array(x_obj, "x");
   DenseShape s;
   s.D = k.shape(0);
   s.U = k.shape(1);

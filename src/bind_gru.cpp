@@ -8,13 +8,6 @@ namespace {
 
 using namespace rnnkit;
 
-py::array as_array(const py::object& obj, const char* name) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy array, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  return py::reinterpret_borrow<py::array>(obj);
-}
-
 // H from gates/bias [2H], D from gates/kernel [D + H, 2H]; both variants
 // share these two variables. The other shapes follow and are checked by take.
 GruConfig gru_config(const py::object& gates_kernel, const py::object& gates_bias,
@@ -61,11 +54,8 @@ ForwardIo<T> forward_io(const GruConfig& cfg, const py::object& x_obj, const py:
 
 // Records what backward reads besides the buffers: inputs, lengths, layout.
 template <typename T>
-void record(py::dict& tape, const ForwardIo<T>& io) {
-  record_inputs(tape, io.input);
-  tape["sequence_length"] = io.keep_lengths;
-  tape["state_mask"] = io.mask_obj;
-  tape["time_major"] = io.seq.time_major;
+void record(py::dict& tape, ForwardIo<T>& io) {
+  record_inputs(tape, io.input, io.lengths, io.keep_lengths, io.mask_obj);
 }
 
 // The sequence-side arguments of a backward call, read back from the tape.
@@ -76,7 +66,7 @@ struct BackwardIo {
   py::object dx;  // None for token ids
   T* dx_data = nullptr;
   SeqLayout seq;
-  py::object keep_lengths;
+  py::object keep_lengths, mask_obj;
   const int32_t* lengths = nullptr;
   StateMask<T> mask;
 };
@@ -87,8 +77,9 @@ BackwardIo<T> backward_io(const GruConfig& cfg, const py::dict& tape, const py::
   BackwardIo<T> io;
   io.input = recorded_inputs<T>(tape, cfg.D);
   io.seq = io.input.seq;
-  io.lengths = take_lengths(tape["sequence_length"], io.seq.B, io.seq.T, io.keep_lengths);
-  io.mask = take_state_mask<T>(tape["state_mask"], io.seq, cfg.H);
+  io.lengths = take_lengths(tape_get(tape, "sequence_length"), io.seq.B, io.seq.T, io.keep_lengths);
+  io.mask_obj = tape_get(tape, "state_mask");
+  io.mask = take_state_mask<T>(io.mask_obj, io.seq, cfg.H);
   io.d_out = take<T>(d_out_obj, "d_outputs", io.input.shape(cfg.H));
   io.dh = take<T>(dh_obj, "d_final_state", {io.seq.B, cfg.H});
   io.dx = input_grad_array(io.input, input_grad, &io.dx_data);
@@ -122,12 +113,14 @@ py::tuple forward_impl(const GruArgs& a, py::object x_obj, py::object h0_obj, py
   ForwardIo<T> io = forward_io<T>(a.cfg, x_obj, h0_obj, lengths_obj, mask_obj, time_major);
   const Index rows = io.seq.rows();
   GruTape<T> tape;
+  HeldBuffers held;
   T* ws = nullptr;
-  if (!tape_obj.is_none()) {
-    py::dict d = tape_obj.cast<py::dict>();
-    tape.gates = tape_buffer<T>(d, "gates", {rows, 3 * H});
-    tape.h_prev = tape_buffer<T>(d, "h_prev", {rows, H});
-    tape.rh = tape_buffer<T>(d, "rh", {rows, H});
+  py::object tape_d = begin_tape(tape_obj);
+  if (!tape_d.is_none()) {
+    py::dict d = tape_d;
+    tape.gates = held.hold(tape_buffer<T>(d, "gates", {rows, 3 * H}));
+    tape.h_prev = held.hold(tape_buffer<T>(d, "h_prev", {rows, H}));
+    tape.rh = held.hold(tape_buffer<T>(d, "rh", {rows, H}));
     record(d, io);
   } else {
     ws = scratch<T>(static_cast<size_t>(rows * 3 * H));
@@ -137,6 +130,7 @@ py::tuple forward_impl(const GruArgs& a, py::object x_obj, py::object h0_obj, py
     gru_forward<T>(a.cfg, w, io.seq, io.input.in, io.lengths, io.mask, io.h0.data(), io.outputs.mutable_data(),
                    io.h_final.mutable_data(), tape, ws);
   }
+  end_tape(tape_d);
   return py::make_tuple(io.outputs, io.h_final);
 }
 
@@ -148,9 +142,10 @@ py::tuple backward_impl(const GruArgs& a, py::dict tape_d, py::object d_out_obj,
   BackwardIo<T> io = backward_io<T>(a.cfg, tape_d, d_out_obj, dh_obj, input_grad);
   const Index rows = io.seq.rows();
   GruTape<T> tape;
-  tape.gates = tape_entry<T>(tape_d, "gates", {rows, 3 * H});
-  tape.h_prev = tape_entry<T>(tape_d, "h_prev", {rows, H});
-  tape.rh = tape_entry<T>(tape_d, "rh", {rows, H});
+  HeldBuffers held;
+  tape.gates = held.hold(tape_entry<T>(tape_d, "gates", {rows, 3 * H}));
+  tape.h_prev = held.hold(tape_entry<T>(tape_d, "h_prev", {rows, H}));
+  tape.rh = held.hold(tape_entry<T>(tape_d, "rh", {rows, H}));
   Array<T> dgk = empty<T>({D + H, 2 * H}), dgb = empty<T>({2 * H});
   Array<T> dck = empty<T>({D + H, H}), dcb = empty<T>({H});
   GruGrads<T> g;
@@ -163,7 +158,7 @@ py::tuple backward_impl(const GruArgs& a, py::dict tape_d, py::object d_out_obj,
     gru_backward<T>(a.cfg, w, io.seq, io.input.in, io.lengths, io.mask, tape, io.d_out.data(), io.dh.data(),
                     io.dx_data, io.dh0.mutable_data(), g);
   }
-  tape_d.attr("pop")("x");  // spent: the gate buffer now holds gradients
+  spend_tape(tape_d);  // the gate buffer now holds gradients
   py::dict grads;
   grads["gates/kernel"] = dgk;
   grads["gates/bias"] = dgb;
@@ -201,11 +196,13 @@ py::tuple forward_impl(const ResetAfterArgs& a, py::object x_obj, py::object h0_
   ForwardIo<T> io = forward_io<T>(a.cfg, x_obj, h0_obj, lengths_obj, mask_obj, time_major);
   const Index rows = io.seq.rows();
   GruResetAfterTape<T> tape;
+  HeldBuffers held;
   T* ws = nullptr;
-  if (!tape_obj.is_none()) {
-    py::dict d = tape_obj.cast<py::dict>();
-    tape.gates = tape_buffer<T>(d, "gates", {rows, 4 * H});
-    tape.h_prev = tape_buffer<T>(d, "h_prev", {rows, H});
+  py::object tape_d = begin_tape(tape_obj);
+  if (!tape_d.is_none()) {
+    py::dict d = tape_d;
+    tape.gates = held.hold(tape_buffer<T>(d, "gates", {rows, 4 * H}));
+    tape.h_prev = held.hold(tape_buffer<T>(d, "h_prev", {rows, H}));
     record(d, io);
   } else {
     ws = scratch<T>(static_cast<size_t>(rows * 4 * H));
@@ -215,6 +212,7 @@ py::tuple forward_impl(const ResetAfterArgs& a, py::object x_obj, py::object h0_
     gru_reset_after_forward<T>(a.cfg, w, io.seq, io.input.in, io.lengths, io.mask, io.h0.data(),
                                io.outputs.mutable_data(), io.h_final.mutable_data(), tape, ws);
   }
+  end_tape(tape_d);
   return py::make_tuple(io.outputs, io.h_final);
 }
 
@@ -226,8 +224,9 @@ py::tuple backward_impl(const ResetAfterArgs& a, py::dict tape_d, py::object d_o
   BackwardIo<T> io = backward_io<T>(a.cfg, tape_d, d_out_obj, dh_obj, input_grad);
   const Index rows = io.seq.rows();
   GruResetAfterTape<T> tape;
-  tape.gates = tape_entry<T>(tape_d, "gates", {rows, 4 * H});
-  tape.h_prev = tape_entry<T>(tape_d, "h_prev", {rows, H});
+  HeldBuffers held;
+  tape.gates = held.hold(tape_entry<T>(tape_d, "gates", {rows, 4 * H}));
+  tape.h_prev = held.hold(tape_entry<T>(tape_d, "h_prev", {rows, H}));
   Array<T> dgk = empty<T>({D + H, 2 * H}), dgb = empty<T>({2 * H});
   Array<T> dik = empty<T>({D, H}), dib = empty<T>({H});
   Array<T> dhk = empty<T>({H, H}), dhb = empty<T>({H});
@@ -243,7 +242,7 @@ py::tuple backward_impl(const ResetAfterArgs& a, py::dict tape_d, py::object d_o
     gru_reset_after_backward<T>(a.cfg, w, io.seq, io.input.in, io.lengths, io.mask, tape, io.d_out.data(),
                                 io.dh.data(), io.dx_data, io.dh0.mutable_data(), g);
   }
-  tape_d.attr("pop")("x");  // spent: the gate buffer now holds gradients
+  spend_tape(tape_d);  // the gate buffer now holds gradients
   py::dict grads;
   grads["gates/kernel"] = dgk;
   grads["gates/bias"] = dgb;

@@ -11,8 +11,7 @@ using namespace rnnkit;
 // Reads B, T, C from logits [B, T, C] (rank checked first).
 SequenceLossConfig loss_config(const py::object& logits_obj, bool avg_t, bool avg_b, bool sum_t, bool sum_b) {
   SequenceLossConfig cfg = sequence_loss_reduction(avg_t, avg_b, sum_t, sum_b);
-  if (!py::isinstance<py::array>(logits_obj)) throw py::type_error("logits must be a numpy array");
-  auto logits = py::reinterpret_borrow<py::array>(logits_obj);
+  py::array logits = as_array(logits_obj, "logits");
   if (logits.ndim() != 3)
     throw py::value_error("logits must have rank 3 [B, T, C], got shape " + shape_str(shape_of(logits)));
   cfg.B = logits.shape(0);
@@ -43,12 +42,11 @@ Array<Label> take_targets(const py::object& obj, const SequenceLossConfig& cfg) 
 
 // Runs f(Label{}) by the dtype of targets: int32 or int64.
 template <typename F>
-auto dispatch_label(const py::object& targets, F&& f) {
-  if (!py::isinstance<py::array>(targets)) throw py::type_error("targets must be a numpy array");
-  py::dtype dt = py::reinterpret_borrow<py::array>(targets).dtype();
+auto dispatch_label(const py::object& targets, F&& f, const char* name = "targets") {
+  py::dtype dt = as_array(targets, name).dtype();
   if (dt.is(py::dtype::of<int32_t>())) return f(int32_t{});
   if (dt.is(py::dtype::of<int64_t>())) return f(int64_t{});
-  throw py::type_error("targets must have dtype int32 or int64, got " + std::string(py::str(dt)));
+  throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " + std::string(py::str(dt)));
 }
 
 template <typename T, typename Label>
@@ -58,12 +56,14 @@ py::array forward_impl(const SequenceLossConfig& cfg, py::object logits_obj, py:
   Array<Label> targets = take_targets<Label>(targets_obj, cfg);
   Array<T> weights = take<T>(weights_obj, "weights", {cfg.B, cfg.T});
   Array<T> loss = empty<T>(loss_shape(cfg));
+  HeldBuffers held;
   T* probs = nullptr;
-  if (!tape_obj.is_none()) {
-    py::dict tape = tape_obj.cast<py::dict>();
-    probs = tape_buffer<T>(tape, "probs", {cfg.B, cfg.T, cfg.C});
-    tape["targets"] = targets;
-    tape["weights"] = weights;
+  py::object tape_d = begin_tape(tape_obj);
+  if (!tape_d.is_none()) {
+    py::dict tape = tape_d;
+    probs = held.hold(tape_buffer<T>(tape, "probs", {cfg.B, cfg.T, cfg.C}));
+    targets = tape_copy<Label>(tape, "targets", targets);
+    weights = tape_copy<T>(tape, "weights", weights);
     tape["reduction"] = py::make_tuple(cfg.reduce_batch, cfg.reduce_time, cfg.count_nonzero);
   }
   T* ce_ws = scratch<T>(static_cast<size_t>(cfg.rows()));
@@ -72,19 +72,20 @@ py::array forward_impl(const SequenceLossConfig& cfg, py::object logits_obj, py:
     sequence_loss_forward<T, Label>(cfg, logits.data(), targets.data(), weights.data(), loss.mutable_data(),
                                     probs, ce_ws);
   }
+  end_tape(tape_d);
   return loss;
 }
 
 template <typename T, typename Label>
 py::array backward_impl(const SequenceLossConfig& cfg, const py::dict& tape, py::object d_loss_obj) {
-  T* probs = tape_entry<T>(tape, "probs", {cfg.B, cfg.T, cfg.C});
-  Array<Label> targets = take_targets<Label>(tape["targets"], cfg);
-  Array<T> weights = take<T>(tape["weights"], "weights", {cfg.B, cfg.T});
+  Array<T> probs = tape_entry<T>(tape, "probs", {cfg.B, cfg.T, cfg.C});
+  Array<Label> targets = take_targets<Label>(tape_get(tape, "targets"), cfg);
+  Array<T> weights = take<T>(tape_get(tape, "weights"), "tape weights", {cfg.B, cfg.T});
   Array<T> d_loss = take<T>(d_loss_obj, "d_loss", loss_shape(cfg));
   Array<T> d_logits = empty<T>({cfg.B, cfg.T, cfg.C});
   {
     py::gil_scoped_release release;
-    sequence_loss_backward<T, Label>(cfg, targets.data(), weights.data(), probs, d_loss.data(),
+    sequence_loss_backward<T, Label>(cfg, targets.data(), weights.data(), probs.data(), d_loss.data(),
                                      d_logits.mutable_data());
   }
   return d_logits;
@@ -114,24 +115,28 @@ void init_loss(py::module_& m) {
   m.def(
       "sequence_loss_backward",
       [](py::dict tape, py::object d_loss) {
-        if (!tape.contains("probs") || !tape.contains("reduction"))
-          throw py::value_error("tape has no sequence_loss forward: call forward before backward");
-        py::array probs = py::reinterpret_borrow<py::array>(tape["probs"]);
-        auto reduction = tape["reduction"].cast<py::tuple>();
+        py::array probs = as_array(tape_get(tape, "probs"), "tape probs");
+        py::object reduction = tape_get(tape, "reduction");
+        if (!py::isinstance<py::tuple>(reduction) || py::len(reduction) != 3)
+          throw py::type_error("tape reduction must be a tuple of 3 bools, got " + type_name(reduction));
         SequenceLossConfig cfg;
         if (probs.ndim() != 3)
           throw py::value_error("tape probs must have rank 3, got " + shape_str(shape_of(probs)));
         cfg.B = probs.shape(0);
         cfg.T = probs.shape(1);
         cfg.C = probs.shape(2);
-        cfg.reduce_batch = reduction[0].cast<bool>();
-        cfg.reduce_time = reduction[1].cast<bool>();
-        cfg.count_nonzero = reduction[2].cast<bool>();
-        py::object targets = tape["targets"];
+        bool* flags[3] = {&cfg.reduce_batch, &cfg.reduce_time, &cfg.count_nonzero};
+        for (size_t i = 0; i < 3; ++i) {
+          py::object flag = reduction.cast<py::tuple>()[i];
+          if (!py::isinstance<py::bool_>(flag))
+            throw py::type_error("tape reduction must be a tuple of 3 bools, got " + type_name(flag) + " in it");
+          *flags[i] = flag.cast<bool>();
+        }
+        py::object targets = tape_get(tape, "targets");
         return dispatch_float(probs, "tape probs", [&](auto zero) {
           return dispatch_label(targets, [&](auto label) {
             return backward_impl<decltype(zero), decltype(label)>(cfg, tape, d_loss);
-          });
+          }, "tape targets");
         });
       },
       "d loss / d logits [B, T, C] for the sequence_loss_forward that filled `tape`; d_loss has "

@@ -19,28 +19,28 @@ LstmArgs lstm_args(py::object kernel, py::object bias, py::object w_i_diag, py::
                    py::object w_o_diag, py::object projection, double forget_bias,
                    const std::string& activation, py::object cell_clip, py::object proj_clip) {
   LstmArgs a{};
-  if (!py::isinstance<py::array>(bias) || py::reinterpret_borrow<py::array>(bias).ndim() != 1)
-    throw py::value_error("bias must be a rank-1 array [4H]");
-  const Index G = py::reinterpret_borrow<py::array>(bias).shape(0);
+  py::array b = as_array(bias, "bias");
+  if (b.ndim() != 1) throw py::value_error("bias must be a rank-1 array [4H], got shape " + shape_str(shape_of(b)));
+  const Index G = b.shape(0);
   if (G % 4 != 0 || G == 0)
     throw py::value_error("bias must have shape [4H], got [" + std::to_string(G) + "]");
   a.cfg.H = G / 4;
   if (!projection.is_none()) {
-    auto p = py::reinterpret_borrow<py::array>(projection);
+    py::array p = as_array(projection, "projection/kernel");
     if (p.ndim() != 2 || p.shape(0) != a.cfg.H)
       throw py::value_error("projection/kernel must have shape [" + std::to_string(a.cfg.H) +
                             ", P], got " + shape_str(shape_of(p)));
     a.cfg.P = p.shape(1);
   }
-  auto k = py::reinterpret_borrow<py::array>(kernel);
+  py::array k = as_array(kernel, "kernel");
   if (k.ndim() != 2 || k.shape(1) != G || k.shape(0) < a.cfg.R())
     throw py::value_error("kernel must have shape [D + " + std::to_string(a.cfg.R()) + ", " +
                           std::to_string(G) + "], got " + shape_str(shape_of(k)));
   a.cfg.D = k.shape(0) - a.cfg.R();
   a.cfg.forget_bias = forget_bias;
   a.cfg.activation = parse_activation(activation);
-  a.cfg.cell_clip = cell_clip.is_none() ? 0.0 : cell_clip.cast<double>();
-  a.cfg.proj_clip = proj_clip.is_none() ? 0.0 : proj_clip.cast<double>();
+  a.cfg.cell_clip = optional_number(cell_clip, "cell_clip", 0.0);
+  a.cfg.proj_clip = optional_number(proj_clip, "proj_clip", 0.0);
   if (!cell_clip.is_none() && a.cfg.cell_clip <= 0) throw py::value_error("cell_clip must be > 0");
   if (!proj_clip.is_none() && a.cfg.proj_clip <= 0) throw py::value_error("proj_clip must be > 0");
   const int n_peep = !w_i_diag.is_none() + !w_f_diag.is_none() + !w_o_diag.is_none();
@@ -78,7 +78,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
   const LstmConfig& cfg = a.cfg;
   const Index H = cfg.H, R = cfg.R(), G = cfg.G();
   const LstmWeights<T> w = weights_of<T>(a);
-  const InputArg<T> input = take_inputs<T>(x_obj, "inputs", cfg.D, time_major);
+  InputArg<T> input = take_inputs<T>(x_obj, "inputs", cfg.D, time_major);
   const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
   Array<T> c0 = take<T>(c0_obj, "initial_state.c", {B, H});
@@ -91,21 +91,20 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
   Array<T> c_final = empty<T>({B, H});
   Array<T> m_final = empty<T>({B, R});
   LstmTape<T> tape;
+  HeldBuffers held;
   T* ws = nullptr;
-  if (!tape_obj.is_none()) {
-    py::dict d = tape_obj.cast<py::dict>();
-    tape.gates = tape_buffer<T>(d, "gates", {rows, G});
-    tape.c = tape_buffer<T>(d, "c", {rows, H});
-    tape.m_prev = tape_buffer<T>(d, "m_prev", {rows, R});
+  py::object tape_d = begin_tape(tape_obj);
+  if (!tape_d.is_none()) {
+    py::dict d = tape_d;
+    tape.gates = held.hold(tape_buffer<T>(d, "gates", {rows, G}));
+    tape.c = held.hold(tape_buffer<T>(d, "c", {rows, H}));
+    tape.m_prev = held.hold(tape_buffer<T>(d, "m_prev", {rows, R}));
     if (cfg.P > 0) {
-      tape.m_pre = tape_buffer<T>(d, "m_pre", {rows, H});
-      tape.m_raw = tape_buffer<T>(d, "m_raw", {rows, cfg.P});
+      tape.m_pre = held.hold(tape_buffer<T>(d, "m_pre", {rows, H}));
+      tape.m_raw = held.hold(tape_buffer<T>(d, "m_raw", {rows, cfg.P}));
     }
-    record_inputs(d, input);
-    d["c0"] = c0;
-    d["sequence_length"] = keep_lengths;
-    d["state_mask"] = mask_obj;
-    d["time_major"] = time_major;
+    record_inputs(d, input, lengths, keep_lengths, mask_obj);
+    c0 = tape_copy<T>(d, "c0", c0);
   } else {
     ws = scratch<T>(static_cast<size_t>(rows * G));
   }
@@ -114,6 +113,7 @@ py::tuple forward_impl(const LstmArgs& a, py::object x_obj, py::object c0_obj, p
     lstm_forward<T>(cfg, w, seq, input.in, lengths, state_mask, c0.data(), m0.data(), outputs.mutable_data(),
                     c_final.mutable_data(), m_final.mutable_data(), tape, ws);
   }
+  end_tape(tape_d);
   return py::make_tuple(outputs, c_final, m_final);
 }
 
@@ -126,17 +126,19 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   const InputArg<T> input = recorded_inputs<T>(tape_d, D);
   const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
-  Array<T> c0 = take<T>(tape_d["c0"], "tape c0", {B, H});
+  Array<T> c0 = tape_entry<T>(tape_d, "c0", {B, H});
   py::object keep_lengths;
-  const int32_t* lengths = take_lengths(tape_d["sequence_length"], B, seq.T, keep_lengths);
-  const StateMask<T> state_mask = take_state_mask<T>(tape_d["state_mask"], seq, R);
+  const int32_t* lengths = take_lengths(tape_get(tape_d, "sequence_length"), B, seq.T, keep_lengths);
+  const py::object mask_obj = tape_get(tape_d, "state_mask");
+  const StateMask<T> state_mask = take_state_mask<T>(mask_obj, seq, R);
   LstmTape<T> tape;
-  tape.gates = tape_entry<T>(tape_d, "gates", {rows, G});
-  tape.c = tape_entry<T>(tape_d, "c", {rows, H});
-  tape.m_prev = tape_entry<T>(tape_d, "m_prev", {rows, R});
+  HeldBuffers held;
+  tape.gates = held.hold(tape_entry<T>(tape_d, "gates", {rows, G}));
+  tape.c = held.hold(tape_entry<T>(tape_d, "c", {rows, H}));
+  tape.m_prev = held.hold(tape_entry<T>(tape_d, "m_prev", {rows, R}));
   if (P > 0) {
-    tape.m_pre = tape_entry<T>(tape_d, "m_pre", {rows, H});
-    tape.m_raw = tape_entry<T>(tape_d, "m_raw", {rows, P});
+    tape.m_pre = held.hold(tape_entry<T>(tape_d, "m_pre", {rows, H}));
+    tape.m_raw = held.hold(tape_entry<T>(tape_d, "m_raw", {rows, P}));
   }
   Array<T> d_out = take<T>(d_out_obj, "d_outputs", input.shape(R));
   Array<T> dc = take<T>(dc_obj, "d_final_state.c", {B, H});
@@ -172,9 +174,8 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
     lstm_backward<T>(cfg, w, seq, input.in, lengths, state_mask, c0.data(), tape, d_out.data(), dc.data(),
                      dm.data(), dx_data, dc0.mutable_data(), dm0.mutable_data(), g);
   }
-  // The gate buffer now holds gradients: one backward per forward. The
-  // buffers stay for the next forward to reuse.
-  tape_d.attr("pop")("x");
+  // The gate buffer now holds gradients: one backward per forward.
+  spend_tape(tape_d);
   return py::make_tuple(dx, dc0, dm0, grads);
 }
 

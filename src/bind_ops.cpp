@@ -11,13 +11,6 @@ namespace {
 
 using namespace rnnkit;
 
-py::array as_array(const py::handle& obj, const char* name) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy array, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  return py::reinterpret_borrow<py::array>(obj);
-}
-
 // An array [..., C] (rank >= 1, C >= 1: every row has a class to read): its
 // shape, the product N of its leading axes and C.
 struct Rows {

@@ -13,9 +13,7 @@ std::string at(const char* list, size_t i) { return std::string(list) + "[" + st
 
 // A float32/float64, C-contiguous array; writeable when it is updated in place.
 py::array take_float(const py::handle& obj, const std::string& where, const char* what, bool writeable) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(where + what + " must be a numpy array, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(where + what + " must be a numpy array, got " + type_name(obj));
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (!a.dtype().is(py::dtype::of<float>()) && !a.dtype().is(py::dtype::of<double>()))
     throw py::type_error(where + what + " must have dtype float32 or float64, got " + std::string(py::str(a.dtype())));
@@ -46,7 +44,7 @@ bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
 
 py::list as_list(const py::object& obj, const char* name) {
   if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
-    throw py::type_error(std::string(name) + " must be a list");
+    throw py::type_error(std::string(name) + " must be a list, got " + type_name(obj));
   return py::list(obj);
 }
 
@@ -112,6 +110,7 @@ template <typename T>
 py::tuple clip_impl(const py::list& tensors, double clip_norm) {
   py::list clipped;
   std::vector<ClipParam<T>> params;
+  std::vector<py::object> keep;  // the inputs, held while the kernel runs without the GIL
   for (size_t i = 0; i < tensors.size(); ++i) {
     if (tensors[i].is_none()) {  // passed through, as TF does
       clipped.append(py::none());
@@ -121,6 +120,7 @@ py::tuple clip_impl(const py::list& tensors, double clip_norm) {
                           std::vector<Index>(static_cast<size_t>(py::reinterpret_borrow<py::array>(tensors[i]).ndim()), -1));
     Array<T> out = empty<T>(shape_of(in));
     params.push_back({in.data(), out.mutable_data(), static_cast<Index>(in.size())});
+    keep.push_back(in);
     clipped.append(out);
   }
   T norm;

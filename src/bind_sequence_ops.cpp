@@ -10,8 +10,9 @@ using namespace rnnkit;
 // A float sequence [B, T, W] / [T, B, W] of dtype T and its layout.
 template <typename T>
 std::pair<Array<T>, SeqLayout> take_sequence(const py::object& obj, const char* name, bool time_major) {
-  if (!py::isinstance<py::array>(obj) || py::reinterpret_borrow<py::array>(obj).ndim() != 3)
-    throw py::value_error(std::string(name) + " must be a rank-3 array");
+  if (as_array(obj, name).ndim() != 3)
+    throw py::value_error(std::string(name) + " must be a rank-3 array, got shape " +
+                          shape_str(shape_of(py::reinterpret_borrow<py::array>(obj))));
   Array<T> a = take<T>(obj, name, {-1, -1, -1});
   return {a, layout_of(a, name, a.shape(2), time_major)};
 }
@@ -73,6 +74,7 @@ void init_sequence_ops(py::module_& m) {
         dispatch_float(out, "out", [&](auto zero) {
           using T = decltype(zero);
           auto [o, seq] = take_sequence<T>(out, "out", time_major);
+          if (!o.writeable()) throw py::value_error("out must be writeable (it is updated in place)");
           Array<T> a = take<T>(x, "x", shape_of(o));
           py::object keep;
           const int32_t* lengths = take_lengths(sequence_length, seq.B, seq.T, keep);

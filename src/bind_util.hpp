@@ -68,14 +68,32 @@ class ShapeSpec {
   size_t rank_;
 };
 
+// The name of obj's type, for messages.
+inline std::string type_name(const py::handle& obj) {
+  return std::string(py::str(py::type::of(obj).attr("__name__")));
+}
+
+// `obj` as an ndarray, or a TypeError naming it: nothing of an argument
+// (its rank, its shape) is read before this check.
+inline py::array as_array(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + " must be a numpy array, got " + type_name(obj));
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+// An optional number (None: `none_value`), or a TypeError naming it.
+inline double optional_number(const py::object& obj, const char* name, double none_value) {
+  if (obj.is_none()) return none_value;
+  if (py::isinstance<py::bool_>(obj) || !(py::isinstance<py::float_>(obj) || py::isinstance<py::int_>(obj)))
+    throw py::type_error(std::string(name) + " must be a number or None, got " + type_name(obj));
+  return obj.cast<double>();
+}
+
 // `name` must be a C-contiguous ndarray of dtype T with the given shape.
 // Returns it without copying.
 template <typename T>
 Array<T> take(const py::handle& obj, const char* name, const ShapeSpec& shape) {
-  if (!py::isinstance<py::array>(obj))
-    throw py::type_error(std::string(name) + " must be a numpy array, got " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))));
-  py::array a = py::reinterpret_borrow<py::array>(obj);
+  py::array a = as_array(obj, name);
   if (!a.dtype().is(py::dtype::of<T>()))
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
                          std::string(py::str(a.dtype())));
@@ -127,31 +145,102 @@ Array<T> empty(const std::vector<Index>& shape) {
   return Array<T>(std::move(dims), static_cast<T*>(data), owner);
 }
 
+// ---- tapes ---------------------------------------------------------------------
+// A tape is the dict in which a training forward records what its backward
+// reads. Every buffer a kernel reads or writes is held by an owned reference
+// (an Array in the binding's frame) for the kernel's whole run: another
+// thread may replace the dict's entries meanwhile without freeing what the
+// kernel uses. A forward first drops the mark "recorded" and sets it again
+// once its kernel has run; a backward needs it, so a tape that a failed
+// forward left half written is refused.
+
+inline void drop_mark(py::dict& tape) {
+  if (PyDict_DelItemString(tape.ptr(), "recorded") != 0) PyErr_Clear();  // absent: nothing to drop
+}
+
+inline py::dict as_tape(const py::handle& obj) {
+  if (!py::isinstance<py::dict>(obj)) throw py::type_error("tape must be a dict or None, got " + type_name(obj));
+  return py::reinterpret_borrow<py::dict>(obj);
+}
+
+// The tape a training forward fills: None (inference) or a dict, unmarked.
+inline py::object begin_tape(const py::object& obj) {
+  if (obj.is_none()) return obj;
+  py::dict tape = as_tape(obj);
+  drop_mark(tape);
+  return std::move(tape);
+}
+
+inline void end_tape(const py::object& tape) {
+  if (!tape.is_none()) tape.cast<py::dict>()["recorded"] = true;
+}
+
+// tape[key], or a ValueError saying that no forward filled it.
+inline py::object tape_get(const py::dict& tape, const char* key) {
+  if (!tape.contains("recorded"))
+    throw py::value_error("tape holds no training forward: backward called before forward(training), "
+                          "or after the backward that spent its tape (one backward per forward)");
+  if (!tape.contains(key)) throw py::value_error(std::string("tape has no entry '") + key + "'");
+  return tape[key];
+}
+
+// A bool entry of the tape.
+inline bool tape_flag(const py::dict& tape, const char* key) {
+  py::object v = tape_get(tape, key);
+  if (!py::isinstance<py::bool_>(v))
+    throw py::type_error(std::string("tape entry '") + key + "' must be a bool, got " + type_name(v));
+  return v.cast<bool>();
+}
+
+// Marks the tape spent: its buffers stay for the next forward to reuse.
+inline void spend_tape(py::dict& tape) { drop_mark(tape); }
+
 // The array in `tape[key]` if it already has this shape (reused across
 // training calls), otherwise a new one stored there.
 template <typename T>
-T* tape_buffer(py::dict& tape, const char* key, const std::vector<Index>& shape) {
+Array<T> tape_buffer(py::dict& tape, const char* key, const std::vector<Index>& shape) {
   if (tape.contains(key)) {
     py::object old = tape[key];
-    if (py::isinstance<Array<T>>(old)) {
+    if (py::isinstance<py::array>(old)) {
       py::array a = py::reinterpret_borrow<py::array>(old);
-      if (a.dtype().is(py::dtype::of<T>()) && shape_of(a) == shape && (a.flags() & py::array::c_style))
-        return static_cast<T*>(a.mutable_data());
+      if (a.dtype().is(py::dtype::of<T>()) && shape_of(a) == shape && (a.flags() & py::array::c_style) &&
+          a.writeable())
+        return py::reinterpret_borrow<Array<T>>(a);
     }
   }
   Array<T> a = empty<T>(shape);
   tape[key] = a;
-  return a.mutable_data();
+  return a;
+}
+
+// The tape buffers of one kernel call, held for its whole run.
+struct HeldBuffers {
+  std::vector<py::object> arrays;
+  template <typename T>
+  T* hold(Array<T> a) {
+    T* p = a.mutable_data();
+    arrays.push_back(std::move(a));
+    return p;
+  }
+};
+
+// A copy of `src` in tape[key] (a buffer reused across calls): what backward
+// reads is what forward saw, whatever the caller does to its own array between.
+template <typename T>
+Array<T> tape_copy(py::dict& tape, const char* key, const Array<T>& src) {
+  Array<T> dst = tape_buffer<T>(tape, key, shape_of(src));
+  std::copy(src.data(), src.data() + src.size(), dst.mutable_data());
+  return dst;
 }
 
 // A tape entry written by forward; checked so that a foreign dict cannot
 // point the kernels at a short buffer.
 template <typename T>
-T* tape_entry(const py::dict& tape, const char* key, const std::vector<Index>& shape) {
-  if (!tape.contains(key))
-    throw py::value_error(std::string("tape has no entry '") + key +
-                          "': call forward(training) before backward");
-  return take<T>(tape[key], key, shape).mutable_data();
+Array<T> tape_entry(const py::dict& tape, const char* key, const std::vector<Index>& shape) {
+  py::object v = tape_get(tape, key);
+  Array<T> a = take<T>(v, (std::string("tape ") + key).c_str(), shape);
+  if (!a.writeable()) throw py::value_error(std::string("tape ") + key + " must be writeable");
+  return a;
 }
 
 // Per-thread scratch reused across inference calls (no per-call allocation
@@ -166,14 +255,10 @@ T* scratch(size_t n) {
 // Runs f<float> or f<double> by the dtype of `probe` (named `name`).
 template <typename F>
 auto dispatch_float(const py::handle& probe, const char* name, F&& f) {
-  if (py::isinstance<py::array>(probe)) {
-    py::dtype dt = py::reinterpret_borrow<py::array>(probe).dtype();
-    if (dt.is(py::dtype::of<float>())) return f(float{});
-    if (dt.is(py::dtype::of<double>())) return f(double{});
-    throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
-                         std::string(py::str(dt)));
-  }
-  throw py::type_error(std::string(name) + " must be a numpy array");
+  py::dtype dt = as_array(probe, name).dtype();
+  if (dt.is(py::dtype::of<float>())) return f(float{});
+  if (dt.is(py::dtype::of<double>())) return f(double{});
+  throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + std::string(py::str(dt)));
 }
 
 inline rnnkit::Activation parse_activation(const std::string& name) {
@@ -304,23 +389,49 @@ InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bo
   return r;
 }
 
-// What a forward records about its inputs for backward: the inputs, and the
-// ids of one-hot float inputs (None otherwise).
+// Records what every recurrent backward reads besides the cell's own
+// buffers, as copies owned by the tape: the inputs (and the ids of one-hot
+// float inputs), the lengths, the state mask and the layout. The forward's
+// kernel then reads the copies too (`input` and `lengths` are repointed).
 template <typename T>
-void record_inputs(py::dict& tape, const InputArg<T>& input) {
-  tape["x"] = input.array;
-  if (input.in.x != nullptr && input.in.ids != nullptr)
-    tape["x_ids"] = Array<int32_t>(static_cast<py::ssize_t>(input.seq.rows()), input.in.ids);
-  else
+void record_inputs(py::dict& tape, InputArg<T>& input, const int32_t*& lengths, py::object& keep_lengths,
+                   const py::object& mask_obj) {
+  const Index rows = input.seq.rows();
+  if (input.in.x != nullptr) {
+    Array<T> x = tape_copy<T>(tape, "x", py::reinterpret_borrow<Array<T>>(input.array));
+    input.in.x = x.data();
+    input.array = x;
+    if (input.in.ids != nullptr) {
+      Array<int32_t> ids = tape_buffer<int32_t>(tape, "x_ids", {rows});
+      std::copy(input.in.ids, input.in.ids + rows, ids.mutable_data());
+      input.in.ids = ids.data();
+      input.recorded_ids = ids;
+    } else {
+      tape["x_ids"] = py::none();
+    }
+  } else {
+    Array<int32_t> ids = tape_copy<int32_t>(tape, "x", py::reinterpret_borrow<Array<int32_t>>(input.array));
+    input.in.ids = ids.data();
+    input.array = ids;
     tape["x_ids"] = py::none();
+  }
+  if (lengths != nullptr) {
+    Array<int32_t> copy = tape_buffer<int32_t>(tape, "sequence_length", {input.seq.B});
+    std::copy(lengths, lengths + input.seq.B, copy.mutable_data());
+    lengths = copy.data();
+    keep_lengths = copy;
+  } else {
+    tape["sequence_length"] = py::none();
+  }
+  tape["state_mask"] = mask_obj;
+  tape["time_major"] = input.seq.time_major;
 }
 
 // The inputs of a backward, as its forward recorded them.
 template <typename T>
 InputArg<T> recorded_inputs(const py::dict& tape, Index depth) {
-  if (!tape.contains("x")) throw py::value_error("backward called before forward(training)");
-  return take_inputs<T>(tape["x"], "tape x", depth, tape["time_major"].cast<bool>(),
-                        tape.contains("x_ids") ? py::object(tape["x_ids"]) : py::object(py::none()));
+  py::object x = tape_get(tape, "x");
+  return take_inputs<T>(x, "tape x", depth, tape_flag(tape, "time_major"), tape_get(tape, "x_ids"));
 }
 
 // Optional state dropout mask: [B, T, w] ([T, B, w] time major), a mask per

@@ -30,7 +30,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_num_threads", &rnnkit::max_num_threads, "The largest n that set_num_threads accepts.");
   m.def("_result_cache", [](py::object limit) {
     auto& blocks = rnnkit_py::ResultBlocks::instance();
-    if (!limit.is_none()) blocks.set_limit(limit.cast<size_t>());
+    if (!limit.is_none()) {
+      if (!py::isinstance<py::int_>(limit) || py::isinstance<py::bool_>(limit))
+        throw py::type_error("limit must be an int or None, got " + rnnkit_py::type_name(limit));
+      const unsigned long long bytes = PyLong_AsUnsignedLongLong(limit.ptr());
+      if (bytes == static_cast<unsigned long long>(-1) && PyErr_Occurred()) {
+        PyErr_Clear();
+        throw py::value_error("limit must lie in [0, 2**64 - 1] bytes, got " + std::string(py::str(limit)));
+      }
+      blocks.set_limit(static_cast<size_t>(bytes));
+    }
     return py::make_tuple(blocks.cached(), blocks.limit());
   }, "(bytes of free result blocks kept, the limit); sets the limit first when given (0: keep none).",
         py::arg("limit") = py::none());

@@ -289,5 +289,5 @@ def test_core_checks_targets_too():
         rnnkit._core.sequence_loss_forward(logits, targets.astype(np.int16), weights)
     with pytest.raises(ValueError, match=r"weights must have shape \[3, 4\], got \[4, 3\]"):
         rnnkit._core.sequence_loss_forward(logits, targets, np.ascontiguousarray(weights.T))
-    with pytest.raises(ValueError, match="call forward before backward"):
+    with pytest.raises(ValueError, match="backward called before forward"):
         rnnkit._core.sequence_loss_backward({}, np.ones(()))

@@ -112,3 +112,208 @@ def test_gil_is_released_during_kernels():
         done.set()
         t.join()
     assert during > 3
+
+
+# ---- sharing layers, losses and optimizers between threads -------------------------------
+# A layer keeps what its forward recorded for its backward: one thread at a
+# time may train it, and a second concurrent caller gets a RuntimeError
+# naming the layer. Inference stays concurrent; an optimizer's updates run
+# one after another, each whole.
+
+CELL_KINDS = {
+    "rnn": lambda: rnnkit.BasicRNNCell(24, input_depth=8, seed=0),
+    "basic_lstm": lambda: rnnkit.BasicLSTMCell(24, input_depth=8, seed=0),
+    "lstm_options": lambda: rnnkit.LSTMCell(24, use_peepholes=True, num_proj=16, cell_clip=1.0, input_depth=8, seed=0),
+    "gru": lambda: rnnkit.GRUCell(24, input_depth=8, seed=0),
+    "gru_reset_after": lambda: rnnkit.GRUCell(24, reset_after=True, input_depth=8, seed=0),
+    "multi": lambda: rnnkit.MultiRNNCell([rnnkit.BasicLSTMCell(24, input_depth=8, seed=0),
+                                          rnnkit.GRUCell(16, seed=1)]),
+    "dropout": lambda: rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(24, input_depth=8, seed=0), state_keep_prob=0.8,
+                                             seed=2),
+    "residual": lambda: rnnkit.ResidualWrapper(rnnkit.GRUCell(8, input_depth=8, seed=0)),
+}
+
+
+class Held:
+    """Runs `call` in a thread that stops inside `obj.<name>` (patched) until
+    released, so that the main thread can try the object meanwhile."""
+
+    def __init__(self, monkeypatch, obj, name, call, when=lambda *args: True):
+        self.entered, self.release, self.result = threading.Event(), threading.Event(), None
+        original = getattr(obj, name)
+
+        def waiting(*args, **kwargs):
+            if when(*args):
+                self.entered.set()
+                assert self.release.wait(10)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(obj, name, waiting)
+        self.thread = threading.Thread(target=self._run, args=(call,))
+        self.thread.start()
+        assert self.entered.wait(10)
+
+    def _run(self, call):
+        self.result = call()
+
+    def finish(self):
+        self.release.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        return self.result
+
+
+@pytest.mark.parametrize("kind", sorted(CELL_KINDS))
+def test_rnn_refuses_a_second_thread_while_one_trains(kind, monkeypatch):
+    x = rng(0).normal(size=(4, 6, 8)).astype(np.float32)
+    layer = rnnkit.RNN(CELL_KINDS[kind]())
+    reference, _ = rnnkit.dynamic_rnn(layer.cell, x)
+    # inside forward (the training run: the one with a tape)
+    held = Held(monkeypatch, rnnkit.rnn, "_run_forward", lambda: layer.forward(x),
+                when=lambda cell, inputs, lengths, state, time_major, tape, *rest: tape is not None)
+    with pytest.raises(RuntimeError, match="RNN is in use by another thread"):
+        layer.forward(x)
+    with pytest.raises(RuntimeError, match="RNN is in use by another thread"):
+        layer.backward(np.ones_like(reference))
+    out, _ = layer(x[:2])  # inference on the same layer and cell still runs
+    assert np.array_equal(out, reference[:2])
+    out, _ = held.finish()
+    monkeypatch.undo()
+    assert np.array_equal(out, reference)  # not training: no dropout
+    # inside backward
+    held = Held(monkeypatch, layer.cell, "_backward", lambda: layer.backward(np.ones_like(out)))
+    with pytest.raises(RuntimeError, match="RNN is in use by another thread"):
+        layer.forward(x)
+    dx, _ = held.finish()
+    assert dx.shape == x.shape
+
+
+def test_bidirectional_dense_and_loss_refuse_a_second_thread(monkeypatch):
+    import rnnkit.bidirectional as bidirectional
+    import rnnkit.losses as losses
+    x = rng(0).normal(size=(3, 5, 8)).astype(np.float32)
+    bi = rnnkit.Bidirectional(rnnkit.GRUCell(6, input_depth=8, seed=0), rnnkit.GRUCell(6, input_depth=8, seed=1))
+    held = Held(monkeypatch, bidirectional, "_prepare", lambda: bi.forward(x))
+    with pytest.raises(RuntimeError, match="Bidirectional is in use by another thread"):
+        bi.forward(x)
+    with pytest.raises(RuntimeError, match="Bidirectional is in use by another thread"):
+        bi.backward((np.ones((3, 5, 6), np.float32),) * 2)
+    held.finish()
+
+    dense = rnnkit.Dense(5, input_depth=8, seed=0)
+    held = Held(monkeypatch, dense, "_prepare", lambda: dense.forward(x))
+    with pytest.raises(RuntimeError, match="Dense is in use by another thread"):
+        dense.forward(x)
+    with pytest.raises(RuntimeError, match="Dense is in use by another thread"):
+        dense.backward(np.ones((3, 5, 5), np.float32))
+    assert np.array_equal(dense(x), held.finish())  # inference ran meanwhile too
+
+    loss = rnnkit.SequenceLoss()
+    logits, targets, weights = x[..., :4], np.zeros((3, 5), np.int32), np.ones((3, 5), np.float32)
+    held = Held(monkeypatch, losses, "_prepare", lambda: loss.forward(logits, targets, weights))
+    with pytest.raises(RuntimeError, match="SequenceLoss is in use by another thread"):
+        loss.forward(logits, targets, weights)
+    with pytest.raises(RuntimeError, match="SequenceLoss is in use by another thread"):
+        loss.backward()
+    assert held.finish() == rnnkit.sequence_loss(logits, targets, weights)
+
+
+def run_together(n, work):
+    """Runs work(i) in n threads started together; returns their results
+    (an exception counts as a result)."""
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = work(i)
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results
+
+
+@pytest.mark.parametrize("kind", ["basic_lstm", "lstm_options", "gru", "gru_reset_after", "rnn", "multi"])
+def test_one_layer_trained_from_several_threads_never_corrupts(kind):
+    # Different shapes per thread: a tape replaced under a running kernel
+    # would be freed memory. Each forward either is right or is refused.
+    cell = CELL_KINDS[kind]()
+    layer = rnnkit.RNN(cell)
+    inputs = [rng(i).normal(size=(8 + 4 * i, 30 + 7 * i, 8)).astype(np.float32) for i in range(3)]
+    references = [rnnkit.dynamic_rnn(cell, x)[0] for x in inputs]
+    refused = 0
+    for _ in range(6):
+        results = run_together(3, lambda i: layer.forward(inputs[i])[0])
+        for i, r in enumerate(results):
+            if isinstance(r, RuntimeError):
+                assert "RNN is in use by another thread" in str(r)
+                refused += 1
+            else:
+                assert not isinstance(r, Exception), r
+                assert np.array_equal(r, references[i])
+    assert refused < 18  # some forwards ran
+
+
+def test_core_forwards_sharing_one_tape_stay_memory_safe():
+    # The private kernels, given one tape dict from several threads: every
+    # buffer a kernel uses is held for its whole run, so replacing the dict's
+    # entries meanwhile frees nothing in use (and outputs are right).
+    cell = rnnkit.BasicLSTMCell(32, input_depth=8, seed=0)
+    inputs = [rng(i).normal(size=(4 + 2 * i, 40 + 9 * i, 8)).astype(np.float32) for i in range(3)]
+    references = [rnnkit.dynamic_rnn(cell, x)[0] for x in inputs]
+    tape = {}
+    for _ in range(5):
+        def work(i):
+            x = inputs[i]
+            zeros = np.zeros((x.shape[0], 32), np.float32)
+            return rnnkit._core.lstm_forward(x, zeros, zeros, None, False, None, tape, *cell._weight_args())[0]
+        for i, out in enumerate(run_together(3, work)):
+            assert np.array_equal(out, references[i])
+
+
+def test_shared_cell_inference_from_several_threads_is_right():
+    cell = rnnkit.BasicLSTMCell(32, input_depth=8, seed=0)
+    layer = rnnkit.RNN(cell)
+    model = rnnkit.Sequential([layer, rnnkit.Dense(5, input_depth=32, seed=1)])
+    xs = [rng(i).normal(size=(6, 20, 8)).astype(np.float32) for i in range(4)]
+    state = cell.zero_state(6)
+    calls = [
+        lambda x: rnnkit.dynamic_rnn(cell, x)[0],
+        lambda x: cell(x[:, 0], state)[0],
+        lambda x: layer(x)[0],
+        lambda x: model.predict(x),
+    ]
+    references = [[call(x) for x in xs] for call in calls]
+    for _ in range(3):
+        results = run_together(16, lambda i: calls[i % 4](xs[i // 4]))
+        for i, r in enumerate(results):
+            assert not isinstance(r, Exception), r
+            assert np.array_equal(r, references[i % 4][i // 4])
+
+
+@pytest.mark.parametrize("make", [lambda: rnnkit.AdamOptimizer(0.01),
+                                  lambda: rnnkit.GradientDescentOptimizer(0.01)], ids=["adam", "sgd"])
+def test_optimizer_updates_from_several_threads_are_each_whole(make):
+    grads = [rng(0).normal(size=(256, 128)).astype(np.float32), rng(1).normal(size=(128,)).astype(np.float32)]
+    serial_opt, shared_opt = make(), make()
+    serial = [np.ones((256, 128), np.float32), np.zeros(128, np.float32)]
+    shared = [a.copy() for a in serial]
+    threads, calls = 8, 25
+    for _ in range(threads * calls):
+        serial_opt.apply_gradients(list(zip(grads, serial)))
+
+    def work(i):
+        for _ in range(calls):
+            shared_opt.apply_gradients(list(zip(grads, shared)))
+
+    assert all(r is None for r in run_together(threads, work))
+    if hasattr(shared_opt, "iterations"):
+        assert shared_opt.iterations == threads * calls
+    for a, b in zip(shared, serial):
+        assert np.array_equal(a, b)

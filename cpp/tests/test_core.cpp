@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
@@ -17,6 +18,11 @@
 #include "rnnkit/sequence_ops.hpp"
 
 using namespace rnnkit;
+
+// Under AddressSanitizer an impossible allocation returns null (and so
+// throws std::bad_alloc) instead of stopping the process: the tests below
+// make allocations fail on purpose.
+extern "C" const char* __asan_default_options() { return "allocator_may_return_null=1"; }
 
 namespace {
 
@@ -402,6 +408,55 @@ void test_reverse_sequence() {
   for (int i = 0; i < 8; ++i) check(out[i] == expected[i], "reverse_sequence at " + std::to_string(i));
 }
 
+#if RNNKIT_PACKED_GEMM
+// A failed allocation leaves a work buffer as it was (the strong guarantee):
+// its block is neither freed nor replaced, and the products that use it next
+// are right.
+void test_failed_growth_keeps_the_buffer() {
+  const Index impossible = Index(1) << 50;  // 4 PiB of floats
+  packed::AlignedBuffer b;
+  b.resize(256);
+  float* const before = b.data;
+  for (int i = 0; i < 256; ++i) b.data[i] = float(i);
+  bool threw = false;
+  try {
+    b.resize(impossible);
+  } catch (const std::bad_alloc&) {
+    threw = true;
+  }
+  check(threw, "AlignedBuffer: an impossible size throws std::bad_alloc");
+  check(b.data == before && b.size == 256, "AlignedBuffer: a failed growth keeps the block and its size");
+  // Were the block freed, the allocator would hand it out again at once.
+  void* probe = Eigen::internal::aligned_malloc(256 * sizeof(float));
+  check(probe != before, "AlignedBuffer: a failed growth does not free the block in use");
+  Eigen::internal::aligned_free(probe);
+  bool intact = true;
+  for (int i = 0; i < 256; ++i) intact = intact && b.data[i] == float(i);
+  check(intact, "AlignedBuffer: a failed growth keeps the contents");
+  check(!b.try_resize(impossible) && b.data == before, "AlignedBuffer::try_resize: false, the buffer unchanged");
+
+  // The thread's buffers behind every float product (B packed in slabs, A
+  // copied into strips), each after a failed growth: the products are right.
+  std::mt19937 gen(5);
+  const Index m = 61, k = 300, n = 70;
+  const Mat<float> A = random_mat(m, k, gen), B = random_mat(k, n, gen);
+  const Mat<float> At = A.transpose();
+  for (auto which : {packed::Scratch::OneOffRhs, packed::Scratch::Strips}) {
+    packed::AlignedBuffer& scratch = packed::thread_buffer(which);
+    scratch.resize(1024);
+    try {
+      scratch.resize(impossible);
+    } catch (const std::bad_alloc&) {
+    }
+    Mat<float> C(m, n), D(m, n);
+    gemm(C, A, B);
+    gemm(D, At.transpose(), B);  // A transposed: copied into strips
+    check(C.isApprox(A * B, 1e-5f) && D.isApprox(A * B, 1e-5f),
+          "products after a failed growth of a thread's work buffer");
+  }
+}
+#endif
+
 }  // namespace
 
 int main() {
@@ -416,6 +471,9 @@ int main() {
   test_lstm_unit_split_matches_row_split();
 #endif
   test_reverse_sequence();
+#if RNNKIT_PACKED_GEMM
+  test_failed_growth_keeps_the_buffer();
+#endif
   std::printf("%s: %d failure(s)\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

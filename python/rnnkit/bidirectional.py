@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_float, float_dtype, sequence_lengths, shape_str
+from ._guard import InUse
 from .rnn import RNN, _last_output, _last_output_backward, _stack_steps, _time_axes, dynamic_rnn, grads_and_vars
 from .variables import Variables
 
@@ -76,7 +77,8 @@ class Bidirectional:
     time-aligned concat(fw, bw) at its last valid step [B, out_fw + out_bw]
     (TF1's static_bidirectional_rnn(...)[0][-1] for full-length rows: fw
     after the whole row, bw after its last step only), and backward takes
-    d_outputs [B, out_fw + out_bw]."""
+    d_outputs [B, out_fw + out_bw]. One thread at a time may run forward or
+    backward (see RNN)."""
 
     scope_name = "bidirectional_rnn"
 
@@ -86,6 +88,7 @@ class Bidirectional:
         self.fw, self.bw = RNN(cell_fw), RNN(cell_bw)
         self.return_sequences = bool(return_sequences)
         self._lengths = None
+        self._in_use = InUse(type(self).__name__)
 
     @property
     def cells(self):
@@ -112,15 +115,18 @@ class Bidirectional:
         `training=True` turns on the dropout of DropoutWrapper cells.
         Returns ((out_fw, out_bw), (state_fw, state_bw)), or without
         return_sequences (last [B, out_fw + out_bw], (state_fw, state_bw))."""
-        x, lengths = _prepare(self.fw.cell, self.bw.cell, x, sequence_length, time_major)
-        out_fw, state_fw = self.fw.forward(x, lengths, initial_state_fw, time_major, training=training)
-        rev_out, state_bw = self.bw.forward(_reverse(x, lengths, time_major), lengths, initial_state_bw,
-                                            time_major, training=training)
-        self._lengths, self._time_major = lengths, time_major
-        out_bw = _reverse(rev_out, lengths, time_major)
-        if not self.return_sequences:
-            return _last_pair(out_fw, out_bw, lengths, time_major), (state_fw, state_bw)
-        return (out_fw, out_bw), (state_fw, state_bw)
+        with self._in_use:
+            x, lengths = _prepare(self.fw.cell, self.bw.cell, x, sequence_length, time_major)
+            if lengths is not None and lengths is sequence_length:
+                lengths = lengths.copy()  # kept for backward: not the caller's array
+            out_fw, state_fw = self.fw.forward(x, lengths, initial_state_fw, time_major, training=training)
+            rev_out, state_bw = self.bw.forward(_reverse(x, lengths, time_major), lengths, initial_state_bw,
+                                                time_major, training=training)
+            self._lengths, self._time_major = lengths, time_major
+            out_bw = _reverse(rev_out, lengths, time_major)
+            if not self.return_sequences:
+                return _last_pair(out_fw, out_bw, lengths, time_major), (state_fw, state_bw)
+            return (out_fw, out_bw), (state_fw, state_bw)
 
     def __call__(self, x, sequence_length=None, time_major=False):
         """Inference only: bidirectional_dynamic_rnn (then the last outputs
@@ -154,10 +160,14 @@ class Bidirectional:
         """d_outputs: (d_out_fw, d_out_bw), or [B, out_fw + out_bw] without
         return_sequences; d_final_states: (d_state_fw, d_state_bw) or None.
         Returns d_inputs (None for token ids or with `input_grad=False`)."""
-        if not self.return_sequences:
-            d_outputs = self._split_last(d_outputs)
-        if not (isinstance(d_outputs, (tuple, list)) and len(d_outputs) == 2):
-            raise TypeError("d_outputs must be a pair (d_out_fw, d_out_bw)")
+        with self._in_use:
+            if not self.return_sequences:
+                d_outputs = self._split_last(d_outputs)
+            if not (isinstance(d_outputs, (tuple, list)) and len(d_outputs) == 2):
+                raise TypeError("d_outputs must be a pair (d_out_fw, d_out_bw)")
+            return self._backward(d_outputs, d_final_states, input_grad)
+
+    def _backward(self, d_outputs, d_final_states, input_grad):
         d_fw_state, d_bw_state = (None, None) if d_final_states is None else d_final_states
         dx_fw, _ = self.fw.backward(d_outputs[0], d_fw_state, input_grad)
         d_rev = _reverse(np.ascontiguousarray(d_outputs[1], dtype=self.bw.cell.dtype), self._lengths, self._time_major) \

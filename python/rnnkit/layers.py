@@ -5,6 +5,7 @@ import numpy as np
 
 from . import _core, initializers
 from ._checks import as_float, float_dtype, indices, positive_int, shape_str
+from ._guard import InUse
 from .rnn import grads_and_vars
 from .variables import BuiltOnFirstUse, Variables, glorot_uniform, initial_value
 
@@ -14,9 +15,10 @@ class Dense(BuiltOnFirstUse):
 
     Variables: kernel [D, units] (Glorot-uniform, seeded by `seed`, or
     `kernel_initializer`'s), bias [units] (zeros, or `bias_initializer`'s); created from x.shape[-1] on the first forward, or
-    at once when `input_depth` is given. forward(x) records x for
+    at once when `input_depth` is given. forward(x) records a copy of x for
     backward(dy), which returns dx and leaves the variable gradients in
-    `grads`."""
+    `grads`. One thread at a time may run forward or backward (a second gets
+    a RuntimeError); inference (`layer(x)`) may run in many at once."""
 
     def __init__(self, units, dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None,
                  bias_initializer=None):
@@ -28,8 +30,10 @@ class Dense(BuiltOnFirstUse):
         self.variables = Variables("Dense")
         self.grads = {}
         self.input_depth = None
-        self._x = None  # the input of the last training forward
+        self._x = None  # the input of the last training forward, as backward reads it
+        self._x_copy = None  # where forward copies an input of the caller's (reused)
         self._params = None  # (kernel, bias) once built: live arrays, assignment copies into them
+        self._in_use = InUse(type(self).__name__)
         if input_depth is not None:
             self.build(positive_int(input_depth, "input_depth"))
 
@@ -63,15 +67,33 @@ class Dense(BuiltOnFirstUse):
         return _core.dense_forward(x, *self._params)
 
     def forward(self, x):
-        """x [..., D] -> y [..., units]; keeps x for backward."""
-        x = self._prepare(x)
-        y = _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
-        self._x = x
-        return y
+        """x [..., D] -> y [..., units]; keeps a copy of x for backward."""
+        with self._in_use:
+            self._x = None  # a forward that fails leaves nothing for backward
+            given = x
+            x = self._prepare(x)
+            y = _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
+            self._x = self._kept(x, given)
+            return y
+
+    def _kept(self, x, given):
+        """x as backward reads it: the values forward saw. x itself when
+        _prepare converted `given` (no one else holds it); a copy of the
+        caller's memory otherwise, in a buffer reused across calls."""
+        if x is not given and x.base is None:
+            return x
+        if self._x_copy is None or self._x_copy.shape != x.shape or self._x_copy.dtype != x.dtype:
+            self._x_copy = np.empty_like(x)
+        np.copyto(self._x_copy, x)
+        return self._x_copy
 
     def backward(self, dy):
         """dy [..., units] (the shape of forward's y) -> dx [..., D]. The
         gradients of kernel and bias are left in `grads`."""
+        with self._in_use:
+            return self._backward(dy)
+
+    def _backward(self, dy):
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward: call forward(x) first")
         expected = self._x.shape[:-1] + (self.units,)

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, shape_str
+from ._guard import InUse
 from .nn import _cross_entropy_args
 
 
@@ -56,6 +57,10 @@ class SequenceLoss:
       - else one sum_over_X: over axis X, / count(w != 0);
       - else: ce ⊙ weights [B, T].
     A zero denominator gives 0 (div_no_nan), with a zero gradient.
+
+    forward keeps the softmax and copies of targets and weights for backward.
+    One thread at a time may run forward or backward (a second gets a
+    RuntimeError); calling the loss (no backward) may run in many at once.
     """
 
     def __init__(self, average_across_timesteps=True, average_across_batch=True,
@@ -65,6 +70,7 @@ class SequenceLoss:
             average_across_timesteps, average_across_batch, sum_over_timesteps, sum_over_batch)
         self._tape = {}
         self._loss_shape = None  # shape and dtype of the last forward's loss
+        self._in_use = InUse(type(self).__name__)
 
     def _flags(self):
         return (self.average_across_timesteps, self.average_across_batch,
@@ -74,10 +80,12 @@ class SequenceLoss:
         """logits: [B, T, C] float; targets: ints [B, T] in [0, C); weights:
         [B, T] (ones when None). Returns the loss in the logits' dtype: a numpy scalar, [B],
         [T] or [B, T] by the flags. Keeps the softmax for backward."""
-        x, labels, w = _prepare(logits, targets, weights)
-        loss = _core.sequence_loss_forward(x, labels, w, *self._flags(), tape=self._tape)
-        self._loss_shape = (loss.shape, loss.dtype)
-        return _unwrap(loss)
+        with self._in_use:
+            self._loss_shape = None  # a forward that fails leaves no tape for backward
+            x, labels, w = _prepare(logits, targets, weights)
+            loss = _core.sequence_loss_forward(x, labels, w, *self._flags(), tape=self._tape)
+            self._loss_shape = (loss.shape, loss.dtype)
+            return _unwrap(loss)
 
     def __call__(self, logits, targets, weights=None):
         """The loss without recording anything for backward."""
@@ -86,6 +94,10 @@ class SequenceLoss:
 
     def backward(self, d_loss=None):
         """d_loss: the loss's shape (ones when None). Returns d_logits [B, T, C]."""
+        with self._in_use:
+            return self._backward(d_loss)
+
+    def _backward(self, d_loss):
         if self._loss_shape is None:
             raise RuntimeError("SequenceLoss.backward called before forward: call forward(logits, targets, weights) first")
         shape, dtype = self._loss_shape

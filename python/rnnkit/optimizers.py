@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._checks import contiguous
+from ._guard import Serial
 
 
 def _positive(value, name):
@@ -65,15 +66,18 @@ class Optimizer:
 
 
 class GradientDescentOptimizer(Optimizer):
-    """var -= learning_rate · g (TF1's GradientDescentOptimizer)."""
+    """var -= learning_rate · g (TF1's GradientDescentOptimizer). Updates
+    from several threads run one after another, each whole."""
 
     def __init__(self, learning_rate):
         self.learning_rate = _positive(learning_rate, "learning_rate")
+        self._serial = Serial(type(self).__name__)
 
     def apply_gradients(self, grads_and_vars):
         """Updates every variable in place; pairs whose gradient is None are skipped."""
         grads, variables = _split(grads_and_vars)
-        _core.sgd_apply(variables, grads, self.learning_rate)
+        with self._serial:
+            _core.sgd_apply(variables, grads, self.learning_rate)
 
     def __repr__(self):
         return f"GradientDescentOptimizer(learning_rate={self.learning_rate})"
@@ -86,7 +90,9 @@ class AdamOptimizer(Optimizer):
 
     Slots m and v (zeros, the variable's shape and dtype) are kept per
     variable, keyed by the identity of the variable's array; `iterations` is
-    the number of apply_gradients calls so far (t of the last step)."""
+    the number of apply_gradients calls so far (t of the last step). Updates
+    from several threads run one after another, each whole (every call is
+    one step)."""
 
     def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
         self.learning_rate = _positive(learning_rate, "learning_rate")
@@ -99,6 +105,7 @@ class AdamOptimizer(Optimizer):
         self.epsilon = float(epsilon)
         self.iterations = 0
         self._slots = {}  # id(variable) -> (variable, m, v); holding the variable keeps its id unique
+        self._serial = Serial(type(self).__name__)
 
     def _slots_for(self, var):
         entry = self._slots.get(id(var))
@@ -120,6 +127,10 @@ class AdamOptimizer(Optimizer):
         """One Adam step on every variable in place; pairs whose gradient is
         None are skipped (their slots are not created)."""
         grads, variables = _split(grads_and_vars)
+        with self._serial:
+            self._apply(grads, variables)
+
+    def _apply(self, grads, variables):
         ms, vs = [], []
         for grad, var in zip(grads, variables):
             if grad is None:

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_float, float_dtype, sequence_lengths, shape_str
+from ._guard import InUse
 
 
 def _time_axes(x, time_major):
@@ -18,6 +19,8 @@ def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape,
     x = cell._prepare_inputs(inputs, layout="[T, B, D]" if time_major else "[B, T, D]")
     steps, batch = _time_axes(x, time_major)
     lengths = sequence_lengths(sequence_length, batch, steps)
+    if tape is not None and lengths is not None and lengths is sequence_length:
+        lengths = lengths.copy()  # wrappers keep it for backward: not the caller's array
     if initial_state is None:  # the flat zero state (what zero_state would pack, flattened back)
         state = [np.zeros((batch, w), cell.dtype) for w in cell._state_widths()]
     else:
@@ -114,9 +117,12 @@ def last_output(outputs, sequence_length=None, time_major=False):
 class RNN:
     """A trainable recurrent layer over one cell.
 
-    forward(x) runs the whole sequence in C++ and records what BPTT needs;
-    backward(d_outputs, d_final_state) returns (d_inputs, d_initial_state)
-    and leaves the variable gradients in `cell.grads`.
+    forward(x) runs the whole sequence in C++ and records what BPTT needs
+    (copies of its inputs: backward uses what forward saw); backward(d_outputs,
+    d_final_state) returns (d_inputs, d_initial_state) and leaves the variable
+    gradients in `cell.grads`. One thread at a time may run forward or
+    backward: a second gets a RuntimeError. Inference (`layer(x)`) may run in
+    many threads at once.
 
     return_sequences=False: forward's outputs are each row's last valid
     output [B, out] (see last_output), and backward takes d_outputs [B, out]."""
@@ -126,9 +132,10 @@ class RNN:
             raise TypeError(f"return_sequences must be a bool, got {type(return_sequences).__name__}")
         self.cell = cell
         self.return_sequences = bool(return_sequences)
-        self._tape = {}
-        self._recorded = None  # (batch, time_major, input dtype) of the last forward
+        self._tape = {}  # filled by each forward, spent by its backward
+        self._recorded = None  # (output shape, final state shapes) of the last forward
         self._last_step = None  # (lengths, T, time_major) of the last forward without return_sequences
+        self._in_use = InUse(type(self).__name__)
 
     @property
     def variables(self):
@@ -142,15 +149,20 @@ class RNN:
         """x: [B, T, D] ([T, B, D] when time_major), or token ids [B, T].
         `training=True` turns on the dropout of DropoutWrapper cells.
         Returns (outputs, final_state); outputs [B, out] without return_sequences."""
-        xs, outputs, final = _run_forward(self.cell, x, sequence_length, initial_state, time_major, self._tape,
-                                          training)
-        self._recorded = (outputs.shape, [a.shape for a in final])
-        if not self.return_sequences:
-            steps, batch = _time_axes(outputs, time_major)
-            lengths = sequence_lengths(sequence_length, batch, steps)
-            self._last_step = (lengths, steps, time_major)
-            outputs = _last_output(outputs, lengths, time_major)
-        return outputs, self.cell._pack_state(final)
+        with self._in_use:
+            # a forward that fails leaves no tape behind for backward to read
+            tape, self._recorded = self._tape, None
+            _, outputs, final = _run_forward(self.cell, x, sequence_length, initial_state, time_major, tape,
+                                             training)
+            if not self.return_sequences:
+                steps, batch = _time_axes(outputs, time_major)
+                lengths = sequence_lengths(sequence_length, batch, steps)
+                if lengths is not None and lengths is sequence_length:
+                    lengths = lengths.copy()  # kept for backward: not the caller's array
+                self._last_step = (lengths, steps, time_major)
+                last = _last_output(outputs, lengths, time_major)
+            self._recorded = (outputs.shape, [a.shape for a in final])
+            return outputs if self.return_sequences else last, self.cell._pack_state(final)
 
     def __call__(self, x, sequence_length=None, initial_state=None, time_major=False):
         """Inference only (no tape): same as dynamic_rnn(cell, x, ...)
@@ -165,6 +177,10 @@ class RNN:
         state (zeros when None). Returns (d_inputs, d_initial_state);
         d_inputs is None for token ids, and with `input_grad=False`, which
         skips its [B, T, D] product (a first layer fed with data needs none)."""
+        with self._in_use:
+            return self._backward(d_outputs, d_final_state, input_grad)
+
+    def _backward(self, d_outputs, d_final_state, input_grad):
         if self._recorded is None:
             raise RuntimeError("RNN.backward called before forward: call forward(x) first")
         out_shape, state_shapes = self._recorded

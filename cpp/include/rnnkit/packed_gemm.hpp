@@ -33,20 +33,37 @@ constexpr Index kPanel = 32;  // columns per panel: two zmm registers
 // (benchmarks/NOTES.md, Products).
 constexpr Index kTileRows = 12;
 
-// 64-byte aligned float storage
+// 64-byte aligned float storage. Growing it gives the strong guarantee: the
+// new block is allocated before the old one is freed, so a failed allocation
+// (std::bad_alloc) leaves the buffer as it was.
 struct AlignedBuffer {
   float* data = nullptr;
   Index size = 0;
   AlignedBuffer() = default;
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  AlignedBuffer(AlignedBuffer&& o) noexcept : data(o.data), size(o.size) { o.data = nullptr; }
+  AlignedBuffer(AlignedBuffer&& o) noexcept : data(o.data), size(o.size) {
+    o.data = nullptr;
+    o.size = 0;
+  }
   ~AlignedBuffer() { Eigen::internal::aligned_free(data); }
   void resize(Index n) {
     if (n <= size) return;
+    if (n > Index(PTRDIFF_MAX / sizeof(float))) throw std::bad_alloc();
+    float* grown = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * static_cast<size_t>(n)));
     Eigen::internal::aligned_free(data);
-    data = static_cast<float*>(Eigen::internal::aligned_malloc(sizeof(float) * n));
+    data = grown;
     size = n;
+  }
+  // resize, or false (the buffer unchanged) where memory is short: for
+  // space that only speeds a product up.
+  bool try_resize(Index n) noexcept {
+    try {
+      resize(n);
+      return true;
+    } catch (const std::bad_alloc&) {
+      return false;
+    }
   }
 };
 
@@ -329,10 +346,12 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
   const Index chunk_strips = (chunk + kTileRows - 1) / kTileRows;  // a partial last strip is whole in the copy
   constexpr Index kDepth = 256;                // k per block: a 32 KiB slice of a panel
   constexpr Index kGroup = 4;                  // panels whose full-depth slices a strip of A runs across
-  const bool pack_a = ars == 1 && acs != 1 && m >= 32;
+  const bool pack_strips = ars == 1 && acs != 1 && m >= 32;
   auto run = [&](Index begin, Index end) {
     AlignedBuffer& strips = thread_buffer(Scratch::Strips);
-    if (pack_a) strips.resize(chunk_strips * kTileRows * kDepth);
+    // Inside a parallel region an exception cannot leave the thread: without
+    // room for the strips this thread reads A in place (the same sums).
+    const bool pack_a = pack_strips && strips.try_resize(chunk_strips * kTileRows * kDepth);
     for (Index item = begin; item < end;) {
       // this thread's panels [p0, p1) of chunk q
       const Index q = item / panels, p0 = item % panels, p1 = std::min(panels, p0 + (end - item));
@@ -378,7 +397,7 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
   // panels all reuse one copy. (Claiming every product one item at a time
   // made the big LSTM's input projection, a 1 MiB chunk, 5–7% slower.)
   const Index a_chunk_bytes = std::min(m, chunk) * k * Index(sizeof(float));
-  if (pack_a || a_chunk_bytes > (Index(1) << 20))
+  if (pack_strips || a_chunk_bytes > (Index(1) << 20))
     parallel_ranges(chunks * panels, parallel, run);
   else
     parallel_claims(chunks * panels, a_chunk_bytes <= (Index(256) << 10) ? kGroup : 8, parallel, run);
