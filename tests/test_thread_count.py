@@ -129,19 +129,19 @@ def test_numpy_ints_are_counts(restore_threads):
 
 # A child process: OpenMP reads its wait settings once, when it loads.
 SPIN_CHILD = r"""
-import os, statistics, time
+import os, time
 import numpy as np
 import rnnkit
 rnnkit.set_num_threads(2)
 cell = rnnkit.BasicLSTMCell(256, input_depth=64, seed=0)
 x = np.zeros((64, 12, 64), np.float32)
 idle_cpu = []
-for _ in range(5):
+for _ in range(7):
     rnnkit.dynamic_rnn(cell, x)
     t0 = time.process_time()
     time.sleep(0.05)
     idle_cpu.append(time.process_time() - t0)
-print(os.environ.get("GOMP_SPINCOUNT"), os.environ.get("OMP_WAIT_POLICY"), statistics.median(idle_cpu))
+print(os.environ.get("GOMP_SPINCOUNT"), os.environ.get("OMP_WAIT_POLICY"), min(idle_cpu))
 """
 
 
@@ -156,7 +156,8 @@ def run_spin_child(**env):
 @pytest.mark.skipif(not rnnkit._core.openmp, reason="needs OpenMP")
 def test_idle_threads_sleep_soon_after_a_kernel():
     # libgomp's own default spins ~300000 times (milliseconds of a core) after
-    # each region; rnnkit's spins ~0.1-0.3 ms and then sleeps.
+    # each region; rnnkit's spins ~0.1-0.3 ms and then sleeps. The least idle
+    # time of several rounds: a round that another process delays spins longer.
     spin, policy, idle_cpu_s = run_spin_child()
     assert (spin, policy) == (rnnkit._wait_policy.SPIN_COUNT, "None")
     assert idle_cpu_s < 1e-3

@@ -317,3 +317,32 @@ def test_optimizer_updates_from_several_threads_are_each_whole(make):
         assert shared_opt.iterations == threads * calls
     for a, b in zip(shared, serial):
         assert np.array_equal(a, b)
+
+
+def test_a_model_trained_from_two_threads_at_once_refuses_the_second():
+    # Sequential.train_step holds the model for its whole step: a second
+    # thread's step would interleave with the first's layer by layer.
+    x = np.random.default_rng(0).standard_normal((4, 30, 3)).astype(np.float32)
+    y = np.zeros((4, 30), np.int64)
+    model = rnnkit.Sequential([rnnkit.RNN(rnnkit.BasicLSTMCell(64, seed=0)), rnnkit.Dense(5, seed=1)],
+                              loss=rnnkit.SequenceLoss())
+    optimizer = rnnkit.GradientDescentOptimizer(0.1)
+    model.train_step(x, y, None, optimizer)
+    errors, entered = [], threading.Event()
+    original = model._update
+
+    def slow_update(*args):
+        entered.set()
+        threading.Event().wait(0.3)
+        return original(*args)
+
+    model._update = slow_update
+    first = threading.Thread(target=model.train_step, args=(x, y, None, optimizer))
+    first.start()
+    entered.wait(5)
+    try:
+        model.train_step(x, y, None, optimizer)
+    except RuntimeError as e:
+        errors.append(str(e))
+    first.join()
+    assert errors and "Sequential is in use by another thread" in errors[0]

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from ._checks import shape_str
+from ._guard import InUse
 from .bidirectional import Bidirectional
 from .callbacks import Callback, History
 from .losses import SequenceLoss
@@ -178,6 +179,7 @@ class Sequential:
         self.loss = loss
         self.stateful = bool(stateful)
         self.final_state = None
+        self._in_use = InUse(type(self).__name__)
         self.stop_training = False  # set by a callback to end fit after the current step
         self.history = None
         self._concat_widths = {}  # layer index -> out_fw's width, for each Bidirectional pair concatenated in forward
@@ -304,7 +306,13 @@ class Sequential:
         return self.loss.forward(outputs, targets) if weights is None else self.loss.forward(outputs, targets, weights)
 
     def _train_batch(self, x, targets, weights, optimizer, sequence_length, initial_state, clip_norm):
-        """One update; returns (loss before it, the outputs it was computed on)."""
+        """One update; returns (loss before it, the outputs it was computed on).
+        One thread at a time: the layers' tapes and the carried state belong
+        to one step until it ends."""
+        with self._in_use:
+            return self._update(x, targets, weights, optimizer, sequence_length, initial_state, clip_norm)
+
+    def _update(self, x, targets, weights, optimizer, sequence_length, initial_state, clip_norm):
         if self.loss is None:
             raise ValueError("train_step needs a loss: Sequential(layers, loss=SequenceLoss())")
         _check_optimizer(optimizer)
