@@ -346,3 +346,34 @@ def test_a_model_trained_from_two_threads_at_once_refuses_the_second():
         errors.append(str(e))
     first.join()
     assert errors and "Sequential is in use by another thread" in errors[0]
+
+
+@pytest.mark.parametrize("make", ["embedding", "mse", "sparse_ce", "dense_ce"])
+def test_new_layers_backward_reads_what_forward_saw(make):
+    # The caller refills its arrays between forward and backward: the
+    # gradients are those of the values forward saw.
+    g = np.random.default_rng(3)
+    if make == "embedding":
+        layer = rnnkit.Embedding(7, 3, seed=0)
+        ids = np.array([[1, 2], [3, 1]], np.int32)
+        dy = g.standard_normal((2, 2, 3)).astype(np.float32)
+        layer.forward(ids)
+        ids[:] = 6
+        layer.backward(dy)
+        expected = np.zeros((7, 3), np.float32)
+        np.add.at(expected, np.array([[1, 2], [3, 1]]), dy)
+        np.testing.assert_allclose(layer.grads["embedding"], expected, rtol=1e-6)
+        return
+    outputs = g.standard_normal((4, 5)).astype(np.float32)
+    if make == "mse":
+        loss, targets = rnnkit.MeanSquaredError(), g.standard_normal((4, 5)).astype(np.float32)
+    elif make == "sparse_ce":
+        loss, targets = rnnkit.SoftmaxCrossEntropy(sparse=True), np.array([0, 4, 2, 1], np.int32)
+    else:
+        loss, targets = rnnkit.SoftmaxCrossEntropy(sparse=False), np.full((4, 5), 0.2, np.float32)
+    weights = np.array([1.0, 0.5, 2.0, 1.0], np.float32) if make != "mse" else np.ones((4, 5), np.float32)
+    loss.forward(outputs, targets, weights)
+    expected = loss.backward()
+    loss.forward(outputs, targets, weights)
+    outputs[:], targets[:], weights[:] = 0, 1, 0
+    np.testing.assert_array_equal(loss.backward(), expected)

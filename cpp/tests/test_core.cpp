@@ -284,7 +284,8 @@ void test_lstm_unit_split_matches_row_split() {
           blocks.size = path == 1 ? B : 8;
           blocks.count = path == 1 ? 1 : B / 8;
           detail::lstm_forward_by_rows(cfg, w, seq, in, lengths.data(), state_mask, gates.data(), out.data(),
-                                       c.data(), m.data(), tape, blocks);
+                                       c.data(), m.data(), tape, blocks,
+                                       static_cast<const PackedRhs<float>*>(nullptr));
         }
         std::vector<float> all;
         for (const auto* v : {&out, &c, &m, &gates, &tape_c, &tape_m}) all.insert(all.end(), v->begin(), v->end());

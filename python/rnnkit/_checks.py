@@ -136,3 +136,10 @@ def activation_name(activation):
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
     return name
+
+
+def unshared(array, source):
+    """`array`, made from the caller's `source`, as a backward must read it:
+    the values its forward saw. A copy when it is still the caller's memory,
+    which the caller may refill between the two."""
+    return array.copy() if isinstance(source, np.ndarray) and np.may_share_memory(array, source) else array

@@ -4,7 +4,7 @@ embedding_lookup), forward and backward in C++."""
 import numpy as np
 
 from . import _core, initializers
-from ._checks import as_float, float_dtype, indices, positive_int, shape_str
+from ._checks import as_float, float_dtype, indices, positive_int, shape_str, unshared
 from ._guard import InUse
 from .rnn import grads_and_vars
 from .variables import BuiltOnFirstUse, Variables, glorot_uniform, initial_value
@@ -136,7 +136,8 @@ class Embedding:
         self.initializer = initializers.get(initializer, "initializer")
         self.variables = Variables("Embedding")
         self.grads = {}
-        self._ids = None  # the ids of the last training forward
+        self._ids = None  # the ids of the last training forward (a copy)
+        self._in_use = InUse(type(self).__name__)
         rng = np.random.default_rng(seed)
         shape = (self.vocab_size, self.dim)
         value = (glorot_uniform(rng, shape, self.dtype) if self.initializer is None
@@ -156,23 +157,26 @@ class Embedding:
 
     def forward(self, ids):
         """ids [...] -> [..., dim]; keeps the ids for backward."""
-        ids = self._ids_of(ids)
-        out = _core.embedding_lookup(self.variables["embedding"], ids)
-        self._ids = ids
-        return out
+        with self._in_use:
+            checked = self._ids_of(ids)
+            out = _core.embedding_lookup(self.variables["embedding"], checked)
+            self._ids = unshared(checked, ids)
+            return out
 
     def backward(self, dy):
         """dy [..., dim] (forward's output shape). Leaves d embedding
         [vocab_size, dim] in `grads`; returns None (ids have no gradient)."""
-        if self._ids is None:
-            raise RuntimeError("Embedding.backward called before forward: call forward(ids) first")
-        expected = self._ids.shape + (self.dim,)
-        dy = as_float(dy, "dy", self.dtype)
-        if dy.shape != expected:
-            raise ValueError(f"dy must have shape {shape_str(expected)} (forward's output), got {shape_str(dy.shape)}")
-        self.grads.clear()
-        self.grads["embedding"] = _core.embedding_lookup_backward(self._ids, dy, self.vocab_size)
-        return None
+        with self._in_use:
+            if self._ids is None:
+                raise RuntimeError("Embedding.backward called before forward: call forward(ids) first")
+            expected = self._ids.shape + (self.dim,)
+            dy = as_float(dy, "dy", self.dtype)
+            if dy.shape != expected:
+                raise ValueError(f"dy must have shape {shape_str(expected)} (forward's output), "
+                                 f"got {shape_str(dy.shape)}")
+            self.grads.clear()
+            self.grads["embedding"] = _core.embedding_lookup_backward(self._ids, dy, self.vocab_size)
+            return None
 
     def grads_and_vars(self):
         """[(gradient, variable)] for embedding."""

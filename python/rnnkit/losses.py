@@ -7,7 +7,7 @@ backward(d_loss=None) d loss / d outputs. Each direction is C++ calls."""
 import numpy as np
 
 from . import _core
-from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, shape_str
+from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, shape_str, unshared
 from ._guard import InUse
 from .nn import _cross_entropy_args
 
@@ -182,13 +182,16 @@ class MeanSquaredError:
     backward(d_loss=None) -> d_outputs."""
 
     def __init__(self):
-        self._recorded = None  # (outputs, targets, weights) of the last forward
+        self._recorded = None  # (outputs, targets, weights) of the last forward, copies
+        self._in_use = InUse(type(self).__name__)
 
     def forward(self, outputs, targets, weights=None):
         """outputs: float [...]; targets: like outputs. Returns a numpy scalar."""
-        p, y, w = _regression_args(outputs, targets, weights, "outputs")
-        self._recorded = (p, y, w)
-        return _core.mean_squared_error(p, y, w)[()]
+        with self._in_use:
+            p, y, w = _regression_args(outputs, targets, weights, "outputs")
+            p, y, w = unshared(p, outputs), unshared(y, targets), unshared(w, weights)
+            self._recorded = (p, y, w)
+            return _core.mean_squared_error(p, y, w)[()]
 
     def __call__(self, outputs, targets, weights=None):
         """The loss without recording anything for backward."""
@@ -196,10 +199,12 @@ class MeanSquaredError:
 
     def backward(self, d_loss=None):
         """d_loss: a scalar (1 when None). Returns d_outputs, outputs' shape."""
-        if self._recorded is None:
-            raise RuntimeError("MeanSquaredError.backward called before forward: call forward(outputs, targets) first")
-        p, y, w = self._recorded
-        return _core.mean_squared_error_backward(p, y, w, _scalar_grad(d_loss, p.dtype))
+        with self._in_use:
+            if self._recorded is None:
+                raise RuntimeError("MeanSquaredError.backward called before forward: "
+                                   "call forward(outputs, targets) first")
+            p, y, w = self._recorded
+            return _core.mean_squared_error_backward(p, y, w, _scalar_grad(d_loss, p.dtype))
 
     def __repr__(self):
         return "MeanSquaredError()"
@@ -248,7 +253,8 @@ class SoftmaxCrossEntropy:
         if not isinstance(sparse, (bool, np.bool_)):
             raise TypeError(f"sparse must be a bool, got {type(sparse).__name__}")
         self.sparse = bool(sparse)
-        self._recorded = None  # (labels, probs, weights) of the last forward
+        self._recorded = None  # (labels, probs, weights) of the last forward, copies
+        self._in_use = InUse(type(self).__name__)
 
     def _prepare(self, outputs, targets, weights):
         logits, labels = _cross_entropy_args(targets, outputs, self.sparse, logits_name="outputs",
@@ -261,10 +267,11 @@ class SoftmaxCrossEntropy:
 
     def forward(self, outputs, targets, weights=None):
         """outputs: logits [..., C]. Returns a numpy scalar of their dtype."""
-        logits, labels, w = self._prepare(outputs, targets, weights)
-        ce, probs = self._per_row(logits, labels, True)
-        self._recorded = (labels, probs, w)
-        return _core.sum_by_nonzero_weights(ce, w)[()]
+        with self._in_use:
+            logits, labels, w = self._prepare(outputs, targets, weights)
+            ce, probs = self._per_row(logits, labels, True)
+            self._recorded = (unshared(labels, targets), probs, unshared(w, weights))
+            return _core.sum_by_nonzero_weights(ce, w)[()]
 
     def __call__(self, outputs, targets, weights=None):
         """The loss without recording anything for backward."""
@@ -273,13 +280,14 @@ class SoftmaxCrossEntropy:
 
     def backward(self, d_loss=None):
         """d_loss: a scalar (1 when None). Returns d_outputs [..., C]."""
-        if self._recorded is None:
-            raise RuntimeError("SoftmaxCrossEntropy.backward called before forward: "
-                               "call forward(outputs, targets) first")
-        labels, probs, w = self._recorded
-        d_ce = _core.sum_by_nonzero_weights_backward(w, _scalar_grad(d_loss, probs.dtype))
-        run = _core.sparse_softmax_cross_entropy_backward if self.sparse else _core.softmax_cross_entropy_backward
-        return run(labels, probs, d_ce)
+        with self._in_use:
+            if self._recorded is None:
+                raise RuntimeError("SoftmaxCrossEntropy.backward called before forward: "
+                                   "call forward(outputs, targets) first")
+            labels, probs, w = self._recorded
+            d_ce = _core.sum_by_nonzero_weights_backward(w, _scalar_grad(d_loss, probs.dtype))
+            run = _core.sparse_softmax_cross_entropy_backward if self.sparse else _core.softmax_cross_entropy_backward
+            return run(labels, probs, d_ce)
 
     def __repr__(self):
         return f"SoftmaxCrossEntropy(sparse={self.sparse})"
