@@ -5,6 +5,8 @@ import numbers
 
 import numpy as np
 
+from .distributed import _writes_files
+
 _PLOT_EXTRA = "History.plot needs matplotlib, which is not installed: pip install rnnkit[plot]"
 
 
@@ -109,7 +111,8 @@ class ModelCheckpoint(Callback):
     `path` may hold Keras's fields: "ckpt-{epoch:02d}-{val_loss:.3f}.npz"
     ({epoch} counts from 1; {step} is the number of updates so far). With
     `save_best_only`, an epoch's end saves only when `monitor` improves
-    (grows for accuracies, shrinks otherwise)."""
+    (grows for accuracies, shrinks otherwise). In distributed training,
+    rank 0 alone writes."""
 
     def __init__(self, path, every_steps=None, save_best_only=False, monitor="val_loss"):
         if every_steps is not None and (isinstance(every_steps, bool) or not isinstance(every_steps, numbers.Integral)
@@ -133,6 +136,8 @@ class ModelCheckpoint(Callback):
 
     def _save(self, **fields):
         from .checkpoint import save  # checkpoint imports Sequential, which imports this module
+        if not _writes_files():
+            return
         try:
             path = str(self.path).format(epoch=self.epoch + 1, step=self.steps_done, **fields)
         except KeyError as e:
