@@ -11,6 +11,7 @@ void init_optim(py::module_& m);
 void init_gru(py::module_& m);
 void init_generate(py::module_& m);
 void init_ops(py::module_& m);
+void init_layer_norm_lstm(py::module_& m);
 }  // namespace rnnkit_py
 
 PYBIND11_MODULE(_core, m) {
@@ -59,4 +60,5 @@ PYBIND11_MODULE(_core, m) {
   rnnkit_py::init_gru(m);
   rnnkit_py::init_generate(m);
   rnnkit_py::init_ops(m);
+  rnnkit_py::init_layer_norm_lstm(m);
 }

@@ -6,6 +6,7 @@ from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
+from .cells.layer_norm_lstm import LayerNormBasicLSTMCell
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
 from .bidirectional import Bidirectional, bidirectional_dynamic_rnn, static_bidirectional_rnn
@@ -61,7 +62,7 @@ def set_result_cache_limit(nbytes):
 
 
 __all__ = [
-    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "GRUCell", "MultiRNNCell",
+    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "LayerNormBasicLSTMCell", "GRUCell", "MultiRNNCell",
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
     "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
