@@ -347,6 +347,7 @@ def main(argv=None):
 
     if args.render:
         run = load_run(args.render)
+        run["targets"] = report.evaluate_targets(run)  # derived: follows report.py's current targets
         with open(args.out, "w") as f:
             f.write(report.markdown(run))
         log(f"wrote {args.out} from {args.render}")

@@ -72,10 +72,11 @@ def test_a_count_set_in_another_thread_applies_here(restore_threads):
 
 @pytest.mark.skipif(not rnnkit._core.openmp or not os.path.isdir("/proc/self/task"),
                     reason="needs OpenMP and Linux's /proc/self/task")
-def test_kernels_in_a_user_thread_start_the_set_number_of_threads(restore_threads):
+def test_kernels_in_a_user_thread_start_the_set_number_of_threads(restore_threads, restore_adaptive):
     # OpenMP keeps a pool per thread that opens regions: a user thread's
     # first kernel starts (count - 1) helpers, alive until that thread ends.
     # With a per-thread count this thread would start the default instead.
+    rnnkit.set_adaptive_threads(False)  # other processes' load must not change the count
     rnnkit.set_num_threads(5)
 
     def helpers_started():
