@@ -5,9 +5,9 @@ A thread that waits for work (at a barrier between steps, or for the next
 kernel) first spins, then sleeps. libgomp spins 300000 times by default,
 about 10 ms: on a machine where another process wants the same cores, each
 wait then burns the time slice that the thread it waits for needs, and two
-threads ran several times slower than one. rnnkit spins 10000 times (about
-0.3 ms: longer than the gaps between the kernels of a training step, so a
-quiet machine keeps its speed) and then sleeps.
+threads run several times slower than one (benchmarks/NOTES.md, Threads).
+rnnkit spins 10000 times (longer than the gaps between the kernels of a
+training step, so a quiet machine keeps its speed) and then sleeps.
 
 Only when the user has set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT; and
 only if no library has loaded libgomp before rnnkit (the setting then comes
