@@ -24,6 +24,9 @@ openmp: bool
 # ---- threads and result memory (module.cpp) ----
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+def threads_in_use() -> int: ...
+def set_adaptive_threads(on: bool) -> None: ...
+def adaptive_threads() -> bool: ...
 def max_num_threads() -> int: ...
 def _result_cache(limit: Optional[int] = None) -> tuple[int, int]: ...
 
@@ -82,6 +85,33 @@ def lstm_backward(
     projection: Optional[_Float] = None,
     cell_clip: Optional[float] = None,
     proj_clip: Optional[float] = None,
+    input_grad: bool = True,
+) -> tuple[Optional[_Float], _Float, _Float, _Grads]: ...
+def layer_norm_lstm_forward(
+    x: NDArray[Any],
+    c0: _Float,
+    h0: _Float,
+    sequence_length: _Lengths,
+    time_major: bool,
+    state_mask: Optional[_Float],
+    dropout_mask: Optional[_Float],
+    tape: Optional[_Tape],
+    kernel: _Float,
+    bias: Optional[_Float],
+    norms: Optional[tuple[_Float, ...]],  # the layer norms' gamma and beta [H], in TF's order; or bias
+    forget_bias: float = 1.0,
+    activation: str = "tanh",
+) -> tuple[_Float, _Float, _Float]: ...
+def layer_norm_lstm_backward(
+    tape: _Tape,
+    d_outputs: _Float,
+    dc_final: _Float,
+    dh_final: _Float,
+    kernel: _Float,
+    bias: Optional[_Float],
+    norms: Optional[tuple[_Float, ...]],
+    forget_bias: float = 1.0,
+    activation: str = "tanh",
     input_grad: bool = True,
 ) -> tuple[Optional[_Float], _Float, _Float, _Grads]: ...
 def gru_forward(
