@@ -24,11 +24,10 @@ using rnnkit::Index;
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
 
-// Messages are built from plain strings, never iostreams: a toolchain that
-// links libstdc++ statically into the extension (as one with a custom g++
-// wrapper did) gives it a second copy of the runtime beside the one numpy
-// loads, and there the first ostringstream crashed the process on the first
-// bad argument instead of raising (tests/test_bad_input.py guards this).
+// Messages are built from plain strings, never iostreams: an extension that
+// links libstdc++ statically holds a second copy of the runtime beside the
+// one numpy loads, and there an ostringstream can crash the process on the
+// first bad argument instead of raising (tests/test_bad_input.py guards this).
 inline std::string shape_str(const std::vector<Index>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -259,6 +258,16 @@ auto dispatch_float(const py::handle& probe, const char* name, F&& f) {
   if (dt.is(py::dtype::of<float>())) return f(float{});
   if (dt.is(py::dtype::of<double>())) return f(double{});
   throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + std::string(py::str(dt)));
+}
+
+// Runs f(int32_t{}) or f(int64_t{}) by the dtype of the integer array `obj`
+// (labels, ids, targets; named `name`).
+template <typename F>
+auto dispatch_int(const py::handle& obj, const char* name, F&& f) {
+  py::dtype dt = as_array(obj, name).dtype();
+  if (dt.is(py::dtype::of<int32_t>())) return f(int32_t{});
+  if (dt.is(py::dtype::of<int64_t>())) return f(int64_t{});
+  throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " + std::string(py::str(dt)));
 }
 
 inline rnnkit::Activation parse_activation(const std::string& name) {

@@ -17,13 +17,18 @@ and every rank finishes the same tree. The sum is therefore the same on 1,
 2, 3, ... ranks, and in one process without MPI (`fit(groups=G)`).
 """
 
+from __future__ import annotations
+
 import math
 import os
 import sys
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
 from . import _core
+from ._checks import is_int
+from ._typing import ArrayLike, NDArray
 from .losses import MeanSquaredError, SequenceLoss, SoftmaxCrossEntropy
 from .optimizers import AdamOptimizer, Optimizer, clip_by_global_norm
 
@@ -43,7 +48,7 @@ def _mpi():
     return MPI
 
 
-def launched_size():
+def launched_size() -> int:
     """The number of processes the MPI launcher started (1 when not launched
     by one), read without starting MPI."""
     if _world is not None:
@@ -58,7 +63,7 @@ def launched_size():
     return 1
 
 
-def init():
+def init() -> Any:
     """Starts MPI, once (collective: every rank calls it), and returns
     COMM_WORLD. It sets this rank's OpenMP threads to its share of the cores
     (below) unless OMP_NUM_THREADS is set; call rnnkit.set_num_threads
@@ -78,22 +83,22 @@ def init():
     return _world
 
 
-def rank():
+def rank() -> int:
     """This process's rank in COMM_WORLD (starts MPI: see init)."""
     return init().Get_rank()
 
 
-def size():
+def size() -> int:
     """The number of ranks in COMM_WORLD (starts MPI: see init)."""
     return init().Get_size()
 
 
-def is_main():
+def is_main() -> bool:
     """Is this rank 0, the one that prints and writes files?"""
     return rank() == 0
 
 
-def _writes_files():
+def _writes_files() -> bool:
     """False on the ranks other than 0 of a job that init() has started:
     progress, checkpoints and other files are written by rank 0 alone."""
     return _world is None or _world.Get_rank() == 0
@@ -111,7 +116,7 @@ def _abort_on_uncaught_exception(world):
     sys.excepthook = abort
 
 
-def rank_threads(MPI, world):
+def rank_threads(MPI: Any, world: Any) -> int:
     """The cores this rank may use: its affinity set, divided among the ranks
     on this host whose affinity sets share a core with it (collective)."""
     if hasattr(os, "sched_getaffinity"):
@@ -159,7 +164,7 @@ def _optimizer_arrays(optimizer, variables):
     return [a for var in variables for a in optimizer._slots_for(var)[1:]]
 
 
-def broadcast_variables(obj, root=0):
+def broadcast_variables(obj: Any, root: int = 0) -> None:
     """Copies rank `root`'s values into every rank's `obj`, in place
     (collective). `obj`: a cell, layer, Sequential or optimizer, or a list of
     them. A model's variables are copied, an optimizer's step count and
@@ -190,7 +195,7 @@ def broadcast_variables(obj, root=0):
 
 
 def _check_root(root, world):
-    if isinstance(root, bool) or not isinstance(root, (int, np.integer)) or not 0 <= root < world.Get_size():
+    if not is_int(root) or not 0 <= root < world.Get_size():
         raise ValueError(f"root must be a rank in [0, {world.Get_size()}), got {root!r}")
     return int(root)
 
@@ -245,7 +250,7 @@ class DistributedOptimizer(Optimizer):
     `Sequential.fit(distributed=True)`. `clip_norm` in train_step clips each
     rank's own gradient, before the ranks' are combined."""
 
-    def __init__(self, optimizer, average=True):
+    def __init__(self, optimizer: Optimizer, average: bool = True) -> None:
         if not _is_optimizer(optimizer) or isinstance(optimizer, DistributedOptimizer):
             raise TypeError(f"optimizer must be an rnnkit optimizer (AdamOptimizer, GradientDescentOptimizer), "
                             f"got {type(optimizer).__name__}")
@@ -253,18 +258,19 @@ class DistributedOptimizer(Optimizer):
         self.average = bool(average)
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         return self.optimizer.learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: float) -> None:
         self.optimizer.learning_rate = value
 
     @property
-    def iterations(self):
+    def iterations(self) -> Optional[int]:
+        """The wrapped optimizer's step count (Adam's), None for one without."""
         return getattr(self.optimizer, "iterations", None)
 
-    def apply_gradients(self, grads_and_vars):
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Optional[ArrayLike], NDArray[Any]]]) -> None:
         """Combines the ranks' gradients (one Allgather), then updates every variable."""
         pairs = list(grads_and_vars)
         grads, variables = [g for g, _ in pairs], [v for _, v in pairs]
@@ -282,7 +288,7 @@ class DistributedOptimizer(Optimizer):
                 flat /= flat.dtype.type(ranks)
         self.optimizer.apply_gradients(list(zip(_unflatten(flat, variables), variables)))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"DistributedOptimizer({self.optimizer!r}, average={self.average})"
 
 
@@ -357,13 +363,13 @@ class _LocalComm:
         return 1
 
 
-def check_groups(groups, batch_size, ranks):
+def check_groups(groups: Optional[int], batch_size: int, ranks: int) -> int:
     """The number of gradient groups (DEFAULT_GROUPS when None), checked
     against the batch size and the number of ranks: every group needs a row
     and every rank a group of a full batch."""
     if groups is None:
         groups = DEFAULT_GROUPS
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+    if not is_int(groups) or groups < 1:
         raise ValueError(f"groups must be an int >= 1, got {groups!r}")
     groups = int(groups)
     if not ranks <= groups <= batch_size:
@@ -381,7 +387,7 @@ class GroupedStep:
     docstring), on this rank's groups; `comm` None: one process, no MPI.
     A stateful model carries the state of each of this rank's groups."""
 
-    def __init__(self, model, groups, batch_size, comm=None):
+    def __init__(self, model: Any, groups: Optional[int], batch_size: int, comm: Any = None) -> None:
         self.model = model
         self.comm = _LocalComm() if comm is None else comm
         self.rank, self.ranks = self.comm.Get_rank(), self.comm.Get_size()
@@ -410,8 +416,10 @@ class GroupedStep:
             self.model.final_state = carried
         broadcast_variables([self.model, optimizer])
 
-    def __call__(self, x, targets, weights, optimizer, sequence_length=None, clip_norm=None, accuracy=False,
-                 stop=False, before_group=None):
+    def __call__(self, x: NDArray[Any], targets: NDArray[Any], weights: Optional[NDArray[Any]], optimizer: Any,
+                 sequence_length: Optional[NDArray[Any]] = None, clip_norm: Optional[float] = None,
+                 accuracy: bool = False, stop: bool = False,
+                 before_group: Optional[Callable[[int], None]] = None) -> tuple[float, Optional[tuple[float, ...]], bool]:
         """One update on a global batch (every rank passes the whole batch).
         Returns (loss, (Σ w·correct, Σ w) or None, stop on any rank)."""
         optimizer = _inner(optimizer)  # the groups' sum is the whole batch's gradient already
