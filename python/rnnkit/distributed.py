@@ -250,7 +250,7 @@ class DistributedOptimizer(Optimizer):
     `Sequential.fit(distributed=True)`. `clip_norm` in train_step clips each
     rank's own gradient, before the ranks' are combined."""
 
-    def __init__(self, optimizer: Optimizer, average: bool = True) -> None:
+    def __init__(self, optimizer: Any, average: bool = True) -> None:
         if not _is_optimizer(optimizer) or isinstance(optimizer, DistributedOptimizer):
             raise TypeError(f"optimizer must be an rnnkit optimizer (AdamOptimizer, GradientDescentOptimizer), "
                             f"got {type(optimizer).__name__}")
@@ -393,7 +393,7 @@ class GroupedStep:
         self.rank, self.ranks = self.comm.Get_rank(), self.comm.Get_size()
         self.groups = check_groups(groups, batch_size, self.ranks)
         self.reduction = _scalar_reduction(model.loss)
-        self.states = {}  # group -> its carried state (stateful models)
+        self.states: dict[int, Any] = {}  # group -> its carried state (stateful models)
 
     def reset_states(self):
         self.states = {}
@@ -455,7 +455,7 @@ class GroupedStep:
         variables = self._variables()  # after the first forward built every layer
         if pairs and (len(pairs) != len(variables) or any(v is not var for (_, v), var in zip(pairs, variables))):
             raise RuntimeError("the model's gradients do not come in the order of its variables")
-        nodes = [(n, _tree_sum(*n, leaves)) for n in _cover(0, count, first, last)]
+        nodes = [((lo, hi), _tree_sum(lo, hi, leaves)) for lo, hi in _cover(0, count, first, last)]
         known, stopped = self._exchange(nodes, count, stop)
         metrics, flat = _tree_sum(0, count, known)
         grads = _unflatten(flat, variables)
