@@ -8,7 +8,9 @@ mypy keeps its cache in .mypy_cache at the repository root, so runs after
 the first check only what changed."""
 
 import ast
+import importlib
 import importlib.resources
+import inspect
 import os
 import subprocess
 import sys
@@ -92,3 +94,63 @@ def test_core_stub_has_the_arguments_of_the_extension():
             wrong.append(f"  {name}: the stub has {parameters},\n  {' ' * len(name)}  the extension {found}")
     assert not wrong, ("python/rnnkit/_core.pyi's arguments ((name, has a default) in order) differ from the built "
                        "rnnkit._core's:\n" + "\n".join(wrong))
+
+
+# The modules whose public functions and classes make rnnkit's API; the cell
+# classes (rnnkit.cells) are not yet among them.
+API_MODULES = ("rnnkit", "rnnkit.nn", "rnnkit.losses", "rnnkit.optimizers", "rnnkit.layers", "rnnkit.variables",
+               "rnnkit.rnn", "rnnkit.bidirectional", "rnnkit.sequential", "rnnkit.callbacks", "rnnkit.generate",
+               "rnnkit.checkpoint", "rnnkit.initializers", "rnnkit.random", "rnnkit.ops", "rnnkit.interop",
+               "rnnkit.onnx", "rnnkit.tf_checkpoint")
+
+
+def _public_names(module):
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n, v in vars(module).items()
+                 if not n.startswith("_") and getattr(v, "__module__", None) == module.__name__]
+    return names
+
+
+def _unannotated(function, where):
+    """What `function` leaves without an annotation, as 'where(param)' and 'where -> return'."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return []
+    missing = [f"{where}({p.name})" for p in signature.parameters.values()
+               if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty]
+    if signature.return_annotation is inspect.Signature.empty and function.__name__ != "__init__":
+        missing.append(f"{where} -> return")
+    return missing
+
+
+def _api_objects():
+    """(name, object) of every public function and class of API_MODULES, cells left out."""
+    seen = {}
+    for module_name in API_MODULES:
+        module = importlib.import_module(module_name)
+        for name in _public_names(module):
+            value = getattr(module, name)
+            if (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__.startswith("rnnkit") \
+                    and not value.__module__.startswith("rnnkit.cells"):
+                seen.setdefault(f"{value.__module__}.{value.__qualname__}", value)
+    return sorted(seen.items())
+
+
+def test_the_public_api_is_annotated():
+    missing = []
+    for name, value in _api_objects():
+        if inspect.isfunction(value):
+            missing += _unannotated(value, name)
+            continue
+        for attr, member in vars(value).items():
+            if attr.startswith("_") and attr not in ("__init__", "__call__"):
+                continue
+            if isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if isinstance(member, property):
+                missing += _unannotated(member.fget, f"{name}.{attr}")
+            elif inspect.isfunction(member):
+                missing += _unannotated(member, f"{name}.{attr}")
+    assert not missing, "public functions and methods without annotations:\n  " + "\n  ".join(missing)

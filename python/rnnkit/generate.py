@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_ints, non_negative_int, positive_int, shape_str
+from .cells.base import RNNCell
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
 from .layers import Dense, Embedding
@@ -39,7 +40,7 @@ from .rnn import RNN, _run_forward
 from ._typing import ArrayLike, NDArray, State
 
 
-def step_layers(cell, residual=False):
+def step_layers(cell: RNNCell, residual: bool = False) -> list[tuple[str, tuple[Any, ...], bool]]:
     """The C++ step layers of a cell: [(kind, weight args, residual)], in the
     order of its flat state. DropoutWrapper is the identity at inference."""
     if isinstance(cell, MultiRNNCell):

@@ -196,9 +196,8 @@ template <int Rows, int Vecs>
 // C[rows ≤ 12, cols ≤ 32] (+)= A[rows, k] · panel. A's element (r, i) at
 // a[r * ars + i * acs]; C's row r at c + r * ldc.
 // Vecs = 1 serves a last panel of at most 16 columns (a Dense(65) head's
-// 65th column) with one FMA per row and k instead of two: that head's
-// forward took 316-326 instead of 377-380 us, its backward 643-669 instead
-// of 700-718 (C++ bench, one thread). Same sums per element, same bits.
+// 65th column) with one FMA per row and k instead of two (benchmarks/
+// NOTES.md, Products). Same sums per element, same bits.
 template <int Rows, int Vecs = 2>
 inline void tile(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
                  Index cols, bool accumulate) {
@@ -325,14 +324,9 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
                      const float* packed_b, bool accumulate, bool parallel) {
   const Index panels = (n + kPanel - 1) / kPanel;
   // Rows of A per work item: at most 256 (64 for a narrow product), in
-  // chunks of about equal size, a multiple of 8 rows. A short last chunk left
-  // the thread whose static share held only full ones with more work: [400,
-  // 2048]·[2048, 512] (DeepBench 1's input gradient) split 256 and 144 rows,
-  // 70% of peak. Chunks of whole 12-row tiles did the same to small
-  // products: a char model's Dense kernel gradient (128 rows) split 72 and
-  // 56. Multiples of 8 (its last tile then has fewer rows), in-process A/B:
-  // a Dense(65) head's forward+backward 0.968x the time, the char step
-  // 0.98x, big LSTM forward+backward 0.98x, GRU 0.99x.
+  // chunks of about equal size, a multiple of 8 rows (its last tile then has
+  // fewer rows), so that no thread's static share is left with one short
+  // chunk while the other's are full (benchmarks/NOTES.md, Products).
   const Index max_chunk = panels >= 8 ? 256 : 64;
   const Index chunks = (m + max_chunk - 1) / max_chunk;
   const Index chunk = ((m + chunks - 1) / chunks + 7) / 8 * 8;
