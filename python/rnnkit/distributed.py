@@ -32,6 +32,8 @@ from ._typing import ArrayLike, NDArray
 from .losses import MeanSquaredError, SequenceLoss, SoftmaxCrossEntropy
 from .optimizers import AdamOptimizer, Optimizer, clip_by_global_norm
 
+__all__ = ["init", "rank", "size", "is_main", "broadcast_variables", "DistributedOptimizer"]
+
 _EXTRA = "rnnkit.distributed needs mpi4py and an MPI library, which are not installed: pip install rnnkit[mpi]"
 # Set by MPI launchers in every process they start: MPICH's and Intel MPI's Hydra, Open MPI.
 _LAUNCHER_SIZE = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
@@ -389,22 +391,22 @@ class GroupedStep:
 
     def __init__(self, model: Any, groups: Optional[int], batch_size: int, comm: Any = None) -> None:
         self.model = model
-        self.comm = _LocalComm() if comm is None else comm
+        self.comm: Any = _LocalComm() if comm is None else comm
         self.rank, self.ranks = self.comm.Get_rank(), self.comm.Get_size()
         self.groups = check_groups(groups, batch_size, self.ranks)
         self.reduction = _scalar_reduction(model.loss)
         self.states: dict[int, Any] = {}  # group -> its carried state (stateful models)
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         self.states = {}
 
-    def shared_seed(self, seed):
+    def shared_seed(self, seed: Optional[int]) -> Optional[int]:
         """`seed` where given; else rank 0's fresh entropy, the same on every rank."""
         if seed is not None or self.ranks == 1:
             return seed
         return self.comm.bcast(np.random.SeedSequence().entropy if self.rank == 0 else None, root=0)
 
-    def start(self, optimizer, x, sequence_length):
+    def start(self, optimizer: Any, x: NDArray[Any], sequence_length: Optional[NDArray[Any]]) -> None:
         """Builds the layers (one inference row) and copies rank 0's weights and
         optimizer state to every rank."""
         if self.ranks == 1:
