@@ -104,7 +104,7 @@ def test_core_stub_has_the_arguments_of_the_extension():
 API_MODULES = ("rnnkit", "rnnkit.nn", "rnnkit.losses", "rnnkit.optimizers", "rnnkit.layers", "rnnkit.variables",
                "rnnkit.rnn", "rnnkit.bidirectional", "rnnkit.sequential", "rnnkit.callbacks", "rnnkit.generate",
                "rnnkit.checkpoint", "rnnkit.initializers", "rnnkit.random", "rnnkit.ops", "rnnkit.interop",
-               "rnnkit.onnx", "rnnkit.tf_checkpoint")
+               "rnnkit.onnx", "rnnkit.tf_checkpoint", "rnnkit.charrnn")
 
 
 def _public_names(module):
