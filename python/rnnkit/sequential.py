@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Optional, Sequence, Un
 import numpy as np
 
 from ._checks import is_int, is_real, shape_str
-from ._typing import ArrayLike, FloatArray, NDArray, State
+from ._typing import ArrayLike, FloatArray, Layer, LossLayer, NDArray, State
 from ._guard import InUse
 from .bidirectional import Bidirectional
 from .callbacks import Callback, History
@@ -181,8 +181,8 @@ class Sequential:
     it for one call.
     """
 
-    def __init__(self, layers: Iterable[Any], loss: Any = None, stateful: bool = False) -> None:
-        self.layers = list(layers)
+    def __init__(self, layers: Iterable[Layer], loss: Optional[LossLayer] = None, stateful: bool = False) -> None:
+        self.layers: list[Any] = list(layers)
         if not self.layers:
             raise ValueError("layers must hold at least one layer, got an empty list")
         for i, layer in enumerate(self.layers):

@@ -8,11 +8,14 @@ A save directory holds:
   loss.csv          the loss per epoch; loss.png too when matplotlib is installed
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import signal
 import sys
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -87,7 +90,7 @@ def _parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "train" and distributed.launched_size() > 1:
