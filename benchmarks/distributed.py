@@ -8,7 +8,9 @@ agree bit for bit after the same steps, then times.
     python -m benchmarks.distributed --ranks 1,2,4 --batch 128 --steps 30
 
 Every configuration runs in its own process (one `mpiexec` job per rank
-count); each reports the median of --rounds timed fits of --steps steps.
+count), one timed fit of --steps steps after a warm-up step; the
+configurations take turns for --rounds rounds (a shared machine drifts) and
+each reports its median round.
 """
 
 import argparse
@@ -44,11 +46,12 @@ def _worker(mode, batch, steps, rounds, groups):
     ranks = distributed.size() if mode == "mpi" else 1
     model, optimizer = _model(), rnnkit.AdamOptimizer(0.002)
     model.fit(x[:batch], y[:batch], optimizer=optimizer, batch_size=batch, shuffle=False, verbose=0, **kwargs)
-    times = []
+    times, cpu = [], []
     for _ in range(rounds):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         model.fit(x, y, optimizer=optimizer, batch_size=batch, shuffle=False, verbose=0, **kwargs)
         times.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
     if mode == "mpi" and not distributed.is_main():
         return
     per_step = float(np.median(times)) / steps
@@ -57,6 +60,7 @@ def _worker(mode, batch, steps, rounds, groups):
     digest = hashlib.sha256(b"".join(v.tobytes() for v in variables)).hexdigest()[:16]
     print(json.dumps({"mode": mode, "ranks": ranks, "threads": rnnkit.get_num_threads(), "batch": batch,
                       "groups": groups if mode != "plain" else None, "seconds_per_step": per_step,
+                      "cpu_seconds_per_step": float(np.median(cpu)) / steps,
                       "samples_per_s": batch / per_step, "parameters": parameters,
                       "bytes_per_step": _bytes_per_step(parameters, 4, groups, batch, ranks) if mode == "mpi" else 0,
                       "weights_sha256": digest}),
@@ -67,6 +71,8 @@ def _bytes_per_step(parameters, itemsize, groups, batch, ranks):
     """Bytes each rank receives in a step's Allgatherv: every rank's tree nodes,
     each a record of 4 float64 sums and the flat gradient (padded to 8 bytes)."""
     from rnnkit.distributed import _cover
+    if ranks == 1:
+        return 0  # one rank exchanges nothing
     count = min(groups, batch)
     nodes = sum(len(_cover(0, count, r * count // ranks, (r + 1) * count // ranks)) for r in range(ranks))
     record = 32 + parameters * itemsize
@@ -86,33 +92,43 @@ def main(argv=None):
     parser.add_argument("--ranks", default="1,2", help="rank counts to launch with mpiexec (default 1,2)")
     parser.add_argument("--batch", type=int, default=64, help="global batch size (default 64)")
     parser.add_argument("--steps", type=int, default=20, help="steps per timed fit (default 20)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed fits per configuration; the median counts")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of every configuration; the median counts")
     parser.add_argument("--groups", type=int, default=8, help="gradient groups per batch (default 8)")
     parser.add_argument("--worker", choices=("plain", "grouped", "mpi"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _worker(args.worker, args.batch, args.steps, args.rounds, args.groups)
-    common = ["--batch", str(args.batch), "--steps", str(args.steps), "--rounds", str(args.rounds),
-              "--groups", str(args.groups)]
+    common = ["--batch", str(args.batch), "--steps", str(args.steps), "--rounds", "1", "--groups", str(args.groups)]
     me = [sys.executable, "-m", "benchmarks.distributed"] + common
     env = dict(os.environ)
-    rows = [_run(me + ["--worker", "plain"], env), _run(me + ["--worker", "grouped"], env)]
+    commands = [me + ["--worker", "plain"], me + ["--worker", "grouped"]]
     mpiexec = shutil.which("mpiexec", path=os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")]))
     if mpiexec is None:
         print("no mpiexec: pip install rnnkit[mpi] for the MPI rows", file=sys.stderr)
     else:
-        for ranks in (int(r) for r in args.ranks.split(",")):
-            rows.append(_run([mpiexec, "-n", str(ranks)] + me + ["--worker", "mpi"], env))
-    grouped = [r["weights_sha256"] for r in rows if r["mode"] != "plain"]
+        commands += [[mpiexec, "-n", r] + me + ["--worker", "mpi"] for r in args.ranks.split(",")]
+    runs = [[] for _ in commands]
+    for _ in range(args.rounds):
+        for command, done in zip(commands, runs):
+            done.append(_run(command, env))
+    rows = []
+    for done in runs:
+        done.sort(key=lambda r: r["seconds_per_step"])
+        rows.append(dict(done[len(done) // 2], spread=(done[0]["seconds_per_step"], done[-1]["seconds_per_step"])))
+    grouped = [r["weights_sha256"] for done in runs for r in done if r["mode"] != "plain"]
     print(f"LSTM {UNITS} over {VOCAB} token ids, T={STEPS_T}, batch {args.batch}, {rows[0]['parameters']:,} parameters; "
           f"grouped runs bit-identical: {len(set(grouped)) == 1}")
-    print("| run | ranks x threads | ms/step | samples/s | vs plain | bytes received per step and rank |")
-    print("|---|---|---|---|---|---|")
+    print("| run | ranks x threads | ms/step (min-max) | samples/s | vs plain | CPU ms/step of rank 0 "
+          "| bytes received per step and rank |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         name = {"plain": "plain fit", "grouped": f"fit(groups={r['groups']})",
                 "mpi": f"mpiexec -n {r['ranks']}"}[r["mode"]]
-        print(f"| {name} | {r['ranks']} x {r['threads']} | {r['seconds_per_step'] * 1e3:.1f} | "
+        low, high = r["spread"]
+        print(f"| {name} | {r['ranks']} x {r['threads']} | {r['seconds_per_step'] * 1e3:.1f} "
+              f"({low * 1e3:.1f}-{high * 1e3:.1f}) | "
               f"{r['samples_per_s']:.0f} | {r['samples_per_s'] / rows[0]['samples_per_s']:.2f}x | "
+              f"{r['cpu_seconds_per_step'] * 1e3:.1f} | "
               f"{r['bytes_per_step']:,} |")
     if len(set(grouped)) != 1:
         raise SystemExit("the grouped runs' weights differ")
