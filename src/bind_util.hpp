@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "result_blocks.hpp"
-#include "rnnkit/inputs.hpp"
+#include "rnnkit/cell.hpp"
 
 namespace rnnkit_py {
 
@@ -24,19 +24,7 @@ using rnnkit::Index;
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
 
-// Messages are built from plain strings, never iostreams: a toolchain that
-// links libstdc++ statically into the extension (as one with a custom g++
-// wrapper did) gives it a second copy of the runtime beside the one numpy
-// loads, and there the first ostringstream crashed the process on the first
-// bad argument instead of raising (tests/test_bad_input.py guards this).
-inline std::string shape_str(const std::vector<Index>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += shape[i] < 0 ? std::string("*") : std::to_string(shape[i]);
-  }
-  return s + "]";
-}
+using rnnkit::shape_str;
 
 inline std::vector<Index> shape_of(const py::array& a) {
   return std::vector<Index>(a.shape(), a.shape() + a.ndim());
