@@ -43,36 +43,32 @@ std::string part_name(const char* what, size_t part) {
 // option arguments; nothing is taken yet.
 template <typename Cell>
 Cell configure(const py::object* vars, const py::object* options) {
-  std::vector<ShapeArg> shapes;
-  for (size_t i = 0; i < Cell::kVariables.size(); ++i) {
-    if (Cell::kVariables[i].optional && vars[i].is_none())
-      shapes.emplace_back();
-    else
-      shapes.emplace_back(shape_of(as_array(vars[i], Cell::kVariables[i].name)));
+  std::array<Shape, Cell::kVariables.size()> shapes;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    if (Cell::kVariables[i].optional && vars[i].is_none()) continue;
+    const py::array a = as_array(vars[i], Cell::kVariables[i].name);
+    shapes[i] = Shape(a.shape(), a.ndim());
   }
-  OptionValues values;
-  for (size_t j = 0; j < Cell::kOptions.size(); ++j) {
+  std::array<OptionValue, Cell::kOptions.size()> values;
+  for (size_t j = 0; j < values.size(); ++j) {
     const OptionSpec& o = Cell::kOptions[j];
     const py::object& v = options[j];
     switch (o.kind) {
       case OptionKind::Activation:
         if (!py::isinstance<py::str>(v))
           throw py::type_error(std::string(o.name) + " must be a str, got " + type_name(v));
-        values.emplace_back(static_cast<double>(static_cast<int>(parse_activation(v.cast<std::string>()))));
+        values[j] = static_cast<double>(static_cast<int>(parse_activation(v.cast<std::string>())));
         break;
       case OptionKind::Number:
         if (v.is_none()) throw py::type_error(std::string(o.name) + " must be a number, got NoneType");
-        values.emplace_back(optional_number(v, o.name, 0.0));
+        values[j] = optional_number(v, o.name, 0.0);
         break;
       case OptionKind::OptionalNumber:
-        if (v.is_none())
-          values.emplace_back();
-        else
-          values.emplace_back(optional_number(v, o.name, 0.0));
+        if (!v.is_none()) values[j] = optional_number(v, o.name, 0.0);
         break;
     }
   }
-  return Cell(shapes, values);
+  return Cell(shapes.data(), values.data());
 }
 
 // The variables, each checked against the shape the cell gives it (null
@@ -81,8 +77,8 @@ template <typename Cell, typename T>
 std::array<const T*, Cell::kVariables.size()> take_variables(const Cell& cell, const py::object* vars) {
   std::array<const T*, Cell::kVariables.size()> ptrs{};
   for (size_t i = 0; i < ptrs.size(); ++i) {
-    const std::vector<Index> shape = cell.variable_shape(i);
-    if (!shape.empty()) ptrs[i] = take<T>(vars[i], Cell::kVariables[i].name, shape).data();
+    const Shape shape = cell.variable_shape(i);
+    if (!shape.absent()) ptrs[i] = take<T>(vars[i], Cell::kVariables[i].name, shape).data();
   }
   return ptrs;
 }
@@ -108,14 +104,15 @@ py::tuple forward_impl(const Cell& cell, const py::object* vars, const py::objec
   InputArg<T> input = take_inputs<T>(x_obj, "inputs", cell.D, time_major);
   const SeqLayout& seq = input.seq;
   const Index B = seq.B, rows = seq.rows();
-  std::array<Array<T>, S> state0, state;
+  std::array<py::object, S> state;
   std::array<const T*, S> state0_ptrs{};
   std::array<T*, S> state_ptrs{};
   for (size_t p = 0; p < S; ++p) {
     const Index width = cell.state_width(p);
-    state0[p] = take<T>(state_objs[p], part_name<Cell>("initial_state", p).c_str(), {B, width});
-    state[p] = empty<T>({B, width});
-    state_ptrs[p] = state[p].mutable_data();
+    state0_ptrs[p] = take<T>(state_objs[p], part_name<Cell>("initial_state", p).c_str(), {B, width}).data();
+    Array<T> final_part = empty<T>({B, width});
+    state_ptrs[p] = final_part.mutable_data();
+    state[p] = std::move(final_part);
   }
   CellIo<T> io;
   py::object keep_lengths;
@@ -130,10 +127,14 @@ py::tuple forward_impl(const Cell& cell, const py::object* vars, const py::objec
     py::dict d = tape_d;
     for (size_t k = 0; k < K; ++k) {
       const TapePart& part = Cell::kTape[k];
-      if (part.what == Saved::Initial)  // the kernel reads the copy: what backward reads is what forward saw
-        state0[part.part] = tape_copy<T>(d, part.name, state0[part.part]);
-      tape[k] = held.hold(part.what == Saved::Initial ? state0[part.part]
-                                                      : tape_buffer<T>(d, part.name, tape_shape(cell, k, seq)));
+      if (part.what == Saved::Initial) {  // the kernel reads the copy: what backward reads is what forward saw
+        const size_t p = part.part;
+        Array<T> copy = tape_copy<T>(d, part.name, take<T>(state_objs[p], "initial_state", {B, cell.state_width(p)}));
+        state0_ptrs[p] = copy.data();
+        tape[k] = held.hold(std::move(copy));
+      } else {
+        tape[k] = held.hold(tape_buffer<T>(d, part.name, tape_shape(cell, k, seq)));
+      }
     }
     record_inputs(d, input, io.sequence_length, keep_lengths, mask_obj);
   } else {
@@ -141,7 +142,6 @@ py::tuple forward_impl(const Cell& cell, const py::object* vars, const py::objec
   }
   io.seq = seq;
   io.in = input.in;
-  for (size_t p = 0; p < S; ++p) state0_ptrs[p] = state0[p].data();
   {
     py::gil_scoped_release release;
     cell_forward<Cell, T>(cell, w.data(), io, state0_ptrs.data(), outputs.mutable_data(), state_ptrs.data(),
@@ -174,25 +174,26 @@ py::tuple backward_impl(const Cell& cell, const py::object* vars, const py::dict
   for (size_t k = 0; k < K; ++k)
     tape[k] = held.hold(tape_entry<T>(tape_d, Cell::kTape[k].name, tape_shape(cell, k, seq)));
   Array<T> d_out = take<T>(d_out_obj, "d_outputs", input.shape(recurrent_width(cell)));
-  std::array<Array<T>, S> d_final, d_state0;
+  std::array<py::object, S> d_state0;
   std::array<const T*, S> d_final_ptrs{};
   std::array<T*, S> d_state0_ptrs{};
   for (size_t p = 0; p < S; ++p) {
     const Index width = cell.state_width(p);
-    d_final[p] = take<T>(d_final_objs[p], part_name<Cell>("d_final_state", p).c_str(), {B, width});
-    d_state0[p] = empty<T>({B, width});
-    d_final_ptrs[p] = d_final[p].data();
-    d_state0_ptrs[p] = d_state0[p].mutable_data();
+    d_final_ptrs[p] = take<T>(d_final_objs[p], part_name<Cell>("d_final_state", p).c_str(), {B, width}).data();
+    Array<T> d_part = empty<T>({B, width});
+    d_state0_ptrs[p] = d_part.mutable_data();
+    d_state0[p] = std::move(d_part);
   }
   T* dx_data = nullptr;
   py::object dx = input_grad_array(input, input_grad, &dx_data);
-  std::array<Array<T>, V> grads;
+  std::array<py::object, V> grads;
   std::array<T*, V> grad_ptrs{};
   for (size_t i = 0; i < V; ++i) {
-    const std::vector<Index> shape = cell.variable_shape(i);
-    if (shape.empty()) continue;  // left out
-    grads[i] = empty<T>(shape);
-    grad_ptrs[i] = grads[i].mutable_data();
+    const Shape shape = cell.variable_shape(i);
+    if (shape.absent()) continue;  // left out
+    Array<T> grad = empty<T>(shape.vector());
+    grad_ptrs[i] = grad.mutable_data();
+    grads[i] = std::move(grad);
   }
   {
     py::gil_scoped_release release;

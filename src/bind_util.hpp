@@ -46,6 +46,7 @@ class ShapeSpec {
     std::copy(list.begin(), list.end(), small_);
   }
   ShapeSpec(const std::vector<Index>& v) : vector_(&v), rank_(v.size()) {}
+  ShapeSpec(const rnnkit::Shape& s) : rank_(std::min<size_t>(s.size(), 4)) { std::copy(s.dims, s.dims + rank_, small_); }
   size_t size() const { return rank_; }
   Index operator[](size_t i) const { return vector_ ? (*vector_)[i] : small_[i]; }
   std::vector<Index> vector() const { return vector_ ? *vector_ : std::vector<Index>(small_, small_ + rank_); }

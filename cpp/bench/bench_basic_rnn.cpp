@@ -11,6 +11,12 @@ namespace {
 
 using namespace rnnkit;
 
+BasicRnnCell tanh_cell(Index D, Index H) {
+  const Shape shapes[2] = {{D + H, H}, {H}};
+  const OptionValue activation[1] = {double(int(Activation::Tanh))};
+  return BasicRnnCell(shapes, activation);
+}
+
 struct RnnSetup {
   BasicRnnCell cell;
   CellIo<float> io;
@@ -18,7 +24,7 @@ struct RnnSetup {
   std::vector<float> d_out, dh_final, dx, dh0, dk, db;
 
   RnnSetup(Index B, Index T, Index D, Index H)
-      : cell({std::vector<Index>{D + H, H}, std::vector<Index>{H}}, {double(int(Activation::Tanh))}) {
+      : cell(tanh_cell(D, H)) {
     io.seq.B = B;
     io.seq.T = T;
     const Index rows = B * T;

@@ -100,7 +100,9 @@ void test_lstm_forward_matches_formula() {
 
 void test_basic_rnn_gradient_matches_finite_differences() {
   const Index B = 2, T = 3, D = 2, H = 3;
-  const BasicRnnCell cell({std::vector<Index>{D + H, H}, std::vector<Index>{H}}, {double(int(Activation::Tanh))});
+  const Shape shapes[2] = {{D + H, H}, {H}};
+  const OptionValue activation[1] = {double(int(Activation::Tanh))};
+  const BasicRnnCell cell(shapes, activation);
   auto kernel = random_vector((D + H) * H, 4), bias = random_vector(H, 5), x = random_vector(B * T * D, 6);
   auto h0 = random_vector(B * H, 7), w_out = random_vector(B * T * H, 8);
   std::vector<double> zero_h(B * H, 0.0);

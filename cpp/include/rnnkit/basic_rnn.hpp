@@ -20,11 +20,11 @@ struct BasicRnnCell {
   Index D = 0, H = 0;
   Activation activation = Activation::Tanh;
 
-  BasicRnnCell(const std::vector<ShapeArg>& shapes, const OptionValues& options) {
-    const std::vector<Index>& bias = *shapes[1];
+  BasicRnnCell(const Shape* shapes, const OptionValue* options) {
+    const Shape& bias = shapes[1];
     if (bias.size() != 1) throw std::invalid_argument("bias must be a rank-1 array [H], got shape " + shape_str(bias));
     H = bias[0];
-    const std::vector<Index>& kernel = *shapes[0];
+    const Shape& kernel = shapes[0];
     if (kernel.size() != 2 || kernel[1] != H || kernel[0] < H)
       throw std::invalid_argument("kernel must have shape [D + " + std::to_string(H) + ", " + std::to_string(H) +
                                   "], got " + shape_str(kernel));
@@ -32,9 +32,7 @@ struct BasicRnnCell {
     activation = static_cast<Activation>(static_cast<int>(*options[0]));
   }
 
-  std::vector<Index> variable_shape(size_t i) const {
-    return i == 0 ? std::vector<Index>{D + H, H} : std::vector<Index>{H};
-  }
+  Shape variable_shape(size_t i) const { return i == 0 ? Shape{D + H, H} : Shape{H}; }
   Index state_width(size_t) const { return H; }
   Index gate_width() const { return H; }
   Index input_columns() const { return H; }

@@ -13,7 +13,8 @@
 //   kStateGradAdds  whether the recurrent part reaches the next step other
 //                 than through the products (then the products' gradient
 //                 adds to what the cell's backward step leaves)
-//   Cell(shapes, options)  D, H, ... read from the variables' shapes; a
+//   Cell(shapes, options)  D, H, ... read from the variables' Shapes and the
+//                 OptionValues (arrays in kVariables / kOptions order); a
 //                 std::invalid_argument names the variable that disagrees
 //   variable_shape(i) ({} for an absent optional variable), state_width(p),
 //   gate_width(), input_columns() (the gate columns the input projection
@@ -41,6 +42,7 @@
 #include "rnnkit/inputs.hpp"
 #include "rnnkit/rowmath.hpp"
 
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -74,12 +76,35 @@ struct OptionSpec {
   double default_number = 0.0;  // Number only
 };
 
-// The options' values in kOptions order: a number (an Activation as its
-// enum value), or nothing for an OptionalNumber given as None.
-using OptionValues = std::vector<std::optional<double>>;
+// An option's value: a number (an Activation as its enum value), or nothing
+// for an OptionalNumber given as None.
+using OptionValue = std::optional<double>;
 
-// A variable's shape as given (nothing: None, for an optional variable).
-using ShapeArg = std::optional<std::vector<Index>>;
+// A variable's shape: up to four sizes, or absent (an optional variable
+// given as None, or left out by the cell's options). Held in place: a
+// single step checks every variable's shape and allocates nothing.
+struct Shape {
+  Index rank = -1;  // -1: absent
+  Index dims[4] = {};
+
+  Shape() = default;
+  Shape(std::initializer_list<Index> sizes) : rank(static_cast<Index>(sizes.size())) {
+    std::copy(sizes.begin(), sizes.begin() + std::min<size_t>(sizes.size(), 4), dims);
+  }
+  template <typename It>
+  Shape(It begin, Index n) : rank(n) {
+    std::copy(begin, begin + std::min<Index>(n, 4), dims);
+  }
+  bool absent() const { return rank < 0; }
+  size_t size() const { return rank < 0 ? 0 : static_cast<size_t>(rank); }
+  Index operator[](size_t i) const { return dims[i]; }
+  Index count() const {
+    Index n = rank < 0 ? 0 : 1;
+    for (size_t i = 0; i < size(); ++i) n *= dims[i];
+    return n;
+  }
+  std::vector<Index> vector() const { return std::vector<Index>(dims, dims + std::min<size_t>(size(), 4)); }
+};
 
 // What a tape part holds: [rows, width] unless said otherwise.
 enum class Saved {
@@ -111,6 +136,7 @@ inline std::string shape_str(const std::vector<Index>& shape) {
   }
   return s + "]";
 }
+inline std::string shape_str(const Shape& shape) { return shape_str(shape.vector()); }
 
 // Does the cell save `what` for backward?
 template <typename Cell>
@@ -430,9 +456,7 @@ void loop_backward(const Cell& cell, const T* const* vars, const CellIo<T>& io, 
   std::array<Index, V> sizes{};
   for (size_t i = 0; i < V; ++i) {
     g[i] = grads[i];
-    const std::vector<Index> shape = cell.variable_shape(i);
-    sizes[i] = shape.empty() ? 0 : 1;
-    for (Index extent : shape) sizes[i] *= extent;
+    sizes[i] = cell.variable_shape(i).count();
   }
   sum_row_groups<T, V>(grad_blocks(seq, weight_bytes), seq.T, g, sizes,
                        [&](Index r0, Index n, const std::array<T*, V>& d) {

@@ -39,12 +39,12 @@ namespace rnnkit {
 namespace detail {
 // D and H from gates/kernel [D + H, 2H] and gates/bias [2H], which both
 // variants share; the other shapes follow and are checked by name.
-inline void gru_dims(const std::vector<ShapeArg>& shapes, Index& D, Index& H) {
-  const std::vector<Index>& bias = *shapes[1];
+inline void gru_dims(const Shape* shapes, Index& D, Index& H) {
+  const Shape& bias = shapes[1];
   if (bias.size() != 1 || bias[0] == 0 || bias[0] % 2 != 0)
     throw std::invalid_argument("gates/bias must have shape [2H] with H > 0, got " + shape_str(bias));
   H = bias[0] / 2;
-  const std::vector<Index>& kernel = *shapes[0];
+  const Shape& kernel = shapes[0];
   if (kernel.size() != 2 || kernel[1] != 2 * H || kernel[0] < H)
     throw std::invalid_argument("gates/kernel must have shape [D + " + std::to_string(H) + ", " +
                                 std::to_string(2 * H) + "], got " + shape_str(kernel));
@@ -72,12 +72,12 @@ struct GruCell {
   Index D = 0, H = 0;
   Activation activation = Activation::Tanh;
 
-  GruCell(const std::vector<ShapeArg>& shapes, const OptionValues& options) {
+  GruCell(const Shape* shapes, const OptionValue* options) {
     detail::gru_dims(shapes, D, H);
     activation = static_cast<Activation>(static_cast<int>(*options[0]));
   }
 
-  std::vector<Index> variable_shape(size_t i) const {
+  Shape variable_shape(size_t i) const {
     switch (i) {
       case 0: return {D + H, 2 * H};
       case 1: return {2 * H};
@@ -249,12 +249,12 @@ struct GruResetAfterCell {
   Index D = 0, H = 0;
   Activation activation = Activation::Tanh;
 
-  GruResetAfterCell(const std::vector<ShapeArg>& shapes, const OptionValues& options) {
+  GruResetAfterCell(const Shape* shapes, const OptionValue* options) {
     detail::gru_dims(shapes, D, H);
     activation = static_cast<Activation>(static_cast<int>(*options[0]));
   }
 
-  std::vector<Index> variable_shape(size_t i) const {
+  Shape variable_shape(size_t i) const {
     switch (i) {
       case 0: return {D + H, 2 * H};
       case 1: return {2 * H};

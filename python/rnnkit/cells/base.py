@@ -158,8 +158,8 @@ class RNNCell(BuiltOnFirstUse):
             return outputs, self._pack_state(final)
         # _forward's kernel call in this frame: a sampling loop makes this call once per token
         forward, _, variables, options = self._kernel_calls()
-        outputs, *final = forward(inputs, *variables, *flat, None, True, *options, None, None)
-        return outputs, self._pack_state(final)
+        result = forward(inputs, *variables, *flat, None, True, *options, None, None)  # (outputs, *state)
+        return result[0], self._pack_state(result[1:])
 
     def _kernel_variables(self):
         """The variables as the kernels take them: creation order, unless the
