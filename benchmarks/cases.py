@@ -486,13 +486,9 @@ def _generation_row(ctx, threads, C, H, steps, S, L):
 def charrnn_rows(ctx, threads):
     """One training step of `charrnn train`'s default model (ids in, Adam,
     gradients clipped to norm 5), reported per character."""
-    import inspect
     s = ctx.shapes.charrnn
     B, T, C, H, L = s["B"], s["T"], s["C"], s["H"], s["L"]
     shape = f"B{B} T{T} C{C} {L}x LSTM {H}"
-    if "clip_norm" not in inspect.signature(rnnkit.Sequential.train_step).parameters:
-        return [Row("charrnn", "training (per char)", shape, threads,
-                    skip="Sequential.train_step(clip_norm=) not available in this build")]
     from rnnkit.charrnn.cli import DEFAULTS
     from rnnkit.charrnn.model import build_model
     torch = ctx.torch

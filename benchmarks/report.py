@@ -2,7 +2,7 @@
 
 import statistics
 
-from . import cpp_bench
+from . import cpp_bench, under_load
 
 GEMM_FRACTION = 0.85
 FLAT_KIB = 1024  # RSS growth over a long run that still counts as flat
@@ -59,10 +59,10 @@ def row_dict(r, ceil):
     return d
 
 
-def _find(run, case, mode, threads=None):
+def _find(run, case, mode, threads=None, shape_prefix=""):
     threads = run["threads"] if threads is None else threads
     for r in run["rows"]:
-        if r["case"] == case and r["mode"] == mode and r["threads"] == threads:
+        if r["case"] == case and r["mode"] == mode and r["threads"] == threads and r["shape"].startswith(shape_prefix):
             return r
     return None
 
@@ -84,8 +84,8 @@ def _target(target, requirement, measured, verdict, why=""):
     return dict(target=target, requirement=requirement, measured=measured, verdict=verdict, why=why)
 
 
-def _ratio_target(run, label, case, mode, need):
-    r = _find(run, case, mode)
+def _ratio_target(run, label, case, mode, need, shape_prefix=""):
+    r = _find(run, case, mode, shape_prefix=shape_prefix)
     why = _unmeasured(r)
     if why:
         return _target(label, f"≥ {need:g}×", "–", "not measured", why)
@@ -102,6 +102,8 @@ def evaluate_targets(run):
         _ratio_target(run, "seed, forward+backward", "seed", "forward+backward", 20),
         _ratio_target(run, "char, training step", "char", "training step", 2),
         _ratio_target(run, "sampling, per step", "sampling", "per step", 5),
+        _ratio_target(run, "generation, per token (1 sample, LSTM 256)", "generation", "per token", 6, "S1 L1 "),
+        _ratio_target(run, "charrnn train, characters per second", "charrnn", "training (per char)", 2),
     ]
     for case, key in (("DeepBench 1", "DeepBench 1"), ("DeepBench 2", "DeepBench 2"), ("big", "big")):
         for mode in ("forward", "forward+backward"):
@@ -167,7 +169,25 @@ def evaluate_targets(run):
         out.append(_target(label, "≥ 1.7×", measured, "met" if speedup >= 1.7 else "missed",
                            "" if speedup >= 1.7 else f"rnnkit {fmt_time(t1)} on 1 thread, {fmt_time(tn)} on {t}"))
     out += _memory_targets(run)
+    for r in run.get("under_load") or []:
+        label = f"{r['case']} {r['mode']} beside a busy process, {r['threads']} threads vs 1"
+        ok = r["loaded_ratio"] <= under_load.TARGET
+        out.append(_target(label, f"≤ {under_load.TARGET:g}×", f"{r['loaded_ratio']:.2f}× ({fmt_time(r['loaded_threads_s'])} "
+                           f"vs {fmt_time(r['loaded_1_s'])})", "met" if ok else "missed"))
     return out
+
+
+def _under_load_section(run):
+    lines = [f"One competitor (a spin loop pinned to one of this process's CPUs) runs during half of each row's "
+             f"rounds and is stopped (SIGSTOP) during the other half; rnnkit's default thread count and 1 thread are "
+             f"timed interleaved in both. Settings: {run['wait_settings']}. Why: benchmarks/NOTES.md, Threads.", "",
+             "| case | mode | shape | loaded: default | loaded: 1 thread | ratio | quiet: default | quiet: 1 thread |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
+    for r in run["under_load"]:
+        lines.append(f"| {r['case']} | {r['mode']} | {r['shape']} | {fmt_time(r['loaded_threads_s'])} | "
+                     f"{fmt_time(r['loaded_1_s'])} | {r['loaded_ratio']:.2f}× | {fmt_time(r['quiet_threads_s'])} | "
+                     f"{fmt_time(r['quiet_1_s'])} |")
+    return "\n".join(lines)
 
 
 def _peak(m):
@@ -390,6 +410,8 @@ def markdown(run):
                 seen.add((case, note))
                 out.append(f"- {case}: {note}.")
         out.append("")
+    if run.get("under_load"):
+        out += ["## Threads under load", "", _under_load_section(run), ""]
     out += ["## GEMM ceiling", "", _gemm_section(run), "", "## Memory", "", _memory_section(run), ""]
     if run.get("cpp_bench") is not None:
         out += ["## Kernel micro-benchmarks (C++)", "",

@@ -347,6 +347,7 @@ def main(argv=None):
 
     if args.render:
         run = load_run(args.render)
+        run["targets"] = report.evaluate_targets(run)  # derived: follows report.py's current targets
         with open(args.out, "w") as f:
             f.write(report.markdown(run))
         log(f"wrote {args.out} from {args.render}")
@@ -372,6 +373,9 @@ def main(argv=None):
     rows = cases.build_rows(ctx, args.only)
     run_rows(rows, torch, args, log)
     scaling = measure_scaling(rows, torch, args, log)
+    loaded_rows = [r for r in rows if r.case == "char" and r.threads == args.threads]
+    loaded = under_load.compare_rows(loaded_rows, args.threads, min(args.rounds, 3), args.min_block, time_interleaved,
+                                     log) if args.threads > 1 else []
 
     memory = None if args.skip_memory else run_memory(args, torch is not None, log)
     cpp = None
@@ -392,7 +396,7 @@ def main(argv=None):
         "quick": args.quick, "threads": args.threads, "rounds": args.rounds, "min_block_s": args.min_block,
         "quiet_wait_s": args.quiet_wait, "quiet_budget_s": args.quiet_budget, "gemm_repeats": repeats,
         "torch_note": torch_note, "facts": facts, "gemm": gemm, "memory": memory, "cpp_bench": cpp,
-        "scaling": scaling,
+        "scaling": scaling, "under_load": loaded, "wait_settings": under_load.wait_settings(),
         "platform": platform.platform(),
     }
     run["rows"] = [report.row_dict(r, report.ceiling(gemm, r.threads)) for r in rows]

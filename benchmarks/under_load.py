@@ -1,7 +1,7 @@
 """rnnkit beside one busy process: its default thread count against 1 thread.
 
     python -m benchmarks.run --competitor --only char     # rows of the main harness, under a competitor
-    python -m benchmarks.under_load --settings default,GOMP_SPINCOUNT=300000 --only char
+    python -m benchmarks.under_load --settings default,RNNKIT_ADAPTIVE_THREADS=0 --only char
 
 `run.py --competitor` checks each row as usual, then starts one competitor (a
 pure spin loop in its own process, pinned to one core, killed at the end) and
@@ -27,6 +27,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+
+import rnnkit
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPIN = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
@@ -73,6 +76,7 @@ def compare_rows(rows, threads, rounds, min_block_s, time_interleaved, log):
             med = {}
             for state in ("loaded", "quiet"):
                 pause(state == "quiet")
+                time.sleep(0.3)  # the adaptive thread count sees the change within 0.2 s
                 samples, _ = time_interleaved(fns, rounds, min_block_s)
                 med.update({f"{state} {k}": statistics.median(v) / row.units_per_call for k, v in samples.items()})
             pause(False)
@@ -101,14 +105,15 @@ def table(results, wait_settings):
 def wait_settings():
     """The OpenMP wait settings this process runs under, as libgomp read them."""
     keys = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
-    return ", ".join(f"{k}={os.environ[k]}" for k in keys if k in os.environ) or "none set"
+    waits = ", ".join(f"{k}={os.environ[k]}" for k in keys if k in os.environ) or "libgomp's defaults"
+    return f"{waits}; adaptive threads {'on' if rnnkit.adaptive_threads() else 'off'}"
 
 
 # ---- one child process per wait setting ------------------------------------
 
 def child_env(setting):
     """`default`: rnnkit's own defaults; else KEY=VALUE[;KEY=VALUE] set for the child."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "RNNKIT_ADAPTIVE_THREADS")}
     if setting != "default":
         for item in setting.split(";"):
             key, _, value = item.partition("=")
@@ -118,7 +123,7 @@ def child_env(setting):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.under_load", description=__doc__.splitlines()[0])
-    p.add_argument("--settings", default="default,GOMP_SPINCOUNT=300000,OMP_WAIT_POLICY=passive",
+    p.add_argument("--settings", default="default,RNNKIT_ADAPTIVE_THREADS=0,RNNKIT_ADAPTIVE_THREADS=0;GOMP_SPINCOUNT=10000",
                    help="comma-separated: `default` or KEY=VALUE[;KEY=VALUE] (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=5, help="child runs per setting (default 5)")
     p.add_argument("--child-rounds", type=int, default=3, help="interleaved rounds inside each child (default 3)")

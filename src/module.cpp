@@ -10,6 +10,7 @@ void init_loss(py::module_& m);
 void init_optim(py::module_& m);
 void init_generate(py::module_& m);
 void init_ops(py::module_& m);
+void init_layer_norm_lstm(py::module_& m);
 }  // namespace rnnkit_py
 
 PYBIND11_MODULE(_core, m) {
@@ -25,7 +26,14 @@ PYBIND11_MODULE(_core, m) {
                             "runtime is allowed to start for rnnkit), got " + std::string(py::str(n)));
     rnnkit::set_num_threads(static_cast<int>(value));
   }, "Threads used by every kernel, in every thread of the process.", py::arg("n"));
-  m.def("get_num_threads", &rnnkit::get_num_threads, "Threads used by the kernels (process-wide).");
+  m.def("get_num_threads", &rnnkit::num_threads_setting, "Threads the kernels use on a quiet machine (process-wide).");
+  m.def("threads_in_use", &rnnkit::get_num_threads,
+        "Threads the next kernel starts: get_num_threads(), less the CPUs other processes keep busy.");
+  m.def("set_adaptive_threads", [](py::object on) {
+    if (!py::isinstance<py::bool_>(on)) throw py::type_error("set_adaptive_threads: on must be a bool, got " + rnnkit_py::type_name(on));
+    rnnkit::set_adaptive_threads(on.cast<bool>());
+  }, "Whether kernels leave busy CPUs to other processes.", py::arg("on"));
+  m.def("adaptive_threads", &rnnkit::adaptive_threads, "Whether kernels leave busy CPUs to other processes.");
   m.def("max_num_threads", &rnnkit::max_num_threads, "The largest n that set_num_threads accepts.");
   m.def("_result_cache", [](py::object limit) {
     auto& blocks = rnnkit_py::ResultBlocks::instance();
@@ -57,4 +65,5 @@ PYBIND11_MODULE(_core, m) {
   rnnkit_py::init_optim(m);
   rnnkit_py::init_generate(m);
   rnnkit_py::init_ops(m);
+  rnnkit_py::init_layer_norm_lstm(m);
 }

@@ -103,3 +103,32 @@ def clip_by_global_norm(tensors, clip_norm):
     if not np.isfinite(norm):
         return [np.full(t.shape, np.nan) for t in tensors], norm
     return [t * (clip_norm / max(norm, clip_norm)) for t in tensors], norm
+
+
+def layer_normalize(v, gamma, beta, epsilon=1e-12):
+    """tf.contrib.layers.layer_norm over the last axis: the biased variance, epsilon 1e-12."""
+    mean = v.mean(axis=-1, keepdims=True)
+    var = ((v - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (v - mean) / np.sqrt(var + epsilon) * gamma + beta
+
+
+def layer_norm_lstm_step(v, x, state, forget_bias=1.0, layer_norm=True, activation="tanh", dropout_mask=None):
+    """TF1's tf.contrib.rnn.LayerNormBasicLSTMCell: i, j, f, o and the new c
+    layer-normalised (gamma and beta of "input", "transform", "forget",
+    "output", "state"); the bias only without layer norm; dropout_mask [B, H]
+    multiplies act(j)."""
+    c, h = state
+    act = ACT[activation]
+
+    def norm(u, name):
+        return layer_normalize(u, v[f"{name}/gamma"], v[f"{name}/beta"]) if layer_norm else u
+
+    z = np.concatenate([x, h], 1) @ v["kernel"]
+    if not layer_norm:
+        z = z + v["bias"]
+    i, j, f, o = np.split(z, 4, axis=1)
+    i, j, f, o = norm(i, "input"), norm(j, "transform"), norm(f, "forget"), norm(o, "output")
+    g = act(j) if dropout_mask is None else act(j) * dropout_mask
+    c_new = norm(c * sigmoid(f + forget_bias) + sigmoid(i) * g, "state")
+    h_new = act(c_new) * sigmoid(o)
+    return h_new, (c_new, h_new)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +38,7 @@ def test_train_then_sample(tmp_path, text_file, capsys):
     rc, out = _train(capsys, text_file, "--save-dir", out_dir, "--epochs", "2", *TINY)
     assert rc == 0, out.err
     assert "val_loss" in out.out and "chars/s" not in out.err
+    assert re.search(r" - [0-9,]+ chars/s - loss: ", out.out), out.out  # a whole number of characters per second
     for name in ("model.npz", "vocab.json", "config.json", "train_state.json", "loss.csv"):
         assert os.path.isfile(os.path.join(out_dir, name)), name
     assert "é" in _json(os.path.join(out_dir, "vocab.json"))  # UTF-8 characters, not bytes

@@ -257,3 +257,17 @@ def test_history_plot_names_the_extra_when_matplotlib_is_missing(monkeypatch):
     history.on_epoch_end(0, {"loss": 1.0})
     with pytest.raises(ImportError, match=r"pip install rnnkit\[plot\]"):
         history.plot()
+
+
+def test_progress_speed_in_units_leaves_out_resumed_steps():
+    from rnnkit.progress import Progress
+    now = [0.0]
+    out = Terminal()
+    bar = Progress(1, 0, 1, 10, out, clock=lambda: now[0], first_step=4, unit=("chars", 1600))
+    now[0] = 2.0
+    bar.update(6, {"loss": 1.0})  # two steps of this run in 2 s; four were done before the resume
+    assert "1,600 chars/s" in out.getvalue() and "ETA: 4.0s" in out.getvalue()
+    now[0] = 6.0
+    bar.update(10, {"loss": 1.0})
+    bar.end({"loss": 1.0})
+    assert out.getvalue().rstrip("\n").endswith("6.0s 1000ms/step - 1,600 chars/s - loss: 1.0000")

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -71,10 +72,11 @@ def test_a_count_set_in_another_thread_applies_here(restore_threads):
 
 @pytest.mark.skipif(not rnnkit._core.openmp or not os.path.isdir("/proc/self/task"),
                     reason="needs OpenMP and Linux's /proc/self/task")
-def test_kernels_in_a_user_thread_start_the_set_number_of_threads(restore_threads):
+def test_kernels_in_a_user_thread_start_the_set_number_of_threads(restore_threads, restore_adaptive):
     # OpenMP keeps a pool per thread that opens regions: a user thread's
     # first kernel starts (count - 1) helpers, alive until that thread ends.
     # With a per-thread count this thread would start the default instead.
+    rnnkit.set_adaptive_threads(False)  # other processes' load must not change the count
     rnnkit.set_num_threads(5)
 
     def helpers_started():
@@ -127,43 +129,77 @@ def test_numpy_ints_are_counts(restore_threads):
     assert rnnkit.get_num_threads() == 1
 
 
-# A child process: OpenMP reads its wait settings once, when it loads.
-SPIN_CHILD = r"""
-import os, time
-import numpy as np
-import rnnkit
-rnnkit.set_num_threads(2)
-cell = rnnkit.BasicLSTMCell(256, input_depth=64, seed=0)
-x = np.zeros((64, 12, 64), np.float32)
-idle_cpu = []
-for _ in range(7):
-    rnnkit.dynamic_rnn(cell, x)
-    t0 = time.process_time()
-    time.sleep(0.05)
-    idle_cpu.append(time.process_time() - t0)
-print(os.environ.get("GOMP_SPINCOUNT"), os.environ.get("OMP_WAIT_POLICY"), min(idle_cpu))
-"""
+SPINNER = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
 
 
-def run_spin_child(**env):
-    child_env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    child_env.update(env)
-    out = subprocess.run([sys.executable, "-c", SPIN_CHILD], env=child_env, capture_output=True, text=True,
-                         timeout=120, check=True).stdout.split()
-    return out[0], out[1], float(out[2])
+@pytest.fixture
+def restore_adaptive():
+    before = rnnkit.adaptive_threads()
+    yield
+    rnnkit.set_adaptive_threads(before)
 
 
+@pytest.fixture
+def saturated_cpus():
+    """One busy process pinned to each CPU this process may use."""
+    procs = [subprocess.Popen([sys.executable, "-c", SPINNER, str(cpu)]) for cpu in sorted(os.sched_getaffinity(0))]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def wait_for_threads_in_use(want, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    seen = []
+    while time.monotonic() < deadline:
+        seen.append(rnnkit.threads_in_use())
+        if seen[-1] == want:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"threads_in_use() never became {want} in {seconds} s: {seen[-20:]}")
+
+
+def test_adaptive_threads_setting(restore_adaptive, restore_threads):
+    assert rnnkit.adaptive_threads() is True  # the default
+    rnnkit.set_num_threads(1)
+    assert rnnkit.threads_in_use() == 1
+    rnnkit.set_adaptive_threads(False)
+    assert rnnkit.adaptive_threads() is False
+    rnnkit.set_num_threads(rnnkit.max_num_threads())
+    assert rnnkit.threads_in_use() == rnnkit.max_num_threads()
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="set_adaptive_threads: on must be a bool"):
+            rnnkit.set_adaptive_threads(bad)
+    with pytest.raises(TypeError, match="on must be a bool"):
+        rnnkit._core.set_adaptive_threads(1)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or not os.path.exists("/proc/stat"), reason="Linux only")
 @pytest.mark.skipif(not rnnkit._core.openmp, reason="needs OpenMP")
-def test_idle_threads_sleep_soon_after_a_kernel():
-    # libgomp's own default spins ~300000 times (milliseconds of a core) after
-    # each region; rnnkit's spins ~0.1-0.3 ms and then sleeps. The least idle
-    # time of several rounds: a round that another process delays spins longer.
-    spin, policy, idle_cpu_s = run_spin_child()
-    assert (spin, policy) == (rnnkit._wait_policy.SPIN_COUNT, "None")
-    assert idle_cpu_s < 1e-3
+def test_busy_cpus_are_left_to_other_processes(restore_adaptive, restore_threads, saturated_cpus):
+    rnnkit.set_num_threads(2)
+    # every CPU busy with another process: one thread, and the same bits
+    wait_for_threads_in_use(1)
+    cell = rnnkit.BasicLSTMCell(64, input_depth=16, seed=0)
+    x = np.random.default_rng(0).standard_normal((40, 9, 16)).astype(np.float32)
+    loaded, _ = rnnkit.dynamic_rnn(cell, x)
+    rnnkit.set_adaptive_threads(False)
+    assert rnnkit.threads_in_use() == 2
+    forced, _ = rnnkit.dynamic_rnn(cell, x)
+    np.testing.assert_array_equal(loaded, forced)
 
 
-@pytest.mark.parametrize("env", [{"GOMP_SPINCOUNT": "7"}, {"OMP_WAIT_POLICY": "active"}])
-def test_the_users_wait_settings_are_kept(env):
-    spin, policy, _ = run_spin_child(**env)
-    assert (spin, policy) == (env.get("GOMP_SPINCOUNT", "None"), env.get("OMP_WAIT_POLICY", "None"))
+ADAPTIVE_CHILD = "import rnnkit; print(rnnkit.adaptive_threads())"
+
+
+@pytest.mark.parametrize("value, want", [("0", "False"), ("1", "True"), (None, "True")])
+def test_adaptive_threads_environment(value, want):
+    env = {k: v for k, v in os.environ.items() if k != "RNNKIT_ADAPTIVE_THREADS"}
+    if value is not None:
+        env["RNNKIT_ADAPTIVE_THREADS"] = value
+    out = subprocess.run([sys.executable, "-c", ADAPTIVE_CHILD], env=env, capture_output=True, text=True,
+                         timeout=120, check=True).stdout.strip()
+    assert out == want

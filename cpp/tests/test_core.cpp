@@ -464,6 +464,9 @@ void test_failed_growth_keeps_the_buffer() {
 }  // namespace
 
 int main() {
+  // The tests set thread counts and check how work splits over them: other
+  // processes' load must not lower the count (cpu_load.hpp).
+  set_adaptive_threads(false);
   test_lstm_forward_matches_formula();
   test_basic_rnn_gradient_matches_finite_differences();
   test_gemm_is_identical_for_every_thread_count();

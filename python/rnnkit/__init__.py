@@ -1,11 +1,13 @@
 """rnnkit: TensorFlow 1.x's recurrent API on numpy, with Eigen C++ kernels."""
 
-from . import _wait_policy  # noqa: F401  (before _core loads OpenMP)
+import os as _os
+
 from . import _checks, _core, initializers
 from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell, LSTMStateTuple
+from .cells.layer_norm_lstm import LayerNormBasicLSTMCell
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
 from .bidirectional import Bidirectional, bidirectional_dynamic_rnn, static_bidirectional_rnn
@@ -38,8 +40,37 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """Threads used by every kernel (see set_num_threads)."""
+    """Threads used by every kernel on a quiet machine (see set_num_threads
+    and set_adaptive_threads)."""
     return _core.get_num_threads()
+
+
+def set_adaptive_threads(on):
+    """On (the default), a kernel starts get_num_threads() threads less one
+    per CPU that other processes kept busy over the last 0.1 s (at least
+    one): on a machine shared with a busy process, threads that wait for a
+    core they cannot get make a kernel slower than one thread would.
+    Results are bit-identical either way; off, every kernel starts
+    get_num_threads() threads. RNNKIT_ADAPTIVE_THREADS=0 in the environment
+    turns it off at import."""
+    if not isinstance(on, bool):
+        raise TypeError(f"set_adaptive_threads: on must be a bool, got {type(on).__name__}")
+    _core.set_adaptive_threads(on)
+
+
+if _os.environ.get("RNNKIT_ADAPTIVE_THREADS") == "0":
+    _core.set_adaptive_threads(False)
+
+
+def adaptive_threads():
+    """Whether kernels leave busy CPUs to other processes (set_adaptive_threads)."""
+    return _core.adaptive_threads()
+
+
+def threads_in_use():
+    """The threads the next kernel starts: get_num_threads(), or fewer while
+    other processes keep some of this process's CPUs busy."""
+    return _core.threads_in_use()
 
 
 def max_num_threads():
@@ -61,9 +92,10 @@ def set_result_cache_limit(nbytes):
 
 
 __all__ = [
-    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "GRUCell", "MultiRNNCell",
+    "RNNCell", "BasicRNNCell", "BasicLSTMCell", "LSTMCell", "LSTMStateTuple", "LayerNormBasicLSTMCell", "GRUCell", "MultiRNNCell",
     "ResidualWrapper", "DropoutWrapper", "Bidirectional", "bidirectional_dynamic_rnn",
-    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_result_cache_limit",
+    "RNN", "dynamic_rnn", "Sequential", "one_hot", "set_num_threads", "get_num_threads", "max_num_threads", "set_adaptive_threads",
+    "adaptive_threads", "threads_in_use", "set_result_cache_limit",
     "Dense", "SequenceLoss", "sequence_loss",
     "Embedding", "SoftmaxCrossEntropy", "MeanSquaredError", "mean_squared_error", "losses", "nn", "initializers",
     "softmax", "softmax_cross_entropy_with_logits", "softmax_cross_entropy_with_logits_v2",

@@ -25,9 +25,13 @@ def _duration(seconds):
     return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
 
 
-def _rate(seconds_per_step):
+def _rate(seconds_per_step, unit=None):
+    """'12.3 steps/s' or '1.20 s/step'; with unit=(name, per step): '81,920 chars/s'."""
     if seconds_per_step <= 0:
         return ""
+    if unit is not None:
+        name, per_step = unit
+        return f"{per_step / seconds_per_step:,.0f} {name}/s"
     if seconds_per_step < 1:
         return f"{1 / seconds_per_step:.1f} steps/s"
     return f"{seconds_per_step:.2f} s/step"
@@ -35,10 +39,14 @@ def _rate(seconds_per_step):
 
 class Progress:
     """One epoch's output. mode 0: nothing; 1: a bar (`update` redraws it
-    with a carriage return) on a terminal, else as 2; 2: one line at `end`."""
+    with a carriage return) on a terminal, else as 2; 2: one line at `end`.
+    `first_step`: steps of this epoch done before (a resumed run), left out
+    of the speed and the ETA; `unit`: (name, count per step) to show the
+    speed in, e.g. ("chars", 1600), instead of steps."""
 
-    def __init__(self, mode, epoch, epochs, steps, stream, clock=time.perf_counter):
+    def __init__(self, mode, epoch, epochs, steps, stream, clock=time.perf_counter, first_step=0, unit=None):
         self.stream, self.steps, self.clock = stream, steps, clock
+        self.first_step, self.unit = first_step, unit
         self.bar = mode == 1 and _isatty(stream)
         self.line = mode != 0
         self.title = f"Epoch {epoch + 1}/{epochs}"
@@ -59,9 +67,9 @@ class Progress:
         if self.drawn_at is not None and now - self.drawn_at < _REDRAW_SECONDS:
             return
         self.drawn_at = now
-        per_step = (now - self.start) / step
+        per_step = (now - self.start) / max(step - self.first_step, 1)
         eta = f" - ETA: {_duration(per_step * (self.steps - step))}"
-        rate = _rate(per_step)
+        rate = _rate(per_step, self.unit)
         self._draw(f"{self._counter(step)} {self._bar(step)}{eta}{format_logs(logs)}" + (f" - {rate}" if rate else ""))
 
     def end(self, logs):
@@ -69,8 +77,10 @@ class Progress:
         if not self.line:
             return
         elapsed = self.clock() - self.start
-        per_step = elapsed / max(self.step, 1)
+        per_step = elapsed / max(self.step - self.first_step, 1)
         timing = f"{_duration(elapsed)} {per_step * 1e3:.0f}ms/step"
+        if self.unit is not None and per_step > 0:
+            timing += f" - {_rate(per_step, self.unit)}"
         if self.bar:
             self._draw(f"{self._counter(self.step)} {self._bar(self.step)} - {timing}{format_logs(logs)}")
             self.stream.write("\n")

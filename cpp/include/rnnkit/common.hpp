@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rnnkit/cpu_load.hpp"
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -167,7 +169,34 @@ inline void set_num_threads(int n) {
   detail::num_threads_setting().store(std::clamp(n, 1, max_num_threads()), std::memory_order_relaxed);
 }
 
-inline int get_num_threads() { return detail::num_threads_setting().load(std::memory_order_relaxed); }
+// The count that set_num_threads set.
+inline int num_threads_setting() { return detail::num_threads_setting().load(std::memory_order_relaxed); }
+
+namespace detail {
+inline std::atomic<bool>& adaptive_threads_setting() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+}  // namespace detail
+
+// Whether the kernels leave to other processes the cores those keep busy
+// (cpu_load.hpp). Results do not depend on the thread count either way.
+inline void set_adaptive_threads(bool on) { detail::adaptive_threads_setting().store(on, std::memory_order_relaxed); }
+inline bool adaptive_threads() { return detail::adaptive_threads_setting().load(std::memory_order_relaxed); }
+
+// The threads a region starts: the setting, or fewer when other processes
+// keep some of this process's CPUs busy (at least one).
+inline int get_num_threads() {
+  const int n = num_threads_setting();
+  if (n < 2 || !adaptive_threads()) return n;
+#ifdef _OPENMP
+  if (omp_in_parallel()) return n;  // a region's own threads do not sample
+#endif
+  auto& load = detail::NeighbourLoad::instance();
+  const int busy = load.busy_cores();
+  if (busy == 0) return n;
+  return std::clamp(load.cpus() - busy, 1, n);
+}
 
 // Whether a loop of n items asked to go `parallel` really opens a region:
 // never inside another one (a thread running its own block of batch rows).

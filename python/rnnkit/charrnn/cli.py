@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-import time
 
 import numpy as np
 
@@ -216,8 +215,8 @@ def train(args):
             epoch, start = divmod(progress["step"], steps_per_epoch)
             optimizer.learning_rate = config["learning_rate"] * config["decay_rate"] ** epoch
             order = np.random.default_rng([config["seed"], epoch]).permutation(steps_per_epoch)
-            bar = Progress(1, epoch, args.epochs, steps_per_epoch, sys.stdout)
-            began, first_step, rate = time.perf_counter(), progress["step"], 0.0
+            bar = Progress(1, epoch, args.epochs, steps_per_epoch, sys.stdout, first_step=start,
+                           unit=("chars", chars_per_step))
             for b in range(start, steps_per_epoch):
                 for i, wrapper in enumerate(wrappers):  # dropout masks follow from (seed, step): resuming is exact
                     wrapper._rng = np.random.default_rng([config["seed"], progress["step"], i])
@@ -225,8 +224,7 @@ def train(args):
                 loss = model.train_step(train_x[k], train_y[k], weights, optimizer, clip_norm=config["grad_clip"])
                 progress["step"] += 1
                 progress["epoch_loss_sum"] += loss
-                rate = chars_per_step * (progress["step"] - first_step) / (time.perf_counter() - began)
-                bar.update(b + 1, {"loss": progress["epoch_loss_sum"] / (b + 1), "chars/s": rate})
+                bar.update(b + 1, {"loss": progress["epoch_loss_sum"] / (b + 1)})
                 if progress["step"] % args.save_every == 0:
                     checkpoint()
                 if interrupt.requested:
@@ -238,7 +236,7 @@ def train(args):
             if val is not None:
                 logs["val_loss"] = float(np.mean([model.loss.forward(model.predict(x), y, np.ones(y.shape, np.float32))
                                                   for x, y in zip(*val)]))
-            bar.end(dict(logs, **{"chars/s": rate}))
+            bar.end(logs)
             for key in progress["history"]:
                 progress["history"][key].append(logs.get(key, float("nan")))
             progress["epoch_loss_sum"] = 0.0

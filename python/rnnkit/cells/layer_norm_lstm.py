@@ -1,0 +1,137 @@
+"""LayerNormBasicLSTMCell: TF1's tf.contrib.rnn.LayerNormBasicLSTMCell."""
+
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import _core
+from .._checks import activation_name, non_negative_int
+from ..variables import glorot_uniform
+from .base import RNNCell
+from .lstm import LSTMCell
+
+# The layer norms in TF's creation order, each with a gamma and a beta [H].
+NORMS = ("input", "transform", "forget", "output", "state")
+
+
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+class LayerNormBasicLSTMCell(RNNCell):
+    """TF1's tf.contrib.rnn.LayerNormBasicLSTMCell: an LSTM whose gate
+    pre-activations and new cell state are each layer-normalised over their
+    H units, with optional dropout on the candidate.
+
+    Per step, with LN_q(v) = (v - mean(v)) / sqrt(var(v) + 1e-12) ⊙ q/gamma + q/beta:
+        i, j, f, o = split([x, h] · kernel)          (+ bias when layer_norm=False)
+        i, j, f, o = LN_input(i), LN_transform(j), LN_forget(f), LN_output(o)
+        c' = LN_state(c ⊙ σ(f + forget_bias) + σ(i) ⊙ dropout(act(j)))
+        h' = act(c') ⊙ σ(o)
+    With layer_norm=False every LN is the identity: BasicLSTMCell's math.
+
+    Variables, in TF's creation order: kernel [D + H, 4H]; bias [4H] only
+    when layer_norm=False (TF1 gives it no initializer, so its default is
+    Glorot-uniform over [4H], not zeros); else input/gamma, input/beta,
+    transform/..., forget/..., output/..., state/gamma, state/beta [H], the
+    gammas starting at `norm_gain`, the betas at `norm_shift`.
+    State: LSTMStateTuple(c [B, H], h [B, H]). The arguments are TF's, in
+    TF's order (`input_size`: deprecated and unused, as in TF1; no `reuse`),
+    then rnnkit's own (every cell's).
+
+    dropout_keep_prob < 1 drops entries of act(j) (inverted dropout: kept
+    values are scaled by 1 / keep_prob) with a fresh mask at every step and
+    row, as TF does; here only when training (`RNN.forward(..., training=True)`,
+    `Sequential.train_step`), like DropoutWrapper. The masks come from
+    numpy's generator seeded with `dropout_prob_seed`: the same seed gives the
+    same masks, call after call, but not TF's (its seeds drive another
+    generator)."""
+
+    scope_name = "layer_norm_basic_lstm_cell"
+    _kernel_steps = True
+    state_is_tuple = True  # TF's cell has no other state form
+
+    # The LSTM state (c, h) is handled as LSTMCell handles it. This cell is
+    # no LSTMCell: exporters that take an LSTMCell must not take it.
+    state_size = LSTMCell.state_size
+    _state_widths = LSTMCell._state_widths
+    _pack_state = LSTMCell._pack_state
+    _kernel_state = LSTMCell._kernel_state
+    _flatten_state = LSTMCell._flatten_state
+    _state_droppable = LSTMCell._state_droppable
+
+    def __init__(self, num_units, forget_bias=1.0, input_size=None, activation="tanh", layer_norm=True,
+                 norm_gain=1.0, norm_shift=0.0, dropout_keep_prob=1.0, dropout_prob_seed=None, dtype=np.float32,
+                 input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
+        if input_size is not None:  # kept in TF's position, so that TF's positional calls work
+            warnings.warn("LayerNormBasicLSTMCell: input_size is deprecated and unused (as in TF1)",
+                          DeprecationWarning, stacklevel=2)
+        self.forget_bias = _number(forget_bias, "forget_bias")
+        self.activation = activation_name(activation)
+        if not isinstance(layer_norm, (bool, np.bool_)):
+            raise TypeError(f"layer_norm must be a bool, got {type(layer_norm).__name__}")
+        self.layer_norm = bool(layer_norm)
+        self.norm_gain = _number(norm_gain, "norm_gain")
+        self.norm_shift = _number(norm_shift, "norm_shift")
+        keep = _number(dropout_keep_prob, "dropout_keep_prob")
+        if not 0.0 < keep <= 1.0:
+            raise ValueError(f"dropout_keep_prob must lie in (0, 1], got {keep}")
+        self.dropout_keep_prob = keep
+        self.dropout_prob_seed = None if dropout_prob_seed is None else non_negative_int(dropout_prob_seed,
+                                                                                         "dropout_prob_seed")
+        self._dropout_rng = np.random.default_rng(self.dropout_prob_seed)
+        self._weights = None
+        super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
+                         kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
+
+    # ---- variables --------------------------------------------------------------
+    def _variable_specs(self, rng, input_depth):
+        H = self.num_units
+        specs = [("kernel", self._kernel(rng, (input_depth + H, 4 * H)))]
+        if not self.layer_norm:
+            bias = (glorot_uniform(rng, (4 * H,), self.dtype) if self.bias_initializer is None
+                    else self._bias(rng, (4 * H,)))
+            return specs + [("bias", bias)]
+        for norm in NORMS:
+            specs += [(f"{norm}/gamma", np.full(H, self.norm_gain, self.dtype)),
+                      (f"{norm}/beta", np.full(H, self.norm_shift, self.dtype))]
+        return specs
+
+    def _weight_args(self):
+        """(kernel, bias or None, the ten layer-norm arrays or None,
+        forget_bias, activation): the kernels' trailing arguments. The arrays
+        are live (assignment copies into them), so the tuple is made once."""
+        if self._weights is None:
+            v = self.variables
+            if self.layer_norm:
+                norms = tuple(v[f"{norm}/{name}"] for norm in NORMS for name in ("gamma", "beta"))
+                self._weights = (v["kernel"], None, norms, self.forget_bias, self.activation)
+            else:
+                self._weights = (v["kernel"], v["bias"], None, self.forget_bias, self.activation)
+        return self._weights
+
+    # ---- kernels ----------------------------------------------------------------
+    def _dropout_mask(self, x):
+        """0 or 1/keep_prob, one entry per unit of act(j) at every step and row."""
+        shape = x.shape[:2] + (self.num_units,)  # [B, T] or [T, B], like the inputs
+        kept = self._dropout_rng.random(shape) < self.dropout_keep_prob
+        return (kept * (1.0 / self.dropout_keep_prob)).astype(self.dtype)
+
+    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
+        mask = state_masks[1] if state_masks else None
+        dropout = self._dropout_mask(x) if training and self.dropout_keep_prob < 1.0 else None
+        outputs, c, h = _core.layer_norm_lstm_forward(x, state[0], state[1], lengths, time_major, mask, dropout,
+                                                      tape, *self._weight_args())
+        return outputs, [c, h]
+
+    def _backward(self, tape, d_outputs, d_final, input_grad=True):
+        dx, dc0, dh0, grads = _core.layer_norm_lstm_backward(tape, d_outputs, d_final[0], d_final[1],
+                                                             *self._weight_args(), input_grad)
+        return dx, [dc0, dh0], grads
+
+    def __repr__(self):
+        return (f"LayerNormBasicLSTMCell(num_units={self.num_units}, layer_norm={self.layer_norm}, "
+                f"dropout_keep_prob={self.dropout_keep_prob}, dtype={self.dtype.name})")
