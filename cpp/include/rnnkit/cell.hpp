@@ -205,32 +205,22 @@ struct SavedRows {
   Index width;
 };
 
-// Batch rows [b0, b0 + n) of forward step t.
+// Batch rows [b0, b0 + n) of step t: what a forward and a backward step share.
 template <typename T>
-struct ForwardRows {
+struct StepRows {
   const SeqLayout& seq;
   const int32_t* sequence_length;
   const StateMask<T>& state_mask;
   Index t, b0, n;
-  StepMap<T> z;      // [B, G] the gate buffer of step t: the input part in, the cell's values out
-  StepMap<T> out;    // [B, R] the step's outputs
-  MatMap<T>* state;  // one [B, w] per part: entering the step, until the last pass moves them on
-  MatMap<T>& h;      // the recurrent part (the last)
-  Mat<T>& scratch;   // [B, scratch_width] the cell's own per-step values
-  const std::vector<SavedRows<T>>& saved;  // empty at inference
+  Index R;  // the recurrent state part's width
 
   template <typename M>
   auto rows(M&& m) const {
     return m.middleRows(b0, n);
   }
   bool live(Index b) const { return active(sequence_length, t, b); }
-  const T* mask(Index b) const { return state_mask.data ? state_mask.row(seq, t, b, h.cols()) : nullptr; }
-
-  // C += A · W over the block's rows.
-  template <typename Dst, typename Src, typename W>
-  void multiply(Dst&& C, Src&& A, const W& W_packed) const {
-    gemm(rows(C), rows(A), W_packed, /*accumulate=*/true);
-  }
+  // Row b's state mask (on the recurrent part), or null.
+  const T* mask(Index b) const { return state_mask.data ? state_mask.row(seq, t, b, R) : nullptr; }
   // live_row(b) for each live row of the block, dead_row(b) for the others;
   // split over threads when `width` (a row's work) makes it worth it.
   template <typename Live, typename Dead>
@@ -243,20 +233,43 @@ struct ForwardRows {
         dead_row(b);
     });
   }
+  template <typename Live>
+  void pass(Index width, Live&& live_row) const {
+    pass(width, live_row, [](Index) {});
+  }
+};
+
+// Batch rows [b0, b0 + n) of forward step t.
+template <typename T>
+struct ForwardRows : StepRows<T> {
+  StepMap<T> z;      // [B, G] the gate buffer of step t: the input part in, the cell's values out
+  StepMap<T> out;    // [B, R] the step's outputs
+  MatMap<T>* state;  // one [B, w] per part: entering the step, until the last pass moves them on
+  MatMap<T>& h;      // the recurrent part (the last)
+  Mat<T>& scratch;   // [B, scratch_width] the cell's own per-step values
+  const std::vector<SavedRows<T>>& saved;  // empty at inference
+
+  // C += A · W over the block's rows.
+  template <typename Dst, typename Src, typename W>
+  void multiply(Dst&& C, Src&& A, const W& W_packed) const {
+    gemm(this->rows(C), this->rows(A), W_packed, /*accumulate=*/true);
+  }
   // The step's last pass: saves what backward reads of the step, zeroes the
   // output of each row past its length (whose state carries over), and
   // moves each live row's state on: row(b, NewState) writes the parts
   // before the recurrent one itself, the recurrent one through NewState.
   template <typename Live>
   void last_pass(Index width, Live&& row) {
-    parallel_for(n, worth_parallel(n, width), [&](Index i) {
-      const Index b = b0 + i;
+    const SeqLayout& seq = this->seq;
+    const Index t = this->t;
+    parallel_for(this->n, worth_parallel(this->n, width), [&](Index i) {
+      const Index b = this->b0 + i;
       for (const SavedRows<T>& s : saved) {
         if (s.what == Saved::StatePrev) seq.step(s.data, t, s.width).row(b) = h.row(b);
         if (s.what == Saved::Scratch) seq.step(s.data, t, s.width).row(b) = scratch.row(b);
       }
-      if (live(b))
-        row(b, NewState<T>{&out(b, 0), &h(b, 0), mask(b)});
+      if (this->live(b))
+        row(b, NewState<T>{&out(b, 0), &h(b, 0), this->mask(b)});
       else
         out.row(b).setZero();
       for (const SavedRows<T>& s : saved)
@@ -281,11 +294,7 @@ void carry_recurrent_grad(const SeqLayout& seq, const int32_t* sequence_length, 
 
 // Batch rows [b0, b0 + n) of backward step t.
 template <typename T>
-struct BackwardRows {
-  const SeqLayout& seq;
-  const int32_t* sequence_length;
-  const StateMask<T>& state_mask;
-  Index t, b0, n;
+struct BackwardRows : StepRows<T> {
   StepMap<T> dz;       // [B, G] forward's gate values in, their pre-activations' gradients out
   CStepMap<T> d_out;   // [B, R]
   CStepMap<T> h_prev;  // [B, R] the recurrent state that entered the step
@@ -293,26 +302,21 @@ struct BackwardRows {
   MatMap<T>& dh;       // the recurrent part's
   Mat<T>& dh_rec;      // [B, R] the recurrent products' part of dh, which the loop adds
   Mat<T>& d_scratch;   // [B, scratch_width]
-  bool adds_recurrent;  // the cell's kStateGradAdds
+  bool adds_recurrent;      // the cell's kStateGradAdds
   const T* const* after;    // per part: its StateAfter tape rows, or null
   const T* const* initial;  // per part: its Initial tape entry, or null
 
-  template <typename M>
-  auto rows(M&& m) const {
-    return m.middleRows(b0, n);
-  }
-  bool live(Index b) const { return active(sequence_length, t, b); }
-  const T* mask(Index b) const { return state_mask.data ? state_mask.row(seq, t, b, dh.cols()) : nullptr; }
   // Row b of state part p after step t, and as step t found it.
-  const T* state_after(size_t p, Index b) const { return after[p] + seq.row(t, b) * d_state[p].cols(); }
+  const T* state_after(size_t p, Index b) const { return after[p] + this->seq.row(this->t, b) * d_state[p].cols(); }
   const T* state_before(size_t p, Index b) const {
-    return t == 0 ? initial[p] + b * d_state[p].cols() : after[p] + seq.row(t - 1, b) * d_state[p].cols();
+    const Index w = d_state[p].cols();
+    return this->t == 0 ? initial[p] + b * w : after[p] + this->seq.row(this->t - 1, b) * w;
   }
 
   // C = A · W over the block's rows.
   template <typename Dst, typename Src, typename W>
   void multiply(Dst&& C, Src&& A, const W& W_packed) const {
-    gemm(rows(C), rows(A), W_packed);
+    gemm(this->rows(C), this->rows(A), W_packed);
   }
   // The step's first pass: each row first takes the gradient that the next
   // step's recurrent products sent it; the gate gradients of a row past its
@@ -321,22 +325,15 @@ struct BackwardRows {
   template <typename Live>
   void first_pass(Index width, Live&& row) {
     const Index G = dz.cols();
-    parallel_for(n, worth_parallel(n, width), [&](Index i) {
-      const Index b = b0 + i;
-      carry_recurrent_grad(seq, sequence_length, adds_recurrent, dh, dh_rec, t + 1, b);
-      if (!live(b)) {
+    parallel_for(this->n, worth_parallel(this->n, width), [&](Index i) {
+      const Index b = this->b0 + i;
+      carry_recurrent_grad(this->seq, this->sequence_length, adds_recurrent, dh, dh_rec, this->t + 1, b);
+      if (!this->live(b)) {
         T* zb = &dz(b, 0);
         std::fill(zb, zb + G, T(0));
         return;
       }
       row(b);
-    });
-  }
-  // row(b) for each live row.
-  template <typename Live>
-  void pass(Index width, Live&& row) const {
-    parallel_for(n, worth_parallel(n, width), [&](Index i) {
-      if (live(b0 + i)) row(b0 + i);
     });
   }
 };
@@ -379,8 +376,13 @@ void loop_forward(const Cell& cell, const typename Cell::template Forward<T>& w,
   // Batch rows [b0, b0 + n) through every step (see batch_blocks).
   auto run_rows = [&](Index b0, Index n) {
     for (Index t = 0; t < seq.T; ++t) {
-      ForwardRows<T> s{seq,  io.sequence_length, io.state_mask, t,       b0,   n, seq.step(gates, t, G),
-                       seq.step(outputs, t, R), parts.data(),       parts[S - 1], scratch, saved};
+      ForwardRows<T> s{{seq, io.sequence_length, io.state_mask, t, b0, n, R},
+                       seq.step(gates, t, G),
+                       seq.step(outputs, t, R),
+                       parts.data(),
+                       parts[S - 1],
+                       scratch,
+                       saved};
       if (gather_per_step) {
         if (X == G) {
           gather_step_inputs(s.rows(s.z), io.in, seq, t, b0, w.W_x, w.x_bias);
@@ -425,12 +427,7 @@ void loop_backward(const Cell& cell, const T* const* vars, const CellIo<T>& io, 
   // Batch rows [b0, b0 + n) back through every step (see batch_blocks).
   auto run_rows = [&](Index b0, Index n) {
     for (Index t = seq.T - 1; t >= 0; --t) {
-      BackwardRows<T> s{seq,
-                        io.sequence_length,
-                        io.state_mask,
-                        t,
-                        b0,
-                        n,
+      BackwardRows<T> s{{seq, io.sequence_length, io.state_mask, t, b0, n, R},
                         seq.step(tape[0], t, G),
                         seq.step(d_outputs, t, R),
                         seq.step(static_cast<const T*>(tape[state_prev]), t, R),

@@ -50,32 +50,43 @@ inline void gru_dims(const Shape* shapes, Index& D, Index& H) {
                                 std::to_string(2 * H) + "], got " + shape_str(kernel));
   D = kernel[0] - H;
 }
-}  // namespace detail
 
-// ---- TF1's GRUCell ------------------------------------------------------------
-
-struct GruCell {
-  static constexpr const char* kName = "gru";
-  static constexpr std::array<VariableSpec, 4> kVariables{{{"gates/kernel", "gates_kernel"},
-                                                           {"gates/bias", "gates_bias"},
-                                                           {"candidate/kernel", "candidate_kernel"},
-                                                           {"candidate/bias", "candidate_bias"}}};
+// What both variants share: D and H from gates/kernel and gates/bias (their
+// first variables), one state part, the candidate's activation.
+struct GruBase {
   static constexpr std::array<StatePart, 1> kState{{{"h", "h0", "dh_final"}}};
   static constexpr std::array<OptionSpec, 1> kOptions{{{"activation", OptionKind::Activation}}};
-  // gates: [rows, 3H] r | u | c after activation; rh: r ⊙ h_prev, the
-  // candidate's recurrent input (zero on padded steps)
-  static constexpr std::array<TapePart, 3> kTape{
-      {{"gates", Saved::Gates}, {"h_prev", Saved::StatePrev}, {"rh", Saved::Scratch}}};
-  // h_prev reaches h' directly (u ⊙ h_prev) and through both products.
+  // h_prev reaches h' directly (u ⊙ h_prev), besides the products.
   static constexpr bool kStateGradAdds = true;
 
   Index D = 0, H = 0;
   Activation activation = Activation::Tanh;
 
-  GruCell(const Shape* shapes, const OptionValue* options) {
-    detail::gru_dims(shapes, D, H);
+  GruBase(const Shape* shapes, const OptionValue* options) {
+    gru_dims(shapes, D, H);
     activation = static_cast<Activation>(static_cast<int>(*options[0]));
   }
+  Index state_width(size_t) const { return H; }
+  template <typename T>
+  Index recurrent_bytes() const {
+    return Index(sizeof(T)) * 3 * H * H;
+  }
+};
+}  // namespace detail
+
+// ---- TF1's GRUCell ------------------------------------------------------------
+
+struct GruCell : detail::GruBase {
+  static constexpr const char* kName = "gru";
+  static constexpr std::array<VariableSpec, 4> kVariables{{{"gates/kernel", "gates_kernel"},
+                                                           {"gates/bias", "gates_bias"},
+                                                           {"candidate/kernel", "candidate_kernel"},
+                                                           {"candidate/bias", "candidate_bias"}}};
+  // gates: [rows, 3H] r | u | c after activation; rh: r ⊙ h_prev, the
+  // candidate's recurrent input (zero on padded steps)
+  static constexpr std::array<TapePart, 3> kTape{
+      {{"gates", Saved::Gates}, {"h_prev", Saved::StatePrev}, {"rh", Saved::Scratch}}};
+  using GruBase::GruBase;
 
   Shape variable_shape(size_t i) const {
     switch (i) {
@@ -85,14 +96,9 @@ struct GruCell {
       default: return {H};
     }
   }
-  Index state_width(size_t) const { return H; }
   Index gate_width() const { return 3 * H; }
   Index input_columns() const { return 3 * H; }
   Index scratch_width() const { return H; }  // r ⊙ h; backward: its gradient
-  template <typename T>
-  Index recurrent_bytes() const {
-    return Index(sizeof(T)) * 3 * H * H;
-  }
 
   // [D, 3H] = both kernels' x rows side by side (columns r | u | c), so that
   // x is read by one product.
@@ -232,7 +238,7 @@ struct GruCell {
 // (c, r, u: columns [0, 3H)) and the h side (r, u, hn: columns [H, 4H)). Each
 // step is then one recurrent product into the window [H, 4H), and after the
 // backward loop dW_x, dW_h and dx are one product each.
-struct GruResetAfterCell {
+struct GruResetAfterCell : detail::GruBase {
   static constexpr const char* kName = "gru_reset_after";
   static constexpr std::array<VariableSpec, 6> kVariables{{{"gates/kernel", "gates_kernel"},
                                                            {"gates/bias", "gates_bias"},
@@ -240,19 +246,9 @@ struct GruResetAfterCell {
                                                            {"candidate/input/bias", "candidate_input_bias"},
                                                            {"candidate/hidden/kernel", "candidate_hidden_kernel"},
                                                            {"candidate/hidden/bias", "candidate_hidden_bias"}}};
-  static constexpr std::array<StatePart, 1> kState{{{"h", "h0", "dh_final"}}};
-  static constexpr std::array<OptionSpec, 1> kOptions{{{"activation", OptionKind::Activation}}};
   // gates: [rows, 4H] c | r | u (activated) | hn; backward: d(pre-activations) | d hn
   static constexpr std::array<TapePart, 2> kTape{{{"gates", Saved::Gates}, {"h_prev", Saved::StatePrev}}};
-  static constexpr bool kStateGradAdds = true;  // u ⊙ h_prev
-
-  Index D = 0, H = 0;
-  Activation activation = Activation::Tanh;
-
-  GruResetAfterCell(const Shape* shapes, const OptionValue* options) {
-    detail::gru_dims(shapes, D, H);
-    activation = static_cast<Activation>(static_cast<int>(*options[0]));
-  }
+  using GruBase::GruBase;
 
   Shape variable_shape(size_t i) const {
     switch (i) {
@@ -263,14 +259,9 @@ struct GruResetAfterCell {
       default: return {H};
     }
   }
-  Index state_width(size_t) const { return H; }
   Index gate_width() const { return 4 * H; }
   Index input_columns() const { return 3 * H; }  // hn starts at candidate/hidden/bias: no x part
   Index scratch_width() const { return 0; }
-  template <typename T>
-  Index recurrent_bytes() const {
-    return Index(sizeof(T)) * 3 * H * H;
-  }
 
   // [D, 3H] = [candidate/input/kernel | gates/kernel's x rows]: the x side, columns c | r | u.
   template <typename T>
