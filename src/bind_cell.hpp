@@ -11,7 +11,8 @@
 //                    input_grad=True) -> (dx, *d initial state, grads)
 // Variables in kVariables order, options in kOptions order, state parts in
 // kState order. Every argument is positional-or-keyword (a single step
-// passes them positionally: keywords cost the binding a microsecond each).
+// passes them positionally: keywords cost the binding a microsecond each);
+// the tape, the arrays and the state have no default.
 #pragma once
 
 #include "bind_util.hpp"
@@ -230,15 +231,24 @@ std::unique_ptr<StepCell<T>> step_cell(const py::tuple& args) {
 template <size_t I>
 using Object = py::object;
 
+// A named argument: required, or with its default.
+template <bool Required>
+auto argument(const char* name, const py::object& default_value) {
+  if constexpr (Required)
+    return py::arg(name);
+  else
+    return py::arg_v(name, default_value);
+}
+
 // m.def(name, f) for f taking N py::objects as one array, each argument
-// named and with its default.
-template <size_t N, typename F, size_t... I>
+// named; the first `Required` have no default.
+template <size_t N, size_t Required, typename F, size_t... I>
 void def_objects(py::module_& m, const std::string& name, F f, const char* doc,
                  const std::array<const char*, N>& names, const std::array<py::object, N>& defaults,
                  std::index_sequence<I...>) {
   m.def(
       name.c_str(), [f](Object<I>... a) { return f(std::array<py::object, N>{std::move(a)...}); }, doc,
-      py::arg_v(names[I], defaults[I])...);
+      argument<(I < Required)>(names[I], defaults[I])...);
 }
 
 inline py::object option_default(const OptionSpec& o) {
@@ -278,7 +288,7 @@ void bind_cell(py::module_& m, const char* forward_doc, const char* backward_doc
   f_defaults[i++] = py::none();
   for (auto& d : f_defaults)
     if (!d) d = py::none();
-  def_objects<NF>(
+  def_objects<NF, 1 + V + S>(
       m, std::string(Cell::kName) + "_forward",
       [](const std::array<py::object, NF>& a) {
         const py::object* vars = &a[1];
@@ -308,7 +318,7 @@ void bind_cell(py::module_& m, const char* forward_doc, const char* backward_doc
   b_defaults[i++] = py::bool_(true);
   for (auto& d : b_defaults)
     if (!d) d = py::none();
-  def_objects<NB>(
+  def_objects<NB, 2 + S + V>(
       m, std::string(Cell::kName) + "_backward",
       [](const std::array<py::object, NB>& a) {
         const py::dict tape = as_tape(a[0]);

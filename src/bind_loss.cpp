@@ -40,15 +40,6 @@ Array<Label> take_targets(const py::object& obj, const SequenceLossConfig& cfg) 
   return a;
 }
 
-// Runs f(Label{}) by the dtype of targets: int32 or int64.
-template <typename F>
-auto dispatch_label(const py::object& targets, F&& f, const char* name = "targets") {
-  py::dtype dt = as_array(targets, name).dtype();
-  if (dt.is(py::dtype::of<int32_t>())) return f(int32_t{});
-  if (dt.is(py::dtype::of<int64_t>())) return f(int64_t{});
-  throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " + std::string(py::str(dt)));
-}
-
 template <typename T, typename Label>
 py::array forward_impl(const SequenceLossConfig& cfg, py::object logits_obj, py::object targets_obj,
                         py::object weights_obj, const py::object& tape_obj) {
@@ -101,7 +92,7 @@ void init_loss(py::module_& m) {
         SequenceLossConfig cfg = loss_config(logits, average_across_timesteps, average_across_batch,
                                              sum_over_timesteps, sum_over_batch);
         return dispatch_float(logits, "logits", [&](auto zero) {
-          return dispatch_label(targets, [&](auto label) {
+          return dispatch_int(targets, "targets", [&](auto label) {
             return forward_impl<decltype(zero), decltype(label)>(cfg, logits, targets, weights, tape);
           });
         });
@@ -134,9 +125,9 @@ void init_loss(py::module_& m) {
         }
         py::object targets = tape_get(tape, "targets");
         return dispatch_float(probs, "tape probs", [&](auto zero) {
-          return dispatch_label(targets, [&](auto label) {
+          return dispatch_int(targets, "tape targets", [&](auto label) {
             return backward_impl<decltype(zero), decltype(label)>(cfg, tape, d_loss);
-          }, "tape targets");
+          });
         });
       },
       "d loss / d logits [B, T, C] for the sequence_loss_forward that filled `tape`; d_loss has "

@@ -3,6 +3,8 @@
 // the last valid output. Arrays of any leading shape are flattened to rows
 // here; the functions keep no state (a forward returns what its backward
 // takes).
+#include <type_traits>
+
 #include "bind_util.hpp"
 #include "rnnkit/ops.hpp"
 
@@ -39,15 +41,6 @@ void check_range(const Label* values, Index n, Index limit, const char* name) {
     if (values[i] < 0 || values[i] >= limit)
       throw py::value_error(std::string(name) + " must lie in [0, " + std::to_string(limit) + "), got " +
                             std::to_string(values[i]) + " at flat index " + std::to_string(i));
-}
-
-// Runs f(Label{}) by the dtype of `obj`: int32 or int64.
-template <typename F>
-auto dispatch_int(const py::handle& obj, const char* name, F&& f) {
-  py::dtype dt = as_array(obj, name).dtype();
-  if (dt.is(py::dtype::of<int32_t>())) return f(int32_t{});
-  if (dt.is(py::dtype::of<int64_t>())) return f(int64_t{});
-  throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " + std::string(py::str(dt)));
 }
 
 template <typename T>
@@ -91,6 +84,75 @@ py::object per_row_loss(const Rows& r, bool with_probs, F&& run) {
   }
   if (!with_probs) return std::move(loss);
   return py::make_tuple(loss, probs);
+}
+
+// A cross-entropy's labels, taken and passed to f: class distributions
+// [..., C] in the logits' dtype T (dense), or int32/int64 classes [...],
+// each in [0, C) (sparse).
+template <typename T, typename F>
+py::object with_labels(const py::object& labels, const Rows& r, bool sparse, F&& f) {
+  if (!sparse) return f(take<T>(labels, "labels", r.shape));
+  return dispatch_int(labels, "labels", [&](auto label) -> py::object {
+    using Label = decltype(label);
+    Array<Label> y = take<Label>(labels, "labels", r.lead);
+    check_range(y.data(), r.N, r.C, "labels");
+    return f(y);
+  });
+}
+
+// The dense (labels of type T) or the sparse (integer labels) kernel.
+template <typename T, typename Label>
+void cross_entropy_forward(const Rows& r, const T* logits, const Label* labels, T* loss, T* probs) {
+  if constexpr (std::is_integral_v<Label>)
+    sparse_softmax_cross_entropy_forward<T, Label>(r.N, r.C, logits, labels, loss, probs);
+  else
+    softmax_cross_entropy_forward<T>(r.N, r.C, logits, labels, loss, probs);
+}
+
+template <typename T, typename Label>
+void cross_entropy_backward(const Rows& r, const Label* labels, const T* probs, const T* d_loss, T* d_logits) {
+  if constexpr (std::is_integral_v<Label>)
+    sparse_softmax_cross_entropy_backward<T, Label>(r.N, r.C, labels, probs, d_loss, d_logits);
+  else
+    softmax_cross_entropy_backward<T>(r.N, r.C, labels, probs, d_loss, d_logits);
+}
+
+// Binds `name` (logits, labels, with_probs) and `name`_backward (labels,
+// probs, d_loss) of a softmax cross-entropy with dense or sparse labels.
+void def_cross_entropy(py::module_& m, const std::string& name, bool sparse, const char* doc,
+                       const char* backward_doc) {
+  m.def(
+      name.c_str(),
+      [sparse](py::object logits, py::object labels, bool with_probs) {
+        const Rows r = rows_of(logits, "logits");
+        return dispatch_float(logits, "logits", [&](auto zero) -> py::object {
+          using T = decltype(zero);
+          Array<T> x = take<T>(logits, "logits", r.shape);
+          return with_labels<T>(labels, r, sparse, [&](const auto& y) {
+            return per_row_loss<T>(r, with_probs, [&](T* loss, T* probs) {
+              cross_entropy_forward<T>(r, x.data(), y.data(), loss, probs);
+            });
+          });
+        });
+      },
+      doc, py::arg("logits"), py::arg("labels"), py::arg("with_probs") = false);
+  m.def(
+      (name + "_backward").c_str(),
+      [sparse](py::object labels, py::object probs_obj, py::object d_loss_obj) {
+        const Rows r = rows_of(probs_obj, "probs");
+        return dispatch_float(probs_obj, "probs", [&](auto zero) -> py::object {
+          using T = decltype(zero);
+          Array<T> probs = take<T>(probs_obj, "probs", r.shape);
+          return with_labels<T>(labels, r, sparse, [&](const auto& y) -> py::object {
+            Array<T> d_loss = take<T>(d_loss_obj, "d_loss", r.lead);
+            Array<T> d_logits = empty<T>(r.shape);
+            py::gil_scoped_release release;
+            cross_entropy_backward<T>(r, y.data(), probs.data(), d_loss.data(), d_logits.mutable_data());
+            return std::move(d_logits);
+          });
+        });
+      },
+      backward_doc, py::arg("labels"), py::arg("probs"), py::arg("d_loss"));
 }
 
 // The rank-3 sequence `outputs` ([B, T, H] or [T, B, H]) and its layout.
@@ -137,82 +199,16 @@ void init_ops(py::module_& m) {
       },
       "Gradient of softmax: y (softmax's result) and dy: [..., C] -> d_logits [..., C].", py::arg("y"),
       py::arg("dy"));
-  m.def(
-      "softmax_cross_entropy",
-      [](py::object logits, py::object labels, bool with_probs) {
-        const Rows r = rows_of(logits, "logits");
-        return dispatch_float(logits, "logits", [&](auto zero) -> py::object {
-          using T = decltype(zero);
-          Array<T> x = take<T>(logits, "logits", r.shape);
-          Array<T> y = take<T>(labels, "labels", r.shape);
-          return per_row_loss<T>(r, with_probs, [&](T* loss, T* probs) {
-            softmax_cross_entropy_forward<T>(r.N, r.C, x.data(), y.data(), loss, probs);
-          });
-        });
-      },
+  def_cross_entropy(
+      m, "softmax_cross_entropy", false,
       "TF1's softmax_cross_entropy_with_logits_v2 over the last axis. logits, labels: [..., C] -> "
       "loss [...]; with with_probs, (loss, softmax probabilities [..., C]) for the backward.",
-      py::arg("logits"), py::arg("labels"), py::arg("with_probs") = false);
-  m.def(
-      "softmax_cross_entropy_backward",
-      [](py::object labels, py::object probs_obj, py::object d_loss_obj) {
-        const Rows r = rows_of(probs_obj, "probs");
-        return dispatch_float(probs_obj, "probs", [&](auto zero) -> py::object {
-          using T = decltype(zero);
-          Array<T> probs = take<T>(probs_obj, "probs", r.shape);
-          Array<T> y = take<T>(labels, "labels", r.shape);
-          Array<T> d_loss = take<T>(d_loss_obj, "d_loss", r.lead);
-          Array<T> d_logits = empty<T>(r.shape);
-          py::gil_scoped_release release;
-          softmax_cross_entropy_backward<T>(r.N, r.C, y.data(), probs.data(), d_loss.data(),
-                                            d_logits.mutable_data());
-          return std::move(d_logits);
-        });
-      },
-      "d loss / d logits of softmax_cross_entropy: labels, probs: [..., C]; d_loss: [...] -> [..., C].",
-      py::arg("labels"), py::arg("probs"), py::arg("d_loss"));
-  m.def(
-      "sparse_softmax_cross_entropy",
-      [](py::object logits, py::object labels, bool with_probs) {
-        const Rows r = rows_of(logits, "logits");
-        return dispatch_float(logits, "logits", [&](auto zero) -> py::object {
-          using T = decltype(zero);
-          return dispatch_int(labels, "labels", [&](auto label) -> py::object {
-            using Label = decltype(label);
-            Array<T> x = take<T>(logits, "logits", r.shape);
-            Array<Label> y = take<Label>(labels, "labels", r.lead);
-            check_range(y.data(), r.N, r.C, "labels");
-            return per_row_loss<T>(r, with_probs, [&](T* loss, T* probs) {
-              sparse_softmax_cross_entropy_forward<T, Label>(r.N, r.C, x.data(), y.data(), loss, probs);
-            });
-          });
-        });
-      },
+      "d loss / d logits of softmax_cross_entropy: labels, probs: [..., C]; d_loss: [...] -> [..., C].");
+  def_cross_entropy(
+      m, "sparse_softmax_cross_entropy", true,
       "TF1's sparse_softmax_cross_entropy_with_logits. logits: [..., C]; labels: int32/int64 [...] in "
       "[0, C) -> loss [...]; with with_probs, (loss, softmax probabilities [..., C]).",
-      py::arg("logits"), py::arg("labels"), py::arg("with_probs") = false);
-  m.def(
-      "sparse_softmax_cross_entropy_backward",
-      [](py::object labels, py::object probs_obj, py::object d_loss_obj) {
-        const Rows r = rows_of(probs_obj, "probs");
-        return dispatch_float(probs_obj, "probs", [&](auto zero) -> py::object {
-          using T = decltype(zero);
-          return dispatch_int(labels, "labels", [&](auto label) -> py::object {
-            using Label = decltype(label);
-            Array<T> probs = take<T>(probs_obj, "probs", r.shape);
-            Array<Label> y = take<Label>(labels, "labels", r.lead);
-            check_range(y.data(), r.N, r.C, "labels");
-            Array<T> d_loss = take<T>(d_loss_obj, "d_loss", r.lead);
-            Array<T> d_logits = empty<T>(r.shape);
-            py::gil_scoped_release release;
-            sparse_softmax_cross_entropy_backward<T, Label>(r.N, r.C, y.data(), probs.data(), d_loss.data(),
-                                                            d_logits.mutable_data());
-            return std::move(d_logits);
-          });
-        });
-      },
-      "d loss / d logits of sparse_softmax_cross_entropy: labels: [...]; probs: [..., C]; d_loss: [...].",
-      py::arg("labels"), py::arg("probs"), py::arg("d_loss"));
+      "d loss / d logits of sparse_softmax_cross_entropy: labels: [...]; probs: [..., C]; d_loss: [...].");
   m.def(
       "sum_by_nonzero_weights",
       [](py::object values_obj, py::object weights_obj) {

@@ -250,6 +250,16 @@ auto dispatch_float(const py::handle& probe, const char* name, F&& f) {
   throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + std::string(py::str(dt)));
 }
 
+// Runs f(int32_t{}) or f(int64_t{}) by the dtype of the integer array `obj`
+// (labels, ids, targets; named `name`).
+template <typename F>
+auto dispatch_int(const py::handle& obj, const char* name, F&& f) {
+  py::dtype dt = as_array(obj, name).dtype();
+  if (dt.is(py::dtype::of<int32_t>())) return f(int32_t{});
+  if (dt.is(py::dtype::of<int64_t>())) return f(int64_t{});
+  throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " + std::string(py::str(dt)));
+}
+
 inline rnnkit::Activation parse_activation(const std::string& name) {
   if (name == "tanh") return rnnkit::Activation::Tanh;
   if (name == "relu") return rnnkit::Activation::Relu;

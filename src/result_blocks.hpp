@@ -4,10 +4,9 @@
 // A training step returns a few megabytes of arrays (outputs, logits, their
 // gradients) and frees them before the next step. glibc gives most of that
 // back to the OS when it is freed (the top of its heap is trimmed) and the
-// next step faults the pages in again: about 265 minor faults and 0.7-0.9 ms
-// of system time per char training step on this machine. Blocks of at least
-// kRecycleBytes go back to a bounded cache instead, from which the next
-// array of the same size takes them.
+// next step faults the pages in again (benchmarks/NOTES.md, Memory). Blocks
+// of at least kRecycleBytes go back to a bounded cache instead, from which
+// the next array of the same size takes them.
 #pragma once
 
 #include <pybind11/pybind11.h>

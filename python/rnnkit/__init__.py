@@ -29,7 +29,7 @@ from . import onnx  # rnnkit.onnx.export; imports the onnx package only when cal
 __version__ = "0.1.0"
 
 
-def set_num_threads(n):
+def set_num_threads(n: int) -> None:
     """Threads used by every kernel (OpenMP loops and the GEMMs), in every
     thread of the process, including threads started later or earlier.
 
@@ -39,13 +39,13 @@ def set_num_threads(n):
     _core.set_num_threads(_checks.positive_int(n, "set_num_threads: n"))
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """Threads used by every kernel on a quiet machine (see set_num_threads
     and set_adaptive_threads)."""
     return _core.get_num_threads()
 
 
-def set_adaptive_threads(on):
+def set_adaptive_threads(on: bool) -> None:
     """On (the default), a kernel starts get_num_threads() threads less one
     per CPU that other processes kept busy over the last 0.1 s (at least
     one): on a machine shared with a busy process, threads that wait for a
@@ -62,25 +62,25 @@ if _os.environ.get("RNNKIT_ADAPTIVE_THREADS") == "0":
     _core.set_adaptive_threads(False)
 
 
-def adaptive_threads():
+def adaptive_threads() -> bool:
     """Whether kernels leave busy CPUs to other processes (set_adaptive_threads)."""
     return _core.adaptive_threads()
 
 
-def threads_in_use():
+def threads_in_use() -> int:
     """The threads the next kernel starts: get_num_threads(), or fewer while
     other processes keep some of this process's CPUs busy."""
     return _core.threads_in_use()
 
 
-def max_num_threads():
+def max_num_threads() -> int:
     """The largest thread count set_num_threads accepts: OpenMP's thread
     limit (OMP_THREAD_LIMIT), and at most 4 per processor or 64, whichever
     is more."""
     return _core.max_num_threads()
 
 
-def set_result_cache_limit(nbytes):
+def set_result_cache_limit(nbytes: int) -> None:
     """Freed result arrays of 64 KiB or more keep their memory for the next
     result of the same size, up to `nbytes` in all (64 MiB by default), so
     that a training step does not fault fresh pages in; 0 turns this off and

@@ -5,11 +5,19 @@ The backward direction runs over each row's first len_b steps reversed (TF's
 reverse_sequence: padding stays in place) and its outputs are reversed back,
 so both directions' outputs align in time."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
+
 import numpy as np
 
 from . import _core
 from ._checks import as_float, float_dtype, sequence_lengths, shape_str
 from ._guard import InUse
+from ._typing import ArrayLike, DTypeLike, FloatArray, NDArray, State
+
+if TYPE_CHECKING:
+    from .cells.base import RNNCell
 from .rnn import RNN, _last_output, _last_output_backward, _stack_steps, _time_axes, dynamic_rnn, grads_and_vars
 from .variables import Variables
 
@@ -18,7 +26,8 @@ def _reverse(x, lengths, time_major):
     return _core.reverse_sequence(x, lengths, time_major)
 
 
-def _prepare(cell_fw, cell_bw, inputs, sequence_length, time_major):
+def _prepare(cell_fw: RNNCell, cell_bw: RNNCell, inputs: ArrayLike, sequence_length: Optional[ArrayLike],
+             time_major: bool) -> tuple[NDArray[Any], Optional[NDArray[np.int32]]]:
     """Inputs prepared once for both cells (built alike), lengths as int32."""
     x = cell_fw._prepare_inputs(inputs, layout="[T, B, D]" if time_major else "[B, T, D]")
     if cell_bw.dtype != cell_fw.dtype:
@@ -28,8 +37,10 @@ def _prepare(cell_fw, cell_bw, inputs, sequence_length, time_major):
     return x, sequence_lengths(sequence_length, batch, steps)
 
 
-def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None, initial_state_fw=None,
-                              initial_state_bw=None, dtype=None, time_major=False):
+def bidirectional_dynamic_rnn(cell_fw: RNNCell, cell_bw: RNNCell, inputs: ArrayLike,
+                              sequence_length: Optional[ArrayLike] = None, initial_state_fw: State = None,
+                              initial_state_bw: State = None, dtype: Optional[DTypeLike] = None, time_major: bool = False
+                              ) -> tuple[tuple[FloatArray, FloatArray], tuple[State, State]]:
     """TF1's tf.nn.bidirectional_dynamic_rnn.
     Returns ((out_fw, out_bw), (state_fw, state_bw)); outputs are not concatenated."""
     if dtype is not None and float_dtype(dtype) != cell_fw.dtype:
@@ -41,8 +52,9 @@ def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None, in
     return (out_fw, _reverse(rev_out, lengths, time_major)), (state_fw, state_bw)
 
 
-def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None, initial_state_bw=None, dtype=None,
-                             sequence_length=None):
+def static_bidirectional_rnn(cell_fw: RNNCell, cell_bw: RNNCell, inputs: Sequence[ArrayLike],
+                             initial_state_fw: State = None, initial_state_bw: State = None, dtype: Optional[DTypeLike] = None,
+                             sequence_length: Optional[ArrayLike] = None) -> tuple[list[FloatArray], State, State]:
     """TF1's tf.nn.static_bidirectional_rnn on a list of steps, one C++ call per direction.
 
     Args:
@@ -82,20 +94,21 @@ class Bidirectional:
 
     scope_name = "bidirectional_rnn"
 
-    def __init__(self, cell_fw, cell_bw, return_sequences=True):
+    def __init__(self, cell_fw: RNNCell, cell_bw: RNNCell, return_sequences: bool = True) -> None:
         if not isinstance(return_sequences, (bool, np.bool_)):
             raise TypeError(f"return_sequences must be a bool, got {type(return_sequences).__name__}")
         self.fw, self.bw = RNN(cell_fw), RNN(cell_bw)
         self.return_sequences = bool(return_sequences)
-        self._lengths = None
+        self._lengths: Any = None  # the int32 lengths of the last forward (or None)
+        self._time_major = False
         self._in_use = InUse(type(self).__name__)
 
     @property
-    def cells(self):
+    def cells(self) -> tuple[RNNCell, RNNCell]:
         return self.fw.cell, self.bw.cell
 
     @property
-    def variables(self):
+    def variables(self) -> Variables:
         v = Variables("Bidirectional")
         for tag, cell in (("fw", self.fw.cell), ("bw", self.bw.cell)):
             for name, array in cell.variables.items():
@@ -103,21 +116,22 @@ class Bidirectional:
         return v
 
     @property
-    def grads(self):
-        g = {}
+    def grads(self) -> dict[str, FloatArray]:
+        g: dict[str, FloatArray] = {}
         for tag, cell in (("fw", self.fw.cell), ("bw", self.bw.cell)):
             g.update({f"{tag}/{cell.scope_name}/{k}": a for k, a in cell.grads.items()})
         return g
 
-    def forward(self, x, sequence_length=None, time_major=False, initial_state_fw=None, initial_state_bw=None,
-                training=False):
+    def forward(self, x: ArrayLike, sequence_length: Optional[ArrayLike] = None, time_major: bool = False,
+                initial_state_fw: State = None, initial_state_bw: State = None, training: bool = False
+                ) -> tuple[Union[FloatArray, tuple[FloatArray, FloatArray]], tuple[State, State]]:
         """x: [B, T, D] ([T, B, D] when time_major), or token ids [B, T].
         `training=True` turns on the dropout of DropoutWrapper cells.
         Returns ((out_fw, out_bw), (state_fw, state_bw)), or without
         return_sequences (last [B, out_fw + out_bw], (state_fw, state_bw))."""
         with self._in_use:
             x, lengths = _prepare(self.fw.cell, self.bw.cell, x, sequence_length, time_major)
-            if lengths is not None and lengths is sequence_length:
+            if lengths is sequence_length and lengths is not None:
                 lengths = lengths.copy()  # kept for backward: not the caller's array
             out_fw, state_fw = self.fw.forward(x, lengths, initial_state_fw, time_major, training=training)
             rev_out, state_bw = self.bw.forward(_reverse(x, lengths, time_major), lengths, initial_state_bw,
@@ -128,7 +142,8 @@ class Bidirectional:
                 return _last_pair(out_fw, out_bw, lengths, time_major), (state_fw, state_bw)
             return (out_fw, out_bw), (state_fw, state_bw)
 
-    def __call__(self, x, sequence_length=None, time_major=False):
+    def __call__(self, x: ArrayLike, sequence_length: Optional[ArrayLike] = None, time_major: bool = False
+                 ) -> tuple[Union[FloatArray, tuple[FloatArray, FloatArray]], tuple[State, State]]:
         """Inference only: bidirectional_dynamic_rnn (then the last outputs
         without return_sequences)."""
         (out_fw, out_bw), states = bidirectional_dynamic_rnn(self.fw.cell, self.bw.cell, x, sequence_length,
@@ -156,7 +171,8 @@ class Bidirectional:
         return tuple(_last_output_backward(np.ascontiguousarray(part), self._lengths, steps, self._time_major)
                      for part in (d[:, :width_fw], d[:, width_fw:]))
 
-    def backward(self, d_outputs, d_final_states=None, input_grad=True):
+    def backward(self, d_outputs: Union[ArrayLike, tuple[ArrayLike, ArrayLike]],
+                 d_final_states: Optional[tuple[State, State]] = None, input_grad: bool = True) -> Optional[FloatArray]:
         """d_outputs: (d_out_fw, d_out_bw), or [B, out_fw + out_bw] without
         return_sequences; d_final_states: (d_state_fw, d_state_bw) or None.
         Returns d_inputs (None for token ids or with `input_grad=False`)."""
@@ -177,5 +193,6 @@ class Bidirectional:
             return None
         return dx_fw + _reverse(dx_rev, self._lengths, self._time_major)
 
-    def grads_and_vars(self):
+    def grads_and_vars(self) -> list[tuple[FloatArray, FloatArray]]:
+        """[(gradient, variable)]: the forward cell's, then the backward cell's."""
         return grads_and_vars(self.fw.cell) + grads_and_vars(self.bw.cell)

@@ -1,9 +1,19 @@
 """Callbacks for Sequential.fit, with Keras's hooks: History (the per-epoch
 logs fit returns), ModelCheckpoint, EarlyStopping and LambdaCallback."""
 
-import numbers
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
+
+from ._checks import is_int, is_real
+
+if TYPE_CHECKING:
+    from .sequential import Sequential
+
+Logs = Optional[dict[str, Any]]
 
 _PLOT_EXTRA = "History.plot needs matplotlib, which is not installed: pip install rnnkit[plot]"
 
@@ -17,31 +27,31 @@ class Callback:
     an epoch's are the epoch's means ("loss", "accuracy", "val_loss", ...).
     Setting `self.model.stop_training = True` ends fit after the current step."""
 
-    model = None
-    params = None
+    model: Any = None  # the Sequential that fit trains
+    params: Optional[dict[str, Any]] = None
 
-    def set_model(self, model):
+    def set_model(self, model: Sequential) -> None:
         self.model = model
 
-    def set_params(self, params):
+    def set_params(self, params: dict[str, Any]) -> None:
         self.params = params
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         pass
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: Logs = None) -> None:
         pass
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         pass
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         pass
 
-    def on_step_begin(self, step, logs=None):
+    def on_step_begin(self, step: int, logs: Logs = None) -> None:
         pass
 
-    def on_step_end(self, step, logs=None):
+    def on_step_end(self, step: int, logs: Logs = None) -> None:
         pass
 
 
@@ -49,19 +59,19 @@ class History(Callback):
     """What fit returns: `history` {"loss": [...], "val_loss": [...], ...},
     one value per epoch, and `epoch` [0, 1, ...]."""
 
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
+    def __init__(self) -> None:
+        self.history: dict[str, list[Any]] = {}
+        self.epoch: list[int] = []
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self.history, self.epoch = {}, []
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         self.epoch.append(epoch)
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
-    def plot(self, path=None):
+    def plot(self, path: Union[None, str, os.PathLike[str]] = None) -> Any:
         """Draws the loss curves (and accuracy's, when recorded) against the
         epoch with matplotlib (the `plot` extra). Writes the figure to `path`
         when given (PNG, PDF, ... by its suffix) and closes it; returns the
@@ -111,27 +121,27 @@ class ModelCheckpoint(Callback):
     `save_best_only`, an epoch's end saves only when `monitor` improves
     (grows for accuracies, shrinks otherwise)."""
 
-    def __init__(self, path, every_steps=None, save_best_only=False, monitor="val_loss"):
-        if every_steps is not None and (isinstance(every_steps, bool) or not isinstance(every_steps, numbers.Integral)
-                                        or every_steps <= 0):
+    def __init__(self, path: Union[str, os.PathLike[str]], every_steps: Optional[int] = None,
+                 save_best_only: bool = False, monitor: str = "val_loss") -> None:
+        if every_steps is not None and (not is_int(every_steps) or every_steps <= 0):
             raise ValueError(f"every_steps must be None or an int > 0, got {every_steps!r}")
         if every_steps is not None and save_best_only:
             raise ValueError("save_best_only compares epochs' results and every_steps saves unconditionally: "
                              "choose one")
         self.path, self.every_steps = path, every_steps
         self.save_best_only, self.monitor = bool(save_best_only), monitor
-        self.best = None
+        self.best: Optional[float] = None
         self.steps_done = 0
         self.epoch = 0
-        self.saved = []  # every path written, in order
+        self.saved: list[str] = []  # every path written, in order
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self.best = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: Logs = None) -> None:
         self.epoch = epoch
 
-    def _save(self, **fields):
+    def _save(self, **fields: Any) -> None:
         from .checkpoint import save  # checkpoint imports Sequential, which imports this module
         try:
             path = str(self.path).format(epoch=self.epoch + 1, step=self.steps_done, **fields)
@@ -140,12 +150,12 @@ class ModelCheckpoint(Callback):
                              f"(epoch, step, {', '.join(fields)})") from None
         self.saved.append(save(path, self.model, optimizer=(self.params or {}).get("optimizer")))
 
-    def on_step_end(self, step, logs=None):
+    def on_step_end(self, step: int, logs: Logs = None) -> None:
         self.steps_done += 1
         if self.every_steps and self.steps_done % self.every_steps == 0:
             self._save(**(logs or {}))
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         if self.every_steps:
             return
         if self.save_best_only:
@@ -162,21 +172,27 @@ class EarlyStopping(Callback):
     for `patience` epochs after its best (Keras's rule); with
     `restore_best`, the weights of the best epoch are put back when it stops."""
 
-    def __init__(self, monitor="val_loss", patience=0, restore_best=True, min_delta=0):
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) or patience < 0:
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, restore_best: bool = True,
+                 min_delta: float = 0) -> None:
+        if not is_int(patience) or patience < 0:
             raise ValueError(f"patience must be an int >= 0, got {patience!r}")
-        if not isinstance(min_delta, numbers.Real) or min_delta < 0:
+        if not is_real(min_delta) or min_delta < 0:
             raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
-        self.monitor, self.patience = monitor, int(patience)
-        self.restore_best, self.min_delta = bool(restore_best), float(min_delta)
-        self.stopped_epoch = None
-        self.best_epoch = None
+        self.monitor: str = monitor
+        self.patience: int = int(patience)
+        self.restore_best: bool = bool(restore_best)
+        self.min_delta: float = float(min_delta)
+        self.stopped_epoch: Optional[int] = None
+        self.best_epoch: Optional[int] = None
+        self.wait: int = 0
+        self.best: Optional[float] = None
+        self.best_weights: Optional[list[Any]] = None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: Logs = None) -> None:
         self.wait, self.best, self.best_weights = 0, None, None
         self.stopped_epoch = self.best_epoch = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Logs = None) -> None:
         current = _monitored(self, logs, self.monitor)
         sign = 1.0 if _mode(self.monitor) == "min" else -1.0
         if self.best is None or sign * (self.best - current) > self.min_delta:
@@ -199,7 +215,7 @@ class LambdaCallback(Callback):
 
     _HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_step_begin", "on_step_end")
 
-    def __init__(self, **hooks):
+    def __init__(self, **hooks: Callable[..., Any]) -> None:
         for name, function in hooks.items():
             if name not in self._HOOKS:
                 raise TypeError(f"LambdaCallback takes the hooks {', '.join(self._HOOKS)}, got {name!r}")

@@ -29,6 +29,8 @@ that the file's kernel shape implies (the kernel's rows minus the recurrent
 width for a cell; the rows for Dense).
 """
 
+from __future__ import annotations
+
 import copy
 import io
 import math
@@ -36,6 +38,7 @@ import os
 import zipfile
 import zlib
 from collections.abc import Mapping
+from typing import IO, Any, Optional, TypeVar, Union, overload
 
 import numpy as np
 
@@ -50,6 +53,11 @@ from .sequential import Sequential
 from .tf_checkpoint import TFCheckpoint, write_tf_checkpoint
 
 __all__ = ["save", "load", "load_tf_checkpoint", "save_tf_checkpoint", "checkpoint_names"]
+
+# What save and load take: a cell, RNN, Bidirectional, Dense, Embedding or
+# Sequential, or a dict of them by name.
+_Model = TypeVar("_Model")
+_Path = Union[str, "os.PathLike[str]"]
 
 _SUPPORTED = "an rnnkit cell, RNN, Bidirectional, Dense, Embedding or Sequential (or a dict of them by name)"
 
@@ -149,7 +157,7 @@ def _renamer(obj, scope_map):
     return rename
 
 
-def checkpoint_names(obj, scope_map=None):
+def checkpoint_names(obj: Any, scope_map: Optional[dict[str, str]] = None) -> dict[str, tuple[int, ...]]:
     """{TF1 checkpoint name: shape} for every variable of `obj`, the keys
     `save` writes.
 
@@ -430,7 +438,16 @@ def _strict_extras(strict, keys):
 
 
 # ---- public API -------------------------------------------------------------------------------
-def save(path, objects, scope_map=None, optimizer=None):
+@overload
+def save(path: _Path, objects: Any, scope_map: Optional[dict[str, str]] = None,
+         optimizer: Optional[Union[AdamOptimizer, GradientDescentOptimizer]] = None) -> str: ...
+@overload
+def save(path: IO[bytes], objects: Any, scope_map: Optional[dict[str, str]] = None,
+         optimizer: Optional[Union[AdamOptimizer, GradientDescentOptimizer]] = None) -> None: ...
+
+
+def save(path: Union[_Path, IO[bytes]], objects: Any, scope_map: Optional[dict[str, str]] = None,
+         optimizer: Optional[Union[AdamOptimizer, GradientDescentOptimizer]] = None) -> Optional[str]:
     """Writes every variable of `objects` to an `.npz` keyed by TF1's checkpoint names.
 
     Args:
@@ -449,7 +466,7 @@ def save(path, objects, scope_map=None, optimizer=None):
         if not owner.built:
             raise ValueError(f"cannot save: {_unbuilt_message(owner, owner_path)}")
     names = _variables(objects, scope_map)
-    arrays = {k: np.asarray(v) for k, v in names.items()}
+    arrays: dict[str, Any] = {k: np.asarray(v) for k, v in names.items()}
     arrays.update(_optimizer_state(optimizer, names))
     np.savez(path, **arrays)
     if isinstance(path, (str, os.PathLike)):
@@ -458,7 +475,8 @@ def save(path, objects, scope_map=None, optimizer=None):
     return None
 
 
-def load(path, obj, strict=True, scope_map=None, optimizer=None):
+def load(path: Union[_Path, IO[bytes]], obj: _Model, strict: bool = True, scope_map: Optional[dict[str, str]] = None,
+         optimizer: Optional[Union[AdamOptimizer, GradientDescentOptimizer]] = None) -> _Model:
     """Reads variables saved by `save` (or any `.npz` keyed by TF1 names) into `obj`.
 
     Every variable of `obj` must be in the file with its exact shape; values
@@ -668,7 +686,8 @@ def _check_scopes(obj, names, rename, source):
                      f"{_quoted(unmatched) if unmatched else 'none'}){hint}")
 
 
-def load_tf_checkpoint(checkpoint_prefix, obj, scope=None, strict=True, scope_map=None):
+def load_tf_checkpoint(checkpoint_prefix: Any, obj: _Model, scope: Optional[str] = None, strict: bool = True,
+                       scope_map: Optional[dict[str, str]] = None) -> _Model:
     """Reads a TF1 checkpoint (tf.train.Saver's files) into `obj`, by TF's names,
     without TensorFlow (rnnkit.tf_checkpoint reads the format).
 
@@ -720,7 +739,8 @@ def load_tf_checkpoint(checkpoint_prefix, obj, scope=None, strict=True, scope_ma
     return obj
 
 
-def save_tf_checkpoint(checkpoint_prefix, obj, scope=None, scope_map=None):
+def save_tf_checkpoint(checkpoint_prefix: _Path, obj: Any, scope: Optional[str] = None,
+                       scope_map: Optional[dict[str, str]] = None) -> str:
     """Writes every variable of `obj` as a TF1 checkpoint (`prefix.index` and
     `prefix.data-00000-of-00001`, TensorFlow's V2 format) under TF's names,
     so that TF1 code restores it with tf.train.Saver().restore(sess, prefix).

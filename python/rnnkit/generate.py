@@ -22,25 +22,25 @@ differ in an id only if u * cdf[-1] falls within float64 rounding of a
 boundary of the cdf.
 """
 
+from __future__ import annotations
+
 import secrets
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core
 from ._checks import as_ints, non_negative_int, positive_int, shape_str
+from .cells.base import RNNCell
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
-from .layers import Dense
+from .layers import Dense, Embedding
 from .random import check_seed
 from .rnn import RNN, _run_forward
+from ._typing import ArrayLike, NDArray, State
 
 
-def _embedding_class():
-    from . import layers
-    return getattr(layers, "Embedding", None)
-
-
-def step_layers(cell, residual=False):
+def step_layers(cell: RNNCell, residual: bool = False) -> list[tuple[str, tuple[Any, ...], bool]]:
     """The C++ step layers of a cell: [(kind, weight args, residual)], in the
     order of its flat state. DropoutWrapper is the identity at inference."""
     if isinstance(cell, MultiRNNCell):
@@ -66,9 +66,8 @@ class _TokenModel:
 
     def __init__(self, model):
         layers = list(getattr(model, "layers", []))
-        embedding_class = _embedding_class()
         self.embedding = None
-        if layers and embedding_class is not None and isinstance(layers[0], embedding_class):
+        if layers and isinstance(layers[0], Embedding):
             self.embedding = layers.pop(0)
         if len(layers) < 2 or not isinstance(layers[-1], Dense) or not all(isinstance(l, RNN) for l in layers[:-1]):
             names = ", ".join(type(l).__name__ for l in model.layers)
@@ -141,8 +140,9 @@ def _rows(arrays, n):
     return [np.repeat(a, n, axis=0) if a.shape[0] == 1 and n > 1 else np.array(a, copy=True) for a in arrays]
 
 
-def generate(model, prime, length, *, temperature=1.0, top_k=None, greedy=False, seed=None, num_samples=1,
-             initial_state=None, return_state=False):
+def generate(model: Any, prime: ArrayLike, length: int, *, temperature: float = 1.0, top_k: Optional[int] = None,
+             greedy: bool = False, seed: Optional[int] = None, num_samples: int = 1, initial_state: State = None,
+             return_state: bool = False) -> Union[NDArray[np.int64], tuple[NDArray[np.int64], State]]:
     """Generates token ids from a token model (see the module docstring).
 
     Args:
@@ -207,7 +207,8 @@ def generate(model, prime, length, *, temperature=1.0, top_k=None, greedy=False,
     embedding = None if parts.embedding is None else parts.embedding.variables["embedding"]
     (out,) = _core.generate(parts.steps, embedding, parts.head.variables["kernel"], parts.head.variables["bias"],
                             first, state, length, temperature, top_k or 0, greedy, seed)
-    finals, k = [], 0
+    finals: list[State] = []
+    k = 0
     for f in flat:
         finals.append(parts.rnns[len(finals)].cell._pack_state(state[k:k + len(f)]))
         k += len(f)

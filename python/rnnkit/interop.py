@@ -18,8 +18,13 @@ bias_ih makes rnnkit -> torch -> rnnkit give back the very same bits
 torch is imported only inside these functions, so rnnkit works without it.
 """
 
+from __future__ import annotations
+
+from typing import Any, Union
+
 import numpy as np
 
+from .cells.base import RNNCell
 from .cells.basic_rnn import BasicRNNCell
 from .cells.gru import GRUCell
 from .cells.lstm import BasicLSTMCell, LSTMCell
@@ -74,7 +79,7 @@ def _check_convertible_lstm(cell):
         raise ValueError(f"{type(cell).__name__} with {'; '.join(problems)} has no torch.nn.LSTM equivalent")
 
 
-def to_torch(cell):
+def to_torch(cell: Union[RNNCell, RNN]) -> Any:
     """A torch module computing the same function as `cell`.
 
     Args:
@@ -102,7 +107,7 @@ def to_torch(cell):
                          f"or run it once on inputs")
     D, H, v = cell.input_depth, cell.num_units, cell.variables
     dtype = _torch_dtype(torch, cell.dtype)
-    params = {}
+    params: dict[str, Any] = {}
     if isinstance(cell, LSTMCell):
         _check_convertible_lstm(cell)
         P = cell.num_proj or 0
@@ -169,7 +174,7 @@ def _check_convertible_module(module, torch):
     return np.float32 if dtypes == {torch.float32} else np.float64
 
 
-def from_torch(module, forget_bias=1.0):
+def from_torch(module: Any, forget_bias: float = 1.0) -> RNNCell:
     """A built rnnkit cell computing the same function as a torch module.
 
     Args:
@@ -193,18 +198,21 @@ def from_torch(module, forget_bias=1.0):
     p = {name: t.detach().cpu().numpy() for name, t in module.named_parameters()}
     D, H = module.input_size, module.hidden_size
     w_ih, w_hh, b_ih, b_hh = p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"]
+    cell: RNNCell
     if isinstance(module, nn.LSTM):
         P = module.proj_size
+        lstm: LSTMCell
         if P:
-            cell = LSTMCell(H, num_proj=P, forget_bias=forget_bias, dtype=dtype, input_depth=D)
-            cell.variables["projection/kernel"] = p["weight_hr_l0"].T
+            lstm = LSTMCell(H, num_proj=P, forget_bias=forget_bias, dtype=dtype, input_depth=D)
+            lstm.variables["projection/kernel"] = p["weight_hr_l0"].T
         else:
-            cell = BasicLSTMCell(H, forget_bias=forget_bias, dtype=dtype, input_depth=D)
+            lstm = BasicLSTMCell(H, forget_bias=forget_bias, dtype=dtype, input_depth=D)
         b_hh = b_hh.copy()
-        b_hh[_F * H:(_F + 1) * H] -= dtype(cell.forget_bias)  # exact when b_hh holds just forget_bias
+        b_hh[_F * H:(_F + 1) * H] -= dtype(lstm.forget_bias)  # exact when b_hh holds just forget_bias
         kernel_t = np.concatenate([w_ih, w_hh], axis=1)  # [4H, D + R], torch's gate order
-        cell.variables["kernel"] = _blocks(kernel_t, _LSTM_TORCH_FROM_TF, H).T
-        cell.variables["bias"] = _blocks(b_ih + b_hh, _LSTM_TORCH_FROM_TF, H)
+        lstm.variables["kernel"] = _blocks(kernel_t, _LSTM_TORCH_FROM_TF, H).T
+        lstm.variables["bias"] = _blocks(b_ih + b_hh, _LSTM_TORCH_FROM_TF, H)
+        cell = lstm
     elif isinstance(module, nn.RNN):
         activation = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}[module.mode]
         cell = BasicRNNCell(H, activation=activation, dtype=dtype, input_depth=D)

@@ -1,11 +1,16 @@
 """Dense (TF1's tf.layers.dense, no activation) and Embedding (a trainable
 embedding_lookup), forward and backward in C++."""
 
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
 import numpy as np
 
 from . import _core, initializers
 from ._checks import as_float, float_dtype, indices, positive_int, shape_str, unshared
 from ._guard import InUse
+from ._typing import ArrayLike, DTypeLike, FloatArray, InitializerFn, IntArray, NDArray
 from .rnn import grads_and_vars
 from .variables import BuiltOnFirstUse, Variables, glorot_uniform, initial_value
 
@@ -20,42 +25,44 @@ class Dense(BuiltOnFirstUse):
     `grads`. One thread at a time may run forward or backward (a second gets
     a RuntimeError); inference (`layer(x)`) may run in many at once."""
 
-    def __init__(self, units, dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None,
-                 bias_initializer=None):
+    def __init__(self, units: int, dtype: DTypeLike = np.float32, input_depth: Optional[int] = None,
+                 seed: Optional[int] = None, kernel_initializer: Union[None, str, InitializerFn] = None,
+                 bias_initializer: Union[None, str, InitializerFn] = None) -> None:
         self.units = positive_int(units, "units")
         self.dtype = float_dtype(dtype)
         self.seed = seed
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.variables = Variables("Dense")
-        self.grads = {}
+        self.grads: dict[str, FloatArray] = {}
         self.input_depth = None
-        self._x = None  # the input of the last training forward, as backward reads it
-        self._x_copy = None  # where forward copies an input of the caller's (reused)
-        self._params = None  # (kernel, bias) once built: live arrays, assignment copies into them
+        self._x: Optional[NDArray[Any]] = None  # the input of the last training forward, as backward reads it
+        self._x_copy: Optional[NDArray[Any]] = None  # where forward copies an input of the caller's (reused)
+        # (kernel, bias) once built: live arrays, assignment copies into them
+        self._params: Optional[tuple[NDArray[Any], NDArray[Any]]] = None
         self._in_use = InUse(type(self).__name__)
         if input_depth is not None:
             self.build(positive_int(input_depth, "input_depth"))
 
     _depth_error = "x must have depth {want} (the layer's input_depth) on its last axis, got {got}"
 
-    def _variable_specs(self, rng, input_depth):
+    def _variable_specs(self, rng: np.random.Generator, input_depth: int) -> list[tuple[str, NDArray[Any]]]:
         """kernel [input_depth, units] and bias [units]."""
         return [("kernel", self._kernel(rng, (input_depth, self.units))),
                 ("bias", self._bias(rng, (self.units,)))]
 
-    def build(self, input_depth):
+    def build(self, input_depth: int) -> None:
         super().build(input_depth)
         self._params = (self.variables["kernel"], self.variables["bias"])
 
-    def _prepare(self, x):
+    def _prepare(self, x: ArrayLike) -> NDArray[Any]:
         if np.ndim(x) < 2:
             raise ValueError(f"x must have rank >= 2 [..., D], got shape {shape_str(np.shape(x))}")
         x = as_float(x, "x", self.dtype)
         self.build(x.shape[-1])
         return x
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayLike) -> FloatArray:
         """Inference: x [..., D] -> y [..., units]; records nothing."""
         params = self._params
         if params is not None and type(x) is np.ndarray and x.dtype is self.dtype and x.ndim >= 2:
@@ -63,20 +70,19 @@ class Dense(BuiltOnFirstUse):
                 return _core.dense_forward(x, *params)
             except (TypeError, ValueError):
                 pass  # not usable as it is: _prepare converts it, or says what is wrong
-        x = self._prepare(x)
-        return _core.dense_forward(x, *self._params)
+        prepared = self._prepare(x)
+        return _core.dense_forward(prepared, self.variables["kernel"], self.variables["bias"])
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> FloatArray:
         """x [..., D] -> y [..., units]; keeps a copy of x for backward."""
         with self._in_use:
             self._x = None  # a forward that fails leaves nothing for backward
-            given = x
-            x = self._prepare(x)
-            y = _core.dense_forward(x, self.variables["kernel"], self.variables["bias"])
-            self._x = self._kept(x, given)
+            prepared = self._prepare(x)
+            y = _core.dense_forward(prepared, self.variables["kernel"], self.variables["bias"])
+            self._x = self._kept(prepared, x)
             return y
 
-    def _kept(self, x, given):
+    def _kept(self, x: NDArray[Any], given: object) -> NDArray[Any]:
         """x as backward reads it: the values forward saw. x itself when
         _prepare converted `given` (no one else holds it); a copy of the
         caller's memory otherwise, in a buffer reused across calls."""
@@ -87,29 +93,29 @@ class Dense(BuiltOnFirstUse):
         np.copyto(self._x_copy, x)
         return self._x_copy
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> FloatArray:
         """dy [..., units] (the shape of forward's y) -> dx [..., D]. The
         gradients of kernel and bias are left in `grads`."""
         with self._in_use:
             return self._backward(dy)
 
-    def _backward(self, dy):
+    def _backward(self, dy: ArrayLike) -> FloatArray:
         if self._x is None:
             raise RuntimeError("Dense.backward called before forward: call forward(x) first")
         expected = self._x.shape[:-1] + (self.units,)
-        dy = as_float(dy, "dy", self.dtype)
-        if dy.shape != expected:
-            raise ValueError(f"dy must have shape {shape_str(expected)} (forward's output), got {shape_str(dy.shape)}")
-        dx, d_kernel, d_bias = _core.dense_backward(self._x, self.variables["kernel"], dy)
+        d_y = as_float(dy, "dy", self.dtype)
+        if d_y.shape != expected:
+            raise ValueError(f"dy must have shape {shape_str(expected)} (forward's output), got {shape_str(d_y.shape)}")
+        dx, d_kernel, d_bias = _core.dense_backward(self._x, self.variables["kernel"], d_y)
         self.grads.clear()
         self.grads.update(kernel=d_kernel, bias=d_bias)
         return dx
 
-    def grads_and_vars(self):
+    def grads_and_vars(self) -> list[tuple[FloatArray, FloatArray]]:
         """[(gradient, variable)] for kernel and bias."""
         return grads_and_vars(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Dense(units={self.units}, dtype={self.dtype.name})"
 
 
@@ -128,15 +134,16 @@ class Embedding:
     scope_name = "embedding"
     built = True
 
-    def __init__(self, vocab_size, dim, initializer=None, dtype=np.float32, seed=None):
+    def __init__(self, vocab_size: int, dim: int, initializer: Union[None, str, InitializerFn] = None,
+                 dtype: DTypeLike = np.float32, seed: Optional[int] = None) -> None:
         self.vocab_size = positive_int(vocab_size, "vocab_size")
         self.dim = positive_int(dim, "dim")
         self.dtype = float_dtype(dtype)
         self.seed = seed
         self.initializer = initializers.get(initializer, "initializer")
         self.variables = Variables("Embedding")
-        self.grads = {}
-        self._ids = None  # the ids of the last training forward (a copy)
+        self.grads: dict[str, FloatArray] = {}
+        self._ids: Optional[IntArray] = None  # the ids of the last training forward (a copy)
         self._in_use = InUse(type(self).__name__)
         rng = np.random.default_rng(seed)
         shape = (self.vocab_size, self.dim)
@@ -145,17 +152,17 @@ class Embedding:
         self.variables._create("embedding", value)
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         return self.dim
 
-    def _ids_of(self, ids):
+    def _ids_of(self, ids: ArrayLike) -> IntArray:
         return indices(ids, self.vocab_size, "ids")
 
-    def __call__(self, ids):
+    def __call__(self, ids: ArrayLike) -> FloatArray:
         """Inference: ids [...] (integers in [0, vocab_size)) -> [..., dim]."""
         return _core.embedding_lookup(self.variables["embedding"], self._ids_of(ids))
 
-    def forward(self, ids):
+    def forward(self, ids: ArrayLike) -> FloatArray:
         """ids [...] -> [..., dim]; keeps the ids for backward."""
         with self._in_use:
             checked = self._ids_of(ids)
@@ -163,24 +170,24 @@ class Embedding:
             self._ids = unshared(checked, ids)
             return out
 
-    def backward(self, dy):
+    def backward(self, dy: ArrayLike) -> None:
         """dy [..., dim] (forward's output shape). Leaves d embedding
         [vocab_size, dim] in `grads`; returns None (ids have no gradient)."""
         with self._in_use:
             if self._ids is None:
                 raise RuntimeError("Embedding.backward called before forward: call forward(ids) first")
             expected = self._ids.shape + (self.dim,)
-            dy = as_float(dy, "dy", self.dtype)
-            if dy.shape != expected:
+            d_y = as_float(dy, "dy", self.dtype)
+            if d_y.shape != expected:
                 raise ValueError(f"dy must have shape {shape_str(expected)} (forward's output), "
-                                 f"got {shape_str(dy.shape)}")
+                                 f"got {shape_str(d_y.shape)}")
             self.grads.clear()
-            self.grads["embedding"] = _core.embedding_lookup_backward(self._ids, dy, self.vocab_size)
+            self.grads["embedding"] = _core.embedding_lookup_backward(self._ids, d_y, self.vocab_size)
             return None
 
-    def grads_and_vars(self):
+    def grads_and_vars(self) -> list[tuple[FloatArray, FloatArray]]:
         """[(gradient, variable)] for embedding."""
         return grads_and_vars(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Embedding(vocab_size={self.vocab_size}, dim={self.dim}, dtype={self.dtype.name})"

@@ -4,24 +4,34 @@ with: SequenceLoss, SoftmaxCrossEntropy, MeanSquaredError. A loss layer's
 forward(outputs, targets, weights=None) returns the loss and its
 backward(d_loss=None) d loss / d outputs. Each direction is C++ calls."""
 
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
 import numpy as np
 
 from . import _core
-from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, shape_str, unshared
+from ._checks import as_float, as_ints, check_shape, contiguous, float_dtype, scalar, shape_str, unshared
 from ._guard import InUse
+from ._typing import ArrayLike, DTypeLike, FloatArray, NDArray
 from .nn import _cross_entropy_args
 
+# A loss: a numpy float scalar, or an array by SequenceLoss's flags.
+Loss = Union[np.floating[Any], FloatArray]
 
-def _check_flags(average_across_timesteps, average_across_batch, sum_over_timesteps, sum_over_batch):
+
+def _check_flags(average_across_timesteps: bool, average_across_batch: bool, sum_over_timesteps: bool,
+                 sum_over_batch: bool) -> tuple[bool, bool, bool, bool]:
     flags = tuple(bool(f) for f in (average_across_timesteps, average_across_batch, sum_over_timesteps, sum_over_batch))
     if flags[0] and flags[2]:
         raise ValueError("average_across_timesteps and sum_over_timesteps cannot be set to True at same time.")
     if flags[1] and flags[3]:
         raise ValueError("average_across_batch and sum_over_batch cannot be set to True at same time.")
-    return flags
+    return flags[0], flags[1], flags[2], flags[3]
 
 
-def _prepare(logits, targets, weights):
+def _prepare(logits: ArrayLike, targets: ArrayLike,
+             weights: Optional[ArrayLike]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """logits [B, T, C] (float32/float64), targets ints [B, T] in [0, C) as
     int32/int64, weights [B, T] in the logits' dtype (ones when None)."""
     x = as_float(logits, "logits", None, ndim=3, layout="[B, T, C]")
@@ -40,12 +50,38 @@ def _prepare(logits, targets, weights):
     return x, labels, w
 
 
-def _unwrap(loss):
+def _unwrap(loss: FloatArray) -> Loss:
     """A 0-d result as a numpy scalar of its dtype."""
-    return loss[()] if loss.ndim == 0 else loss
+    return scalar(loss) if loss.ndim == 0 else loss
 
 
-class SequenceLoss:
+class _LossLayer:
+    """What the loss layers share: forward records what backward reads (a
+    forward that fails records nothing), and one thread at a time may run
+    forward or backward (a second gets a RuntimeError); calling the loss
+    (no backward) may run in many at once."""
+
+    _forward_args = "outputs, targets"  # for the message of a backward before any forward
+
+    def __init__(self) -> None:
+        self._recorded: Any = None  # what the last forward left for backward
+        self._in_use = InUse(type(self).__name__)
+
+    def backward(self, d_loss: Optional[ArrayLike] = None) -> FloatArray:
+        """d_loss: the loss's shape (a scalar but for SequenceLoss's
+        unreduced forms; ones when None). Returns d loss / d outputs, the
+        outputs' shape."""
+        with self._in_use:
+            if self._recorded is None:
+                raise RuntimeError(f"{type(self).__name__}.backward called before forward: "
+                                   f"call forward({self._forward_args}) first")
+            return self._backward(self._recorded, d_loss)
+
+    def _backward(self, recorded: Any, d_loss: Optional[ArrayLike]) -> FloatArray:
+        raise NotImplementedError
+
+
+class SequenceLoss(_LossLayer):
     """Weighted softmax cross-entropy over [B, T] positions, TF 1.15's
     sequence_loss, with the gradient with respect to the logits.
 
@@ -58,49 +94,44 @@ class SequenceLoss:
       - else: ce ⊙ weights [B, T].
     A zero denominator gives 0 (div_no_nan), with a zero gradient.
 
-    forward keeps the softmax and copies of targets and weights for backward.
-    One thread at a time may run forward or backward (a second gets a
-    RuntimeError); calling the loss (no backward) may run in many at once.
+    forward keeps the softmax and copies of targets and weights for backward,
+    which returns d_logits [B, T, C]. One thread at a time may run forward or
+    backward (a second gets a RuntimeError); calling the loss (no backward)
+    may run in many at once.
     """
 
-    def __init__(self, average_across_timesteps=True, average_across_batch=True,
-                 sum_over_timesteps=False, sum_over_batch=False):
+    _forward_args = "logits, targets, weights"
+
+    def __init__(self, average_across_timesteps: bool = True, average_across_batch: bool = True,
+                 sum_over_timesteps: bool = False, sum_over_batch: bool = False) -> None:
+        super().__init__()
         (self.average_across_timesteps, self.average_across_batch,
          self.sum_over_timesteps, self.sum_over_batch) = _check_flags(
             average_across_timesteps, average_across_batch, sum_over_timesteps, sum_over_batch)
-        self._tape = {}
-        self._loss_shape = None  # shape and dtype of the last forward's loss
-        self._in_use = InUse(type(self).__name__)
+        self._tape: dict[str, Any] = {}
 
-    def _flags(self):
+    def _flags(self) -> tuple[bool, bool, bool, bool]:
         return (self.average_across_timesteps, self.average_across_batch,
                 self.sum_over_timesteps, self.sum_over_batch)
 
-    def forward(self, logits, targets, weights=None):
+    def forward(self, logits: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None) -> Loss:
         """logits: [B, T, C] float; targets: ints [B, T] in [0, C); weights:
         [B, T] (ones when None). Returns the loss in the logits' dtype: a numpy scalar, [B],
         [T] or [B, T] by the flags. Keeps the softmax for backward."""
         with self._in_use:
-            self._loss_shape = None  # a forward that fails leaves no tape for backward
+            self._recorded = None
             x, labels, w = _prepare(logits, targets, weights)
             loss = _core.sequence_loss_forward(x, labels, w, *self._flags(), tape=self._tape)
-            self._loss_shape = (loss.shape, loss.dtype)
+            self._recorded = (loss.shape, loss.dtype)  # what d_loss must be
             return _unwrap(loss)
 
-    def __call__(self, logits, targets, weights=None):
+    def __call__(self, logits: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None) -> Loss:
         """The loss without recording anything for backward."""
         x, labels, w = _prepare(logits, targets, weights)
         return _unwrap(_core.sequence_loss_forward(x, labels, w, *self._flags()))
 
-    def backward(self, d_loss=None):
-        """d_loss: the loss's shape (ones when None). Returns d_logits [B, T, C]."""
-        with self._in_use:
-            return self._backward(d_loss)
-
-    def _backward(self, d_loss):
-        if self._loss_shape is None:
-            raise RuntimeError("SequenceLoss.backward called before forward: call forward(logits, targets, weights) first")
-        shape, dtype = self._loss_shape
+    def _backward(self, recorded: tuple[tuple[int, ...], np.dtype[Any]], d_loss: Optional[ArrayLike]) -> FloatArray:
+        shape, dtype = recorded
         if d_loss is None:
             d = np.ones(shape, dtype)
         else:
@@ -110,13 +141,14 @@ class SequenceLoss:
             d = as_float(d, "d_loss", dtype)
         return _core.sequence_loss_backward(self._tape, d)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         names = ("average_across_timesteps", "average_across_batch", "sum_over_timesteps", "sum_over_batch")
         return "SequenceLoss(" + ", ".join(f"{n}={v}" for n, v in zip(names, self._flags())) + ")"
 
 
-def sequence_loss(logits, targets, weights, average_across_timesteps=True, average_across_batch=True,
-                  sum_over_timesteps=False, sum_over_batch=False):
+def sequence_loss(logits: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike],
+                  average_across_timesteps: bool = True, average_across_batch: bool = True,
+                  sum_over_timesteps: bool = False, sum_over_batch: bool = False) -> Loss:
     """TF 1.15's tf.contrib.seq2seq.sequence_loss (see SequenceLoss for the
     reductions).
 
@@ -132,7 +164,8 @@ def sequence_loss(logits, targets, weights, average_across_timesteps=True, avera
 
 
 # ---- tf.losses.mean_squared_error and the classification / regression loss layers ----
-def _broadcast_weights(weights, shape, dtype, name="weights"):
+def _broadcast_weights(weights: ArrayLike, shape: tuple[int, ...], dtype: DTypeLike,
+                       name: str = "weights") -> NDArray[Any]:
     """`weights` broadcast (numpy's rules, as TF's) to `shape`, contiguous, in `dtype`."""
     w = np.asarray(weights)
     if w.dtype.kind not in "fiub":
@@ -144,7 +177,8 @@ def _broadcast_weights(weights, shape, dtype, name="weights"):
     return contiguous(w, dtype)
 
 
-def _regression_args(predictions, labels, weights, predictions_name="predictions"):
+def _regression_args(predictions: ArrayLike, labels: ArrayLike, weights: Optional[ArrayLike],
+                     predictions_name: str = "predictions") -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """(predictions, labels, broadcast weights), all of the predictions' float dtype."""
     p = np.asarray(predictions)
     if p.dtype.kind != "f":
@@ -159,7 +193,7 @@ def _regression_args(predictions, labels, weights, predictions_name="predictions
     return p, y, _broadcast_weights(1.0 if weights is None else weights, p.shape, p.dtype)
 
 
-def mean_squared_error(labels, predictions, weights=1.0):
+def mean_squared_error(labels: ArrayLike, predictions: ArrayLike, weights: ArrayLike = 1.0) -> np.floating[Any]:
     """TF1's tf.losses.mean_squared_error with its default reduction,
     SUM_BY_NONZERO_WEIGHTS: Σ w·(p − y)² / count_nonzero(w), 0 when no
     weight is non-zero (with weights=1.0: the mean of (p − y)²).
@@ -172,45 +206,38 @@ def mean_squared_error(labels, predictions, weights=1.0):
       A numpy scalar of predictions' dtype.
     """
     p, y, w = _regression_args(predictions, labels, weights)
-    return _core.mean_squared_error(p, y, w)[()]
+    return scalar(_core.mean_squared_error(p, y, w))
 
 
-class MeanSquaredError:
+class MeanSquaredError(_LossLayer):
     """The loss layer of tf.losses.mean_squared_error: forward(outputs,
     targets, weights=None) -> Σ w·(outputs − targets)² / count_nonzero(w)
     (the mean with no weights; weights broadcast to outputs' shape);
     backward(d_loss=None) -> d_outputs."""
 
-    def __init__(self):
-        self._recorded = None  # (outputs, targets, weights) of the last forward, copies
-        self._in_use = InUse(type(self).__name__)
-
-    def forward(self, outputs, targets, weights=None):
+    def forward(self, outputs: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None) -> np.floating[Any]:
         """outputs: float [...]; targets: like outputs. Returns a numpy scalar."""
         with self._in_use:
+            self._recorded = None
             p, y, w = _regression_args(outputs, targets, weights, "outputs")
             p, y, w = unshared(p, outputs), unshared(y, targets), unshared(w, weights)
-            self._recorded = (p, y, w)
-            return _core.mean_squared_error(p, y, w)[()]
+            self._recorded = (p, y, w)  # copies where they were the caller's arrays
+            return scalar(_core.mean_squared_error(p, y, w))
 
-    def __call__(self, outputs, targets, weights=None):
+    def __call__(self, outputs: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None) -> np.floating[Any]:
         """The loss without recording anything for backward."""
-        return _core.mean_squared_error(*_regression_args(outputs, targets, weights, "outputs"))[()]
+        return scalar(_core.mean_squared_error(*_regression_args(outputs, targets, weights, "outputs")))
 
-    def backward(self, d_loss=None):
-        """d_loss: a scalar (1 when None). Returns d_outputs, outputs' shape."""
-        with self._in_use:
-            if self._recorded is None:
-                raise RuntimeError("MeanSquaredError.backward called before forward: "
-                                   "call forward(outputs, targets) first")
-            p, y, w = self._recorded
-            return _core.mean_squared_error_backward(p, y, w, _scalar_grad(d_loss, p.dtype))
+    def _backward(self, recorded: tuple[NDArray[Any], NDArray[Any], NDArray[Any]],
+                  d_loss: Optional[ArrayLike]) -> FloatArray:
+        p, y, w = recorded
+        return _core.mean_squared_error_backward(p, y, w, _scalar_grad(d_loss, p.dtype))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "MeanSquaredError()"
 
 
-def _scalar_grad(d_loss, dtype):
+def _scalar_grad(d_loss: Optional[ArrayLike], dtype: DTypeLike) -> NDArray[Any]:
     """A scalar loss's incoming gradient as a 0-d array of `dtype` (1 when None)."""
     if d_loss is None:
         return np.ones((), dtype)
@@ -221,7 +248,7 @@ def _scalar_grad(d_loss, dtype):
     return d.astype(dtype)
 
 
-def _row_weights(weights, lead, dtype):
+def _row_weights(weights: Optional[ArrayLike], lead: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
     """Weights of the rows `lead` (labels' shape): None (ones), a number, or
     an array whose shape is a prefix of `lead` (per-row weights [B] for
     labels [B, T] apply to every step of a row)."""
@@ -237,7 +264,7 @@ def _row_weights(weights, lead, dtype):
     return contiguous(np.broadcast_to(w, lead), dtype)
 
 
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(_LossLayer):
     """Softmax cross-entropy over the last axis of the outputs (logits
     [..., C]), averaged over rows as TF1's tf.losses.*softmax_cross_entropy
     (SUM_BY_NONZERO_WEIGHTS): Σ w·ce / count_nonzero(w), the mean with no
@@ -249,45 +276,42 @@ class SoftmaxCrossEntropy:
     weights: None, a number, per-row weights [B], or weights of the targets'
     leading shape."""
 
-    def __init__(self, sparse=True):
+    def __init__(self, sparse: bool = True) -> None:
         if not isinstance(sparse, (bool, np.bool_)):
             raise TypeError(f"sparse must be a bool, got {type(sparse).__name__}")
+        super().__init__()
         self.sparse = bool(sparse)
-        self._recorded = None  # (labels, probs, weights) of the last forward, copies
-        self._in_use = InUse(type(self).__name__)
 
-    def _prepare(self, outputs, targets, weights):
+    def _prepare(self, outputs: ArrayLike, targets: ArrayLike,
+                 weights: Optional[ArrayLike]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         logits, labels = _cross_entropy_args(targets, outputs, self.sparse, logits_name="outputs",
                                              labels_name="targets")
         return logits, labels, _row_weights(weights, logits.shape[:-1], logits.dtype)
 
-    def _per_row(self, logits, labels, with_probs):
+    def _per_row(self, logits: NDArray[Any], labels: NDArray[Any], with_probs: bool) -> Any:
         run = _core.sparse_softmax_cross_entropy if self.sparse else _core.softmax_cross_entropy
         return run(logits, labels, with_probs)
 
-    def forward(self, outputs, targets, weights=None):
+    def forward(self, outputs: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None) -> np.floating[Any]:
         """outputs: logits [..., C]. Returns a numpy scalar of their dtype."""
         with self._in_use:
+            self._recorded = None
             logits, labels, w = self._prepare(outputs, targets, weights)
             ce, probs = self._per_row(logits, labels, True)
             self._recorded = (unshared(labels, targets), probs, unshared(w, weights))
-            return _core.sum_by_nonzero_weights(ce, w)[()]
+            return scalar(_core.sum_by_nonzero_weights(ce, w))
 
-    def __call__(self, outputs, targets, weights=None):
+    def __call__(self, outputs: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None) -> np.floating[Any]:
         """The loss without recording anything for backward."""
         logits, labels, w = self._prepare(outputs, targets, weights)
-        return _core.sum_by_nonzero_weights(self._per_row(logits, labels, False), w)[()]
+        return scalar(_core.sum_by_nonzero_weights(self._per_row(logits, labels, False), w))
 
-    def backward(self, d_loss=None):
-        """d_loss: a scalar (1 when None). Returns d_outputs [..., C]."""
-        with self._in_use:
-            if self._recorded is None:
-                raise RuntimeError("SoftmaxCrossEntropy.backward called before forward: "
-                                   "call forward(outputs, targets) first")
-            labels, probs, w = self._recorded
-            d_ce = _core.sum_by_nonzero_weights_backward(w, _scalar_grad(d_loss, probs.dtype))
-            run = _core.sparse_softmax_cross_entropy_backward if self.sparse else _core.softmax_cross_entropy_backward
-            return run(labels, probs, d_ce)
+    def _backward(self, recorded: tuple[NDArray[Any], FloatArray, FloatArray],
+                  d_loss: Optional[ArrayLike]) -> FloatArray:
+        labels, probs, w = recorded
+        d_ce = _core.sum_by_nonzero_weights_backward(w, _scalar_grad(d_loss, probs.dtype))
+        run = _core.sparse_softmax_cross_entropy_backward if self.sparse else _core.softmax_cross_entropy_backward
+        return run(labels, probs, d_ce)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"SoftmaxCrossEntropy(sparse={self.sparse})"

@@ -4,10 +4,15 @@ their bidirectional forms). Each op is one C++ call; their gradients are
 the backward of the layers built on them (SoftmaxCrossEntropy, Embedding,
 RNN)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from . import _core
 from ._checks import as_float, contiguous, float_dtype, indices, shape_str
+from ._typing import ArrayLike, FloatArray, NDArray
 from .bidirectional import bidirectional_dynamic_rnn, static_bidirectional_rnn
 from .rnn import dynamic_rnn, last_output, static_rnn
 
@@ -18,7 +23,7 @@ __all__ = [
 ]
 
 
-def _logits(logits, name="logits"):
+def _logits(logits: ArrayLike, name: str = "logits") -> NDArray[Any]:
     """Float logits [..., C] (rank >= 1) as a C-contiguous float32/float64 array."""
     x = np.asarray(logits)
     if x.dtype.kind != "f":
@@ -29,7 +34,7 @@ def _logits(logits, name="logits"):
     return np.ascontiguousarray(x)
 
 
-def _axis(axis, ndim, name="axis"):
+def _axis(axis: object, ndim: int, name: str = "axis") -> int:
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(axis).__name__}")
     if not -ndim <= axis < ndim:
@@ -37,7 +42,7 @@ def _axis(axis, ndim, name="axis"):
     return int(axis) % ndim
 
 
-def softmax(logits, axis=-1):
+def softmax(logits: ArrayLike, axis: int = -1) -> FloatArray:
     """tf.nn.softmax: exp(logits) / Σ exp(logits) along `axis` (max-shifted).
 
     Args:
@@ -54,7 +59,8 @@ def softmax(logits, axis=-1):
     return np.ascontiguousarray(np.moveaxis(_core.softmax(moved), -1, axis))
 
 
-def _cross_entropy_args(labels, logits, sparse, logits_name="logits", labels_name="labels"):
+def _cross_entropy_args(labels: ArrayLike, logits: ArrayLike, sparse: bool, logits_name: str = "logits",
+                        labels_name: str = "labels") -> tuple[NDArray[Any], NDArray[Any]]:
     """(logits [..., C], labels) checked: integer labels [...] in [0, C)
     (int32/int64) when sparse, else distributions [..., C] in logits' dtype."""
     x = _logits(logits, logits_name)
@@ -74,7 +80,7 @@ def _cross_entropy_args(labels, logits, sparse, logits_name="logits", labels_nam
     return x, contiguous(y, x.dtype)
 
 
-def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
+def softmax_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike, axis: int = -1) -> FloatArray:
     """TF1's tf.nn.softmax_cross_entropy_with_logits_v2 (and the deprecated
     form without `_v2`, which gives the same values): per row,
     −Σ_c labels · log_softmax(logits).
@@ -96,7 +102,7 @@ def softmax_cross_entropy_with_logits(labels, logits, axis=-1):
 softmax_cross_entropy_with_logits_v2 = softmax_cross_entropy_with_logits
 
 
-def sparse_softmax_cross_entropy_with_logits(labels, logits):
+def sparse_softmax_cross_entropy_with_logits(labels: ArrayLike, logits: ArrayLike) -> FloatArray:
     """TF1's tf.nn.sparse_softmax_cross_entropy_with_logits: per row,
     logsumexp(logits) − logits[label].
 
@@ -110,7 +116,7 @@ def sparse_softmax_cross_entropy_with_logits(labels, logits):
     return _core.sparse_softmax_cross_entropy(*_cross_entropy_args(labels, logits, sparse=True))
 
 
-def embedding_lookup(params, ids):
+def embedding_lookup(params: ArrayLike, ids: ArrayLike) -> FloatArray:
     """tf.nn.embedding_lookup(params, ids) = params[ids].
 
     Args:

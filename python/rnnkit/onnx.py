@@ -48,7 +48,10 @@ symbolic (`batch`, `time`).
 onnx is imported only inside `export`, so rnnkit works without it.
 """
 
+from __future__ import annotations
+
 import os
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -60,7 +63,7 @@ from .cells.gru import GRUCell
 from .cells.lstm import LSTMCell
 from .cells.multi import MultiRNNCell
 from .cells.wrappers import DropoutWrapper, ResidualWrapper
-from .layers import Dense
+from .layers import Dense, Embedding
 from .rnn import RNN
 from .sequential import Sequential
 
@@ -86,7 +89,8 @@ def _onnx():
     return onnx
 
 
-def export(model, path, *, batch_major=True, opset=None, token_ids=None):
+def export(model: Any, path: Union[str, bytes, os.PathLike[str]], *, batch_major: bool = True,
+           opset: Optional[int] = None, token_ids: Optional[bool] = None) -> Any:
     """Writes `model` as an ONNX file at `path` and returns the ModelProto.
 
     Args:
@@ -127,31 +131,20 @@ def export(model, path, *, batch_major=True, opset=None, token_ids=None):
 
 # ---- what a model is made of ------------------------------------------------------
 
-def _embedding_class():
-    """rnnkit's Embedding layer, or None in a build that predates it."""
-    try:
-        from .layers import Embedding
-    except ImportError:
-        return None
-    return Embedding
-
-
-def _layer_types():
-    embedding = _embedding_class()
-    return (RNN, Bidirectional, Dense) + (() if embedding is None else (embedding,))
+_LAYER_TYPES = (RNN, Bidirectional, Dense, Embedding)
 
 
 def _as_layers(model):
     """(layers, kind): kind is 'sequential' or 'layer'."""
     if isinstance(model, Sequential):
         for i, layer in enumerate(model.layers):
-            if not isinstance(layer, _layer_types()):
+            if not isinstance(layer, _LAYER_TYPES):
                 raise TypeError(f"model.layers[{i}] is a {type(layer).__name__}, which rnnkit.onnx.export "
                                 "cannot export (it exports RNN, Bidirectional, Dense and Embedding layers)")
         return list(model.layers), "sequential"
     if isinstance(model, RNNCell):
         return [RNN(model)], "layer"
-    if isinstance(model, _layer_types()):
+    if isinstance(model, _LAYER_TYPES):
         return [model], "layer"
     raise TypeError("model must be a Sequential, RNN, Bidirectional or Dense layer (or a cell), "
                     f"got {type(model).__name__}")
@@ -187,9 +180,8 @@ def _check_cell(cell):
 
 
 def _uses_token_ids(layers, token_ids):
-    embedding = _embedding_class()
     first = layers[0]
-    is_embedding = embedding is not None and isinstance(first, embedding)
+    is_embedding = isinstance(first, Embedding)
     if token_ids is None:
         return is_embedding
     if not isinstance(token_ids, (bool, np.bool_)):
@@ -330,7 +322,7 @@ class _Graph:
                                                ["batch", "time", depth] if batch_major else ["time", "batch", depth]))
         x = "inputs"
         if ids:
-            depth = first.vocab_size if isinstance(first, _embedding_class() or ()) else _input_depth(first)
+            depth = first.vocab_size if isinstance(first, Embedding) else _input_depth(first)
             x = self.in_range(x, self.const(np.array(depth - 1, np.int64), "last_id"),
                               f"token ids must lie in [0, {depth})")
         if batch_major:

@@ -1,11 +1,14 @@
 """Small array helpers of the TF1 API."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from ._checks import float_dtype, positive_int, token_ids
+from ._typing import ArrayLike, DTypeLike, FloatArray
 
 
-def one_hot(ids, depth, dtype=np.float32):
+def one_hot(ids: ArrayLike, depth: int, dtype: DTypeLike = np.float32) -> FloatArray:
     """tf.one_hot(ids, depth): [...] integer ids -> [..., depth] floats (a scalar id -> [depth]).
     Ids outside [0, depth) are an error (TF would give a zero row)."""
     depth = positive_int(depth, "depth")

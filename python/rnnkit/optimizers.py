@@ -2,36 +2,43 @@
 Each call updates (or clips) the whole list in one C++ call; variables are
 numpy arrays updated in place."""
 
-import numbers
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 
 import numpy as np
 
 from . import _core
-from ._checks import contiguous
+from ._checks import contiguous, real, scalar
 from ._guard import Serial
+from ._typing import ArrayLike, FloatArray, NDArray
+
+if TYPE_CHECKING:
+    from .sequential import Sequential
 
 
-def _positive(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (value > 0 and np.isfinite(value)):
+def _positive(value: float, name: str) -> float:
+    number = real(value, name)
+    if not (number > 0 and math.isfinite(number)):
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
-    return float(value)
+    return number
 
 
-def _unit_interval(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not 0 <= value < 1:
+def _unit_interval(value: float, name: str) -> float:
+    number = real(value, name)
+    if not 0 <= number < 1:
         raise ValueError(f"{name} must lie in [0, 1), got {value}")
-    return float(value)
+    return number
 
 
-def _split(grads_and_vars):
+def _split(grads_and_vars: Iterable[tuple[Optional[ArrayLike], NDArray[Any]]]
+           ) -> tuple[list[Optional[NDArray[Any]]], list[NDArray[Any]]]:
     """([grad or None], [variable]) with every variable a numpy array;
     gradients made C-contiguous (their dtype and shape are checked in C++)."""
     pairs = list(grads_and_vars)
-    grads, variables = [], []
+    grads: list[Optional[NDArray[Any]]] = []
+    variables: list[NDArray[Any]] = []
     for i, pair in enumerate(pairs):
         try:
             grad, var = pair
@@ -51,15 +58,18 @@ class Optimizer:
     new value takes effect at the next one; Adam's slots are kept), and
     TF1's `minimize`."""
 
+    _learning_rate: float
+
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         return self._learning_rate
 
     @learning_rate.setter
-    def learning_rate(self, value):
+    def learning_rate(self, value: float) -> None:
         self._learning_rate = _positive(value, "learning_rate")
 
-    def minimize(self, model, x, y, weights=None, sequence_length=None):
+    def minimize(self, model: Sequential, x: ArrayLike, y: ArrayLike, weights: Optional[ArrayLike] = None,
+                 sequence_length: Optional[ArrayLike] = None) -> float:
         """TF1's name for one training step: `model.train_step(x, y, weights,
         self)` on a Sequential. Returns the loss before the update."""
         return model.train_step(x, y, weights, self, sequence_length=sequence_length)
@@ -69,17 +79,17 @@ class GradientDescentOptimizer(Optimizer):
     """var -= learning_rate · g (TF1's GradientDescentOptimizer). Updates
     from several threads run one after another, each whole."""
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate: float) -> None:
         self.learning_rate = _positive(learning_rate, "learning_rate")
         self._serial = Serial(type(self).__name__)
 
-    def apply_gradients(self, grads_and_vars):
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Optional[ArrayLike], NDArray[Any]]]) -> None:
         """Updates every variable in place; pairs whose gradient is None are skipped."""
         grads, variables = _split(grads_and_vars)
         with self._serial:
             _core.sgd_apply(variables, grads, self.learning_rate)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"GradientDescentOptimizer(learning_rate={self.learning_rate})"
 
 
@@ -94,27 +104,27 @@ class AdamOptimizer(Optimizer):
     from several threads run one after another, each whole (every call is
     one step)."""
 
-    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, learning_rate: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 epsilon: float = 1e-8) -> None:
         self.learning_rate = _positive(learning_rate, "learning_rate")
         self.beta1 = _unit_interval(beta1, "beta1")
         self.beta2 = _unit_interval(beta2, "beta2")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real):
-            raise TypeError(f"epsilon must be a number, got {type(epsilon).__name__}")
-        if not (epsilon >= 0 and np.isfinite(epsilon)):
+        self.epsilon = real(epsilon, "epsilon")
+        if not (self.epsilon >= 0 and math.isfinite(self.epsilon)):
             raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon}")
-        self.epsilon = float(epsilon)
         self.iterations = 0
-        self._slots = {}  # id(variable) -> (variable, m, v); holding the variable keeps its id unique
+        # id(variable) -> (variable, m, v); holding the variable keeps its id unique
+        self._slots: dict[int, tuple[NDArray[Any], NDArray[Any], NDArray[Any]]] = {}
         self._serial = Serial(type(self).__name__)
 
-    def _slots_for(self, var):
+    def _slots_for(self, var: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         entry = self._slots.get(id(var))
         if entry is None or entry[0] is not var:
             entry = (var, np.zeros_like(var, order="C"), np.zeros_like(var, order="C"))
             self._slots[id(var)] = entry
         return entry
 
-    def get_slot(self, var, name):
+    def get_slot(self, var: NDArray[Any], name: str) -> Optional[NDArray[Any]]:
         """The 'm' or 'v' slot of `var` (None before its first update)."""
         if name not in ("m", "v"):
             raise ValueError(f"name must be 'm' or 'v', got {name!r}")
@@ -123,15 +133,16 @@ class AdamOptimizer(Optimizer):
             return None
         return entry[1] if name == "m" else entry[2]
 
-    def apply_gradients(self, grads_and_vars):
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Optional[ArrayLike], NDArray[Any]]]) -> None:
         """One Adam step on every variable in place; pairs whose gradient is
         None are skipped (their slots are not created)."""
         grads, variables = _split(grads_and_vars)
         with self._serial:
             self._apply(grads, variables)
 
-    def _apply(self, grads, variables):
-        ms, vs = [], []
+    def _apply(self, grads: list[Optional[NDArray[Any]]], variables: list[NDArray[Any]]) -> None:
+        ms: list[Optional[NDArray[Any]]] = []
+        vs: list[Optional[NDArray[Any]]] = []
         for grad, var in zip(grads, variables):
             if grad is None:
                 ms.append(None)
@@ -144,12 +155,13 @@ class AdamOptimizer(Optimizer):
         _core.adam_apply(variables, grads, ms, vs, self.learning_rate, self.beta1, self.beta2, self.epsilon, step)
         self.iterations = step
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"AdamOptimizer(learning_rate={self.learning_rate}, beta1={self.beta1}, "
                 f"beta2={self.beta2}, epsilon={self.epsilon})")
 
 
-def clip_by_global_norm(tensors, clip_norm):
+def clip_by_global_norm(tensors: Iterable[Optional[ArrayLike]],
+                        clip_norm: float) -> tuple[list[Optional[FloatArray]], np.floating[Any]]:
     """TF1's tf.clip_by_global_norm.
 
     Args:
@@ -163,7 +175,7 @@ def clip_by_global_norm(tensors, clip_norm):
     clip_norm = _positive(clip_norm, "clip_norm")
     if isinstance(tensors, np.ndarray):
         raise TypeError("tensors must be a list of arrays, got one array")
-    items = []
+    items: list[Optional[NDArray[Any]]] = []
     for i, t in enumerate(tensors):
         if t is None:
             items.append(None)
@@ -173,4 +185,4 @@ def clip_by_global_norm(tensors, clip_norm):
             raise TypeError(f"tensors[{i}] must be a float array (float32 or float64), got dtype {arr.dtype}")
         items.append(contiguous(arr))
     clipped, norm = _core.clip_by_global_norm(items, clip_norm)
-    return clipped, norm[()]
+    return clipped, scalar(norm)

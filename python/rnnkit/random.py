@@ -14,17 +14,20 @@ results depend on neither the thread count nor the order of the draws. The
 same C++ code (cpp/include/rnnkit/random.hpp) serves both.
 """
 
-import numbers
+from __future__ import annotations
+
+import numpy as np
 
 from . import _core
-from ._checks import non_negative_int
+from ._checks import is_int, non_negative_int
+from ._typing import NDArray
 
 __all__ = ["uniforms", "check_seed"]
 
 
-def check_seed(seed, name="seed"):
+def check_seed(seed: int, name: str = "seed") -> int:
     """`seed` as an int in [0, 2**64)."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+    if not is_int(seed):
         raise TypeError(f"{name} must be an int in [0, 2**64), got {type(seed).__name__}")
     seed = int(seed)
     if not 0 <= seed < 2**64:
@@ -32,6 +35,6 @@ def check_seed(seed, name="seed"):
     return seed
 
 
-def uniforms(seed, n, first=0):
+def uniforms(seed: int, n: int, first: int = 0) -> NDArray[np.float64]:
     """float64 [n]: numbers first, first + 1, ..., first + n - 1 of `seed`, in [0, 1)."""
     return _core.uniforms(check_seed(seed), non_negative_int(n, "n"), check_seed(first, "first"))

@@ -2,11 +2,20 @@
 last_output, and the RNN layer (forward + BPTT backward). Each direction is
 one C++ call per cell."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
 import numpy as np
 
 from . import _core
 from ._checks import as_float, float_dtype, sequence_lengths, shape_str
 from ._guard import InUse
+from ._typing import ArrayLike, DTypeLike, FloatArray, NDArray, State
+
+if TYPE_CHECKING:
+    from .cells.base import RNNCell
+    from .variables import Variables
 
 
 def _time_axes(x, time_major):
@@ -32,7 +41,9 @@ def _run_forward(cell, inputs, sequence_length, initial_state, time_major, tape,
     return x, outputs, final
 
 
-def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=None, time_major=False):
+def dynamic_rnn(cell: RNNCell, inputs: ArrayLike, sequence_length: Optional[ArrayLike] = None,
+                initial_state: State = None, dtype: Optional[DTypeLike] = None,
+                time_major: bool = False) -> tuple[FloatArray, State]:
     """TF1's tf.nn.dynamic_rnn.
 
     Args:
@@ -69,7 +80,8 @@ def _stack_steps(inputs):
     return np.stack(steps)
 
 
-def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None):
+def static_rnn(cell: RNNCell, inputs: Sequence[ArrayLike], initial_state: State = None, dtype: Optional[DTypeLike] = None,
+               sequence_length: Optional[ArrayLike] = None) -> tuple[list[FloatArray], State]:
     """TF1's tf.nn.static_rnn (tf.contrib.rnn.static_rnn): the same
     computation as dynamic_rnn, on a list of steps, in one C++ call.
 
@@ -96,7 +108,8 @@ def _last_output_backward(d_last, lengths, steps, time_major):
     return _core.last_output_backward(d_last, lengths, steps, bool(time_major))
 
 
-def last_output(outputs, sequence_length=None, time_major=False):
+def last_output(outputs: ArrayLike, sequence_length: Optional[ArrayLike] = None,
+                time_major: bool = False) -> FloatArray:
     """Each row's output at its last valid step: outputs[b, len_b − 1]
     (T − 1 without lengths), zeros for a row of length 0. For dynamic_rnn's
     outputs this is the final state's h for every cell but LSTMCell(num_proj)
@@ -127,25 +140,28 @@ class RNN:
     return_sequences=False: forward's outputs are each row's last valid
     output [B, out] (see last_output), and backward takes d_outputs [B, out]."""
 
-    def __init__(self, cell, return_sequences=True):
+    def __init__(self, cell: RNNCell, return_sequences: bool = True) -> None:
         if not isinstance(return_sequences, (bool, np.bool_)):
             raise TypeError(f"return_sequences must be a bool, got {type(return_sequences).__name__}")
         self.cell = cell
         self.return_sequences = bool(return_sequences)
-        self._tape = {}  # filled by each forward, spent by its backward
-        self._recorded = None  # (output shape, final state shapes) of the last forward
-        self._last_step = None  # (lengths, T, time_major) of the last forward without return_sequences
+        self._tape: dict[str, Any] = {}  # filled by each forward, spent by its backward
+        # (output shape, final state shapes) of the last forward
+        self._recorded: Optional[tuple[tuple[int, ...], list[tuple[int, ...]]]] = None
+        # (lengths, T, time_major) of the last forward without return_sequences
+        self._last_step: Optional[tuple[Optional[NDArray[np.int32]], int, bool]] = None
         self._in_use = InUse(type(self).__name__)
 
     @property
-    def variables(self):
+    def variables(self) -> Variables:
         return self.cell.variables
 
     @property
-    def grads(self):
+    def grads(self) -> dict[str, FloatArray]:
         return self.cell.grads
 
-    def forward(self, x, sequence_length=None, initial_state=None, time_major=False, training=False):
+    def forward(self, x: ArrayLike, sequence_length: Optional[ArrayLike] = None, initial_state: State = None,
+                time_major: bool = False, training: bool = False) -> tuple[FloatArray, State]:
         """x: [B, T, D] ([T, B, D] when time_major), or token ids [B, T].
         `training=True` turns on the dropout of DropoutWrapper cells.
         Returns (outputs, final_state); outputs [B, out] without return_sequences."""
@@ -157,14 +173,15 @@ class RNN:
             if not self.return_sequences:
                 steps, batch = _time_axes(outputs, time_major)
                 lengths = sequence_lengths(sequence_length, batch, steps)
-                if lengths is not None and lengths is sequence_length:
+                if lengths is sequence_length and lengths is not None:
                     lengths = lengths.copy()  # kept for backward: not the caller's array
                 self._last_step = (lengths, steps, time_major)
                 last = _last_output(outputs, lengths, time_major)
             self._recorded = (outputs.shape, [a.shape for a in final])
             return outputs if self.return_sequences else last, self.cell._pack_state(final)
 
-    def __call__(self, x, sequence_length=None, initial_state=None, time_major=False):
+    def __call__(self, x: ArrayLike, sequence_length: Optional[ArrayLike] = None, initial_state: State = None,
+                 time_major: bool = False) -> tuple[FloatArray, State]:
         """Inference only (no tape): same as dynamic_rnn(cell, x, ...)
         (then last_output without return_sequences)."""
         outputs, state = dynamic_rnn(self.cell, x, sequence_length, initial_state, time_major=time_major)
@@ -172,7 +189,8 @@ class RNN:
             outputs = last_output(outputs, sequence_length, time_major)
         return outputs, state
 
-    def backward(self, d_outputs, d_final_state=None, input_grad=True):
+    def backward(self, d_outputs: ArrayLike, d_final_state: State = None,
+                 input_grad: bool = True) -> tuple[Optional[FloatArray], State]:
         """d_outputs: like forward's outputs; d_final_state: like its final
         state (zeros when None). Returns (d_inputs, d_initial_state);
         d_inputs is None for token ids, and with `input_grad=False`, which
@@ -209,12 +227,12 @@ class RNN:
         cell.grads.update((name, grads[name]) for name in cell.variables)  # in variable order
         return dx, cell._pack_state(d_initial)
 
-    def grads_and_vars(self):
+    def grads_and_vars(self) -> list[tuple[FloatArray, FloatArray]]:
         """[(gradient, variable)] in the cell's variable order."""
         return grads_and_vars(self.cell)
 
 
-def grads_and_vars(owner):
+def grads_and_vars(owner: Any) -> list[tuple[FloatArray, FloatArray]]:
     """[(owner.grads[name], owner.variables[name])] for every variable."""
     if not owner.grads:
         raise RuntimeError(f"{type(owner).__name__} has no gradients yet: call backward first")

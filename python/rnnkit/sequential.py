@@ -2,13 +2,16 @@
 and direction; its training loop (fit, evaluate) and the recurrent state it
 carries between calls."""
 
+from __future__ import annotations
+
 import math
-import numbers
 import sys
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Optional, Sequence, Union, overload
 
 import numpy as np
 
-from ._checks import shape_str
+from ._checks import is_int, is_real, shape_str
+from ._typing import ArrayLike, FloatArray, NDArray, State
 from ._guard import InUse
 from .bidirectional import Bidirectional
 from .callbacks import Callback, History
@@ -16,6 +19,10 @@ from .losses import SequenceLoss
 from .optimizers import clip_by_global_norm
 from .progress import Progress
 from .rnn import RNN
+
+if TYPE_CHECKING:
+    from .optimizers import Optimizer
+    from .variables import Variables
 
 _RECURRENT = (RNN, Bidirectional)
 _METRICS = ("accuracy",)
@@ -120,7 +127,7 @@ def _check_metrics(metrics):
 
 
 def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise ValueError(f"{name} must be an int > 0, got {value!r}")
     return int(value)
 
@@ -169,7 +176,7 @@ class Sequential:
     it for one call.
     """
 
-    def __init__(self, layers, loss=None, stateful=False):
+    def __init__(self, layers: Iterable[Any], loss: Any = None, stateful: bool = False) -> None:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("layers must hold at least one layer, got an empty list")
@@ -178,11 +185,11 @@ class Sequential:
                 raise TypeError(f"layers[{i}] must have forward and backward, got {type(layer).__name__}")
         self.loss = loss
         self.stateful = bool(stateful)
-        self.final_state = None
+        self.final_state: Optional[list[State]] = None
         self._in_use = InUse(type(self).__name__)
         self.stop_training = False  # set by a callback to end fit after the current step
-        self.history = None
-        self._concat_widths = {}  # layer index -> out_fw's width, for each Bidirectional pair concatenated in forward
+        self.history: Optional[History] = None
+        self._concat_widths: dict[int, int] = {}  # layer index -> out_fw's width, for each Bidirectional pair concatenated in forward
         self._check_chain()
 
     # ---- the chain -----------------------------------------------------------------------
@@ -221,7 +228,7 @@ class Sequential:
                              f"got {len(initial_state)}")
         return initial_state
 
-    def reset_states(self):
+    def reset_states(self) -> None:
         """Drops the carried state: the next call starts from zeros."""
         self.final_state = None
 
@@ -250,45 +257,49 @@ class Sequential:
         return x
 
     # ---- one call ------------------------------------------------------------------------
-    def predict(self, x, sequence_length=None, initial_state=None):
+    def predict(self, x: ArrayLike, sequence_length: Optional[ArrayLike] = None,
+                initial_state: Optional[list[State]] = None) -> FloatArray:
         """Inference (no tapes, no dropout): the last layer's output for x
         ([B, T, D], or token ids [B, T]). Stateful models carry their state on."""
         return self._run(x, sequence_length, initial_state, training=False, record=False)
 
-    def forward(self, x, sequence_length=None, training=True, initial_state=None):
+    def forward(self, x: ArrayLike, sequence_length: Optional[ArrayLike] = None, training: bool = True,
+                initial_state: Optional[list[State]] = None) -> FloatArray:
         """Training forward: records what backward needs in every layer."""
         return self._run(x, sequence_length, initial_state, training=training, record=True)
 
-    def backward(self, d_output, input_grad=True):
+    def backward(self, d_output: ArrayLike, input_grad: bool = True) -> Optional[FloatArray]:
         """Backpropagates d_output through every layer; returns d_inputs
         (None with `input_grad=False`, which spares a first recurrent layer
         its input-gradient product; train_step has no use for it)."""
+        grad: Any = d_output  # the gradient of a layer's output: an array, or a Bidirectional pair's two
         for i in reversed(range(len(self.layers))):
             layer = self.layers[i]
             width = self._concat_widths.get(i)
             if width is not None:  # the gradient of a concatenated Bidirectional pair
-                d_output = (d_output[..., :width], d_output[..., width:])
+                grad = (grad[..., :width], grad[..., width:])
             if isinstance(layer, RNN):
-                d_output = layer.backward(d_output, input_grad=input_grad or i > 0)[0]
+                grad = layer.backward(grad, input_grad=input_grad or i > 0)[0]
             elif isinstance(layer, Bidirectional):
-                d_output = layer.backward(d_output, input_grad=input_grad or i > 0)
+                grad = layer.backward(grad, input_grad=input_grad or i > 0)
             else:
-                d_output = layer.backward(d_output)
-        return d_output
+                grad = layer.backward(grad)
+        return grad
 
-    def grads_and_vars(self):
+    def grads_and_vars(self) -> list[tuple[FloatArray, FloatArray]]:
+        """[(gradient, variable)] of every layer, in order."""
         return [pair for layer in self.layers for pair in layer.grads_and_vars()]
 
     @property
-    def variables(self):
+    def variables(self) -> dict[int, Variables]:
         """{layer index: that layer's variables}."""
         return {i: layer.variables for i, layer in enumerate(self.layers)}
 
-    def get_weights(self):
+    def get_weights(self) -> list[FloatArray]:
         """Copies of every variable, layer by layer (Keras's get_weights)."""
         return [np.array(v) for layer in self.layers for v in layer.variables.values()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Iterable[ArrayLike]) -> None:
         """Writes `weights` (as get_weights returns them) into the variables."""
         live = [v for layer in self.layers for v in layer.variables.values()]
         weights = list(weights)
@@ -326,14 +337,15 @@ class Sequential:
         optimizer.apply_gradients(pairs)
         return (float(loss) if getattr(loss, "ndim", 0) == 0 else loss), outputs
 
-    def train_step(self, x, targets, weights=None, optimizer=None, sequence_length=None, initial_state=None,
-                   clip_norm=None):
+    def train_step(self, x: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None,
+                   optimizer: Optional[Optimizer] = None, sequence_length: Optional[ArrayLike] = None,
+                   initial_state: Optional[list[State]] = None, clip_norm: Optional[float] = None) -> float:
         """One update: forward, the loss, backward through every layer,
         `clip_by_global_norm` when `clip_norm` is given, and the optimizer's
         step. Returns the loss before the update (a float)."""
         return self._train_batch(x, targets, weights, optimizer, sequence_length, initial_state, clip_norm)[0]
 
-    def generate(self, prime, length, **options):
+    def generate(self, prime: ArrayLike, length: int, **options: Any) -> Any:
         """Token ids [num_samples, length] generated after `prime`, in one C++
         call; options and the exact draw: rnnkit.generate.generate."""
         from .generate import generate
@@ -348,7 +360,17 @@ class Sequential:
             raise ValueError(f"a stateful model needs batches of one size: {what} has {rows} rows, not a multiple "
                              f"of batch_size {batch_size}")
 
-    def evaluate(self, x, y, weights=None, batch_size=32, sequence_length=None, metrics=()):
+    @overload
+    def evaluate(self, x: ArrayLike, y: ArrayLike, weights: Optional[ArrayLike] = None, batch_size: int = 32,
+                 sequence_length: Optional[ArrayLike] = None) -> float: ...
+    @overload
+    def evaluate(self, x: ArrayLike, y: ArrayLike, weights: Optional[ArrayLike] = None, batch_size: int = 32,
+                 sequence_length: Optional[ArrayLike] = None, *,
+                 metrics: Union[str, Sequence[str]]) -> dict[str, float]: ...
+
+    def evaluate(self, x: ArrayLike, y: ArrayLike, weights: Optional[ArrayLike] = None, batch_size: int = 32,
+                 sequence_length: Optional[ArrayLike] = None,
+                 metrics: Union[str, Sequence[str]] = ()) -> Union[float, dict[str, float]]:
         """The loss on (x, y) without training: the mean of the batch losses
         weighted by batch size. Returns a float, or {"loss": ..., "accuracy":
         ...} when `metrics` are given. A stateful model runs the batches in
@@ -372,9 +394,12 @@ class Sequential:
         logs = totals.logs()
         return logs if metrics else logs["loss"]
 
-    def fit(self, x, y, weights=None, *, optimizer, epochs=1, batch_size=32, shuffle=True, seed=None,
-            validation_data=None, validation_split=0.0, clip_norm=None, callbacks=(), verbose="auto",
-            sequence_length=None, metrics=()):
+    def fit(self, x: ArrayLike, y: ArrayLike, weights: Optional[ArrayLike] = None, *, optimizer: Optimizer,
+            epochs: int = 1, batch_size: int = 32, shuffle: bool = True, seed: Optional[int] = None,
+            validation_data: Optional[Sequence[Any]] = None, validation_split: float = 0.0,
+            clip_norm: Optional[float] = None, callbacks: Iterable[Callback] = (),
+            verbose: Union[int, Literal["auto"]] = "auto", sequence_length: Optional[ArrayLike] = None,
+            metrics: Union[str, Sequence[str]] = ()) -> History:
         """Trains for `epochs` passes over (x, y), Keras's `fit`.
 
         Args:
@@ -412,7 +437,7 @@ class Sequential:
             raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
         x, y, weights, sequence_length = _as_rows(x, y, weights, sequence_length)
         rows = len(x)
-        if not (isinstance(validation_split, numbers.Real) and 0 <= validation_split < 1):
+        if not (is_real(validation_split) and 0 <= validation_split < 1):
             raise ValueError(f"validation_split must be a number in [0, 1), got {validation_split!r}")
         if validation_split and validation_data is not None:
             raise ValueError("give validation_data or validation_split, not both")
@@ -471,8 +496,8 @@ class Sequential:
                     break
             logs = totals.logs()
             if validation_data is not None:
-                val = self.evaluate(*validation_data[:2], weights=validation_data[2], batch_size=batch_size,
-                                    sequence_length=validation_data[3], metrics=metrics)
+                val = self.evaluate(validation_data[0], validation_data[1], weights=validation_data[2],
+                                    batch_size=batch_size, sequence_length=validation_data[3], metrics=metrics)
                 val = val if isinstance(val, dict) else {"loss": val}
                 logs.update({"val_" + k: v for k, v in val.items()})
             progress.end(logs)
@@ -505,16 +530,19 @@ def _scalar_loss(loss):
     return float(loss)
 
 
-def _as_rows(x, y, weights=None, sequence_length=None, prefix=""):
+def _as_rows(x: ArrayLike, y: ArrayLike, weights: Optional[ArrayLike] = None,
+             sequence_length: Optional[ArrayLike] = None, prefix: str = ""
+             ) -> tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]], Optional[NDArray[Any]]]:
     """(x, y, weights, sequence_length) as arrays that share their number of rows (at least one)."""
-    arrays = [None if a is None else np.asarray(a) for a in (x, y, weights, sequence_length)]
-    rows = arrays[0].shape[0] if arrays[0].ndim else 0
+    rows_x, rows_y = np.asarray(x), np.asarray(y)
+    rows_w, lengths = (None if a is None else np.asarray(a) for a in (weights, sequence_length))
+    rows = rows_x.shape[0] if rows_x.ndim else 0
     if not rows:
-        raise ValueError(f"{prefix}x must hold at least one row, got shape {shape_str(arrays[0].shape)}")
-    for name, a in zip(("y", "weights", "sequence_length"), arrays[1:]):
+        raise ValueError(f"{prefix}x must hold at least one row, got shape {shape_str(rows_x.shape)}")
+    for name, a in zip(("y", "weights", "sequence_length"), (rows_y, rows_w, lengths)):
         if a is not None and (a.ndim == 0 or a.shape[0] != rows):
             raise ValueError(f"{prefix}{name} must have {rows} rows ({prefix}x's), got shape {shape_str(a.shape)}")
-    return tuple(arrays)
+    return rows_x, rows_y, rows_w, lengths
 
 
 def _validation_tuple(data):

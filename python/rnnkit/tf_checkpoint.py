@@ -23,11 +23,14 @@ BundleWriter does, byte for byte. Mapping a checkpoint onto a model's
 variables lives in checkpoint.py.
 """
 
+from __future__ import annotations
+
 import math
 import os
 import re
 import struct
 import tempfile
+from typing import Any, Literal, Mapping, Union
 
 import numpy as np
 
@@ -142,7 +145,7 @@ def _crc_lanes(register, data):
     return int(_apply_byte_tables(_byte_tables(_inverse(_zeros_operator(4 * (lanes - 1)))), regs)[0])
 
 
-def crc32c(data, crc=0):
+def crc32c(data: Union[bytes, bytearray, memoryview], crc: int = 0) -> int:
     """CRC32C of `data` (bytes-like), extending `crc` (TensorFlow's crc32c::Extend)."""
     buf = np.frombuffer(memoryview(data).cast("B"), np.uint8)
     register = (crc ^ 0xFFFFFFFF) & 0xFFFFFFFF
@@ -528,7 +531,7 @@ def _table_bytes(entries):
 _TENSOR_BUNDLE_VERSION = 1  # what this reader and writer implement (TensorFlow's kTensorBundleVersion)
 
 
-def data_filename(prefix, shard, num_shards):
+def data_filename(prefix: str, shard: int, num_shards: int) -> str:
     return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
 
 
@@ -570,8 +573,8 @@ class TFCheckpoint:
       ValueError naming the file: a corrupt, truncated or foreign index.
     """
 
-    def __init__(self, prefix):
-        self.prefix = _resolve_prefix(prefix)
+    def __init__(self, prefix: Union[str, os.PathLike[str]]) -> None:
+        self.prefix: str = _resolve_prefix(prefix)
         self.index_file = self.prefix + ".index"
         if not os.path.isfile(self.index_file):
             near = [p for p in (self.prefix + ".meta", self.prefix) if os.path.isfile(p)]
@@ -585,7 +588,7 @@ class TFCheckpoint:
             self._parse(blob)
         except _Corrupt as e:
             raise ValueError(f"{self.index_file!r} is not a readable TensorFlow checkpoint index: {e}") from None
-        self._checked_shards = set()
+        self._checked_shards: set[int] = set()
 
     def _parse(self, blob):
         entries = _table_entries(blob)
@@ -640,20 +643,20 @@ class TFCheckpoint:
                            f"than the one rnnkit reads ({_TENSOR_BUNDLE_VERSION})")
 
     # -- what is in it
-    def names(self):
+    def names(self) -> list[str]:
         """The tensors' names, sorted; a partitioned variable's slices (keys
         TensorFlow encodes with a leading 0 byte) are left out, as
         tf.train.list_variables leaves them out."""
         return sorted(name for name in self._entries if not name.startswith("\x00"))
 
-    def get_variable_to_shape_map(self):
+    def get_variable_to_shape_map(self) -> dict[str, list[int]]:
         return {name: list(self._entries[name].shape) for name in self.names()}
 
-    def get_variable_to_dtype_map(self):
+    def get_variable_to_dtype_map(self) -> dict[str, Union[np.dtype[Any], str]]:
         """{name: numpy dtype}, or TensorFlow's dtype name where numpy has none ('bfloat16', 'string', ...)."""
         return {name: _dtype_of(self._entries[name].dtype) for name in self.names()}
 
-    def has_tensor(self, name):
+    def has_tensor(self, name: str) -> bool:
         return name in self._entries
 
     # -- reading
@@ -670,7 +673,7 @@ class TFCheckpoint:
             self._checked_shards.add(shard)
         return path
 
-    def get_tensor(self, name):
+    def get_tensor(self, name: str) -> np.ndarray[Any, Any]:
         """The tensor `name` as a new numpy array (bfloat16 as float32, strings as an object array of bytes).
 
         Raises:
@@ -698,7 +701,7 @@ class TFCheckpoint:
             array, actual = self._strings(buf, entry, name, path)
         else:
             actual = crc32c(buf)
-            order = ">" if self.big_endian else "<"
+            order: Literal[">", "<"] = ">" if self.big_endian else "<"
             if entry.dtype == _DT_BFLOAT16:  # the upper half of a float32
                 halves = np.frombuffer(buf, order + "u2").astype(np.uint32) << 16
                 array = halves.view(np.float32)
@@ -752,7 +755,8 @@ def _dtype_of(enum):
     return np.dtype(numpy_dtype) if numpy_dtype is not None else kind
 
 
-def list_tf_checkpoint(prefix):
+def list_tf_checkpoint(prefix: Union[str, os.PathLike[str]]
+                       ) -> dict[str, tuple[tuple[int, ...], Union[np.dtype[Any], str]]]:
     """{name: (shape, dtype)} of every tensor in a TensorFlow checkpoint, sorted
     by name, like tf.train.list_variables. Reads only the index file.
 
@@ -767,7 +771,7 @@ def list_tf_checkpoint(prefix):
     return {name: (ckpt._entries[name].shape, _dtype_of(ckpt._entries[name].dtype)) for name in ckpt.names()}
 
 
-def write_tf_checkpoint(prefix, tensors):
+def write_tf_checkpoint(prefix: Union[str, os.PathLike[str]], tensors: Mapping[str, Any]) -> str:
     """Writes {name: array} as a one-shard TensorFlow checkpoint: `prefix.index`
     and `prefix.data-00000-of-00001`, laid out as TensorFlow's BundleWriter
     lays them out. The data file is written first and the index last, each
@@ -777,7 +781,7 @@ def write_tf_checkpoint(prefix, tensors):
       the prefix.
     """
     prefix = os.fspath(prefix)
-    arrays = {}
+    arrays: dict[bytes, np.ndarray[Any, Any]] = {}
     for name, value in tensors.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"tensor names must be non-empty strings, got {name!r}")
@@ -785,7 +789,9 @@ def write_tf_checkpoint(prefix, tensors):
         if array.dtype not in _ENUM_OF:
             raise TypeError(f"'{name}' has dtype {array.dtype}; TensorFlow checkpoints hold numbers and booleans")
         arrays[name.encode("utf-8")] = contiguous(array, array.dtype.newbyteorder("<"))
-    data, entries, offset = [], [], 0
+    data: list[bytes] = []
+    entries: list[tuple[bytes, bytes]] = []
+    offset = 0
     for key in sorted(arrays):
         array = arrays[key]
         raw = array.tobytes()

@@ -1,13 +1,17 @@
 """Variables: named, live numpy arrays in TF's layout and creation order."""
 
-from collections.abc import Mapping
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from ._checks import shape_str
+from ._typing import ArrayLike, DTypeLike, InitializerFn, NDArray
 
 
-def glorot_uniform(rng, shape, dtype):
+def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype: DTypeLike) -> NDArray[Any]:
     """TF's default kernel initializer over the whole fused matrix:
     U(-L, L), L = sqrt(6 / (rows + columns))."""
     fan_in, fan_out = shape[0], shape[-1]
@@ -15,7 +19,8 @@ def glorot_uniform(rng, shape, dtype):
     return rng.uniform(-limit, limit, size=shape).astype(dtype)
 
 
-def initial_value(initializer, shape, dtype, rng, name):
+def initial_value(initializer: InitializerFn, shape: Sequence[int], dtype: np.dtype[Any], rng: np.random.Generator,
+                  name: str) -> NDArray[Any]:
     """`initializer(shape, dtype, rng)`, checked: an array of `shape`, as `dtype`."""
     value = np.asarray(initializer(tuple(shape), dtype, rng))
     if value.shape != tuple(shape):
@@ -25,24 +30,24 @@ def initial_value(initializer, shape, dtype, rng, name):
     return np.ascontiguousarray(value, dtype=dtype)
 
 
-class Variables(Mapping):
+class Variables(Mapping[str, NDArray[Any]]):
     """A read-mostly dict of live arrays.
 
     `variables[name] = array` copies the values into the existing array (so
     optimizer slots and layers keep pointing at it); a wrong shape or dtype
     is an error. Keys are TF's names relative to the owner's scope."""
 
-    def __init__(self, owner):
+    def __init__(self, owner: str) -> None:
         self._owner = owner
-        self._arrays = {}
+        self._arrays: dict[str, NDArray[Any]] = {}
 
-    def _create(self, name, array):
+    def _create(self, name: str, array: ArrayLike) -> None:
         self._arrays[name] = np.ascontiguousarray(array)
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> NDArray[Any]:
         return self._arrays[name]
 
-    def __setitem__(self, name, value):
+    def __setitem__(self, name: str, value: ArrayLike) -> None:
         if name not in self._arrays:
             known = ", ".join(self._arrays) or "none yet: the cell is not built"
             raise KeyError(f"{self._owner} has no variable {name!r} (it has: {known})")
@@ -56,13 +61,13 @@ class Variables(Mapping):
             )
         np.copyto(target, value)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._arrays)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._arrays)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         items = ", ".join(f"{k!r}: {shape_str(v.shape)}" for k, v in self._arrays.items())
         return f"Variables({{{items}}})"
 
@@ -74,17 +79,21 @@ class BuiltOnFirstUse:
     and may set `kernel_initializer` / `bias_initializer` (rnnkit.initializers;
     None: TF's defaults)."""
 
-    kernel_initializer = None
-    bias_initializer = None
+    seed: Any
+    dtype: np.dtype[Any]
+    variables: Variables
+    input_depth: Optional[int]
+    kernel_initializer: Optional[InitializerFn] = None
+    bias_initializer: Optional[InitializerFn] = None
 
     # {want} and {got} are filled in when an input of another depth arrives
     _depth_error = "inputs must have depth {want} (the cell's input_depth), got {got}"
 
     @property
-    def built(self):
+    def built(self) -> bool:
         return self.input_depth is not None
 
-    def build(self, input_depth):
+    def build(self, input_depth: int) -> None:
         """Creates the variables for inputs of depth `input_depth` (seeded Glorot)."""
         if self.built:
             if input_depth != self.input_depth:
@@ -95,17 +104,17 @@ class BuiltOnFirstUse:
         for name, array in self._variable_specs(rng, self.input_depth):
             self.variables._create(name, np.asarray(array, dtype=self.dtype))
 
-    def _variable_specs(self, rng, input_depth):
+    def _variable_specs(self, rng: np.random.Generator, input_depth: int) -> list[tuple[str, NDArray[Any]]]:
         """[(name, initial array)] in TF's creation order."""
         raise NotImplementedError
 
-    def _kernel(self, rng, shape):
+    def _kernel(self, rng: np.random.Generator, shape: tuple[int, ...]) -> NDArray[Any]:
         """A kernel's initial value: kernel_initializer's, else Glorot-uniform."""
         if self.kernel_initializer is None:
             return glorot_uniform(rng, shape, self.dtype)
         return initial_value(self.kernel_initializer, shape, self.dtype, rng, "kernel_initializer")
 
-    def _bias(self, rng, shape, default=0.0):
+    def _bias(self, rng: np.random.Generator, shape: tuple[int, ...], default: float = 0.0) -> NDArray[Any]:
         """A bias's initial value: bias_initializer's, else `default` everywhere."""
         if self.bias_initializer is None:
             return np.full(shape, default, self.dtype)

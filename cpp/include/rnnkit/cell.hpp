@@ -123,11 +123,10 @@ struct TapePart {
 };
 
 // "[2, 3]" ("*" for a size that is free): shapes in messages. Messages are
-// built from plain strings, never iostreams: a toolchain that links
-// libstdc++ statically into the extension (as one with a custom g++ wrapper
-// did) gives it a second copy of the runtime beside the one numpy loads, and
-// there the first ostringstream crashed the process on the first bad
-// argument instead of raising (tests/test_bad_input.py guards this).
+// built from plain strings, never iostreams: an extension that links
+// libstdc++ statically holds a second copy of the runtime beside the one
+// numpy loads, and there an ostringstream can crash the process on the
+// first bad argument instead of raising (tests/test_bad_input.py guards this).
 inline std::string shape_str(const std::vector<Index>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {

@@ -21,7 +21,8 @@ namespace rnnkit {
 
 namespace detail {
 // Blocks of at least 64 rows/columns (a multiple of every SIMD width), at most
-// 8 of them. Products under 4M multiply-adds (~0.1 ms on one core) stay whole.
+// 8 of them. Products under 4M multiply-adds stay whole: splitting them costs
+// more than it saves (benchmarks/NOTES.md, Threads).
 inline Index gemm_block(Index m, Index n, Index k, Index split_extent) {
   if (m * n * k < (Index(1) << 22) || split_extent < 128) return split_extent;
   const Index target = (split_extent + 7) / 8;
@@ -36,7 +37,7 @@ constexpr bool direct_access() {
 }
 
 // Splitting a packed product over threads pays off from about 1M
-// multiply-adds (~10 us on one core, against ~1 us to wake the threads).
+// multiply-adds, ten times the cost of waking the threads (NOTES.md, Threads).
 inline bool gemm_worth_parallel(Index m, Index n, Index k) { return m * n * k >= (Index(1) << 20); }
 
 // A product with a few rows is bound by reading B: splitting its columns over

@@ -68,17 +68,12 @@ struct AlignedBuffer {
 };
 
 // Packing space that a thread reuses from call to call: the B of one-off
-// products (gemm.hpp) and the strips of A (multiply). Allocated afresh at
-// every call, these came from the allocator's recycled memory, which other
-// cores had written last (arrays freed after the other threads filled them),
-// and writing it was slow: in a char model's training step the main thread
-// packed its group of gate gradients in 458 us, the other thread the same
-// amount in 90 us, and copied its strips 3.4x slower (per-thread timers).
-// Reused, each thread's buffers stay in its own core's caches: 133 against
-// 103 us, and the step 1.03-1.4x faster (A/B, alternating processes). Each
-// buffer grows to the largest size its thread has used and is kept: one
-// slab of B (4 MiB, or 256 rows of a B wider than 4096 columns) and 256 KiB
-// of strips.
+// products (gemm.hpp) and the strips of A (multiply). Fresh buffers would
+// come from the allocator's recycled memory, which other cores wrote last,
+// and writing that is slow; reused, each thread's buffers stay in its own
+// core's caches (benchmarks/NOTES.md, Products). Each buffer grows to the
+// largest size its thread has used and is kept: one slab of B (4 MiB, or 256
+// rows of a B wider than 4096 columns) and 256 KiB of strips.
 enum class Scratch { OneOffRhs, Strips };
 inline AlignedBuffer& thread_buffer(Scratch which) {
   thread_local AlignedBuffer buffers[2];
@@ -119,18 +114,16 @@ inline void transpose_16x16(const float* src, Index ld, float* dst) {
 // panel p, row i at out[(p * k + i) * 32 + j'] for column 32p + j', zero
 // padded past column n. The loops follow B's memory order: a row-major B is
 // read row by row (walking it panel by panel instead reads 128 bytes per row
-// stride, several times slower for the [T·B, 4H] gate gradients), and a
-// transposed one (rs == 1, the backward's W_h^T and W_x^T) panel by panel in
-// 16 x 16 register transposes (float by float, these packs took 6.7% of
-// DeepBench 1's forward+backward).
+// stride), and a transposed one (rs == 1, the backward's W_h^T and W_x^T)
+// panel by panel in 16 x 16 register transposes.
 inline void pack(const float* b, Index rs, Index cs, Index k, Index n, AlignedBuffer& out) {
   const Index panels = (n + kPanel - 1) / kPanel;
   out.resize(panels * k * kPanel);
   constexpr Index kRowBlock = 64;
   const Index blocks = (k + kRowBlock - 1) / kRowBlock;
-  // From 128 KiB: a char model's W_h (256 KiB), packed at every call, and
-  // its Dense head's [N, 65] gradient were packed by one thread while the
-  // other waited (A/B of its training step: 1.03-1.05x faster).
+  // Threads share packs from 128 KiB, so that a char model's W_h (256 KiB,
+  // packed at every call) and its Dense head's [N, 65] gradient are not
+  // packed by one thread while the other waits.
   const bool parallel = panels * k * kPanel >= (Index(1) << 15);
   auto at = [&](Index p, Index i) { return out.data + (p * k + i) * kPanel; };
   if (rs == 1 && cs != 1) {
@@ -203,9 +196,8 @@ template <int Rows, int Vecs>
 // C[rows ≤ 12, cols ≤ 32] (+)= A[rows, k] · panel. A's element (r, i) at
 // a[r * ars + i * acs]; C's row r at c + r * ldc.
 // Vecs = 1 serves a last panel of at most 16 columns (a Dense(65) head's
-// 65th column) with one FMA per row and k instead of two: that head's
-// forward took 316-326 instead of 377-380 us, its backward 643-669 instead
-// of 700-718 (C++ bench, one thread). Same sums per element, same bits.
+// 65th column) with one FMA per row and k instead of two (benchmarks/
+// NOTES.md, Products). Same sums per element, same bits.
 template <int Rows, int Vecs = 2>
 inline void tile(const float* a, Index ars, Index acs, const float* panel, Index k, float* c, Index ldc,
                  Index cols, bool accumulate) {
@@ -332,14 +324,9 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
                      const float* packed_b, bool accumulate, bool parallel) {
   const Index panels = (n + kPanel - 1) / kPanel;
   // Rows of A per work item: at most 256 (64 for a narrow product), in
-  // chunks of about equal size, a multiple of 8 rows. A short last chunk left
-  // the thread whose static share held only full ones with more work: [400,
-  // 2048]·[2048, 512] (DeepBench 1's input gradient) split 256 and 144 rows,
-  // 70% of peak. Chunks of whole 12-row tiles did the same to small
-  // products: a char model's Dense kernel gradient (128 rows) split 72 and
-  // 56. Multiples of 8 (its last tile then has fewer rows), in-process A/B:
-  // a Dense(65) head's forward+backward 0.968x the time, the char step
-  // 0.98x, big LSTM forward+backward 0.98x, GRU 0.99x.
+  // chunks of about equal size, a multiple of 8 rows (its last tile then has
+  // fewer rows), so that no thread's static share is left with one short
+  // chunk while the other's are full (benchmarks/NOTES.md, Products).
   const Index max_chunk = panels >= 8 ? 256 : 64;
   const Index chunks = (m + max_chunk - 1) / max_chunk;
   const Index chunk = ((m + chunks - 1) / chunks + 7) / 8 * 8;
@@ -394,8 +381,7 @@ inline void multiply(float* c, Index ldc, Index m, Index n, Index k, const float
   // chunk over all of k (what a work item reads of A) again: one panel group
   // per piece while that chunk is at most 256 KiB, 8 while it fits the L2 (1 MiB),
   // static shares beyond, and where a thread copies strips of A, whose
-  // panels all reuse one copy. (Claiming every product one item at a time
-  // made the big LSTM's input projection, a 1 MiB chunk, 5–7% slower.)
+  // panels all reuse one copy.
   const Index a_chunk_bytes = std::min(m, chunk) * k * Index(sizeof(float));
   if (pack_strips || a_chunk_bytes > (Index(1) << 20))
     parallel_ranges(chunks * panels, parallel, run);
@@ -424,8 +410,7 @@ inline void few_rows_tile(const float* a, Index ars, Index acs, const float* b, 
   for (Index i = 0; i < k; ++i) {
     const float* bi = b + i * ldb;
     // The next row's lines, one row ahead: the hardware prefetchers see a
-    // 1 KiB run every 4 KiB and do not keep up (one thread's share of a
-    // [256, 1024] W_h: 6.1 -> 5.3 us, its bare L2 read 4.8 us).
+    // 1 KiB run every 4 KiB and do not keep up.
     if (i + 1 < k)
       for (int v = 0; v < Vecs; ++v) _mm_prefetch(reinterpret_cast<const char*>(bi + ldb + 16 * v), _MM_HINT_T0);
     for (int r = 0; r < Rows; ++r) {

@@ -8,14 +8,19 @@ output feeds Dense(4), and sparse softmax cross-entropy trains it.
     python -m rnnkit.examples.classify
 """
 
+from __future__ import annotations
+
+from typing import Literal, Union
+
 import numpy as np
+from numpy.typing import NDArray
 
 import rnnkit
 
 CLASSES, STEPS = 4, 12
 
 
-def dataset(rows, seed=0):
+def dataset(rows: int, seed: int = 0) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """(ids [rows, STEPS], lengths [rows], labels [rows])."""
     rng = np.random.default_rng(seed)
     ids = rng.integers(0, CLASSES, size=(rows, STEPS))  # the padding too: only the lengths tell it apart
@@ -31,7 +36,8 @@ def dataset(rows, seed=0):
     return ids, lengths, labels
 
 
-def train(epochs=10, rows=1000, seed=0, verbose="auto"):
+def train(epochs: int = 10, rows: int = 1000, seed: int = 0,
+          verbose: Union[int, Literal["auto"]] = "auto") -> tuple[float, float]:
     """Returns (test accuracy, the majority class's share of the test rows)."""
     ids, lengths, labels = dataset(rows + 500, seed)
     model = rnnkit.Sequential([rnnkit.RNN(rnnkit.BasicLSTMCell(32, input_depth=CLASSES, seed=seed),
@@ -44,7 +50,7 @@ def train(epochs=10, rows=1000, seed=0, verbose="auto"):
     return result["accuracy"], chance
 
 
-def main():
+def main() -> None:
     accuracy, chance = train()
     print(f"test accuracy {accuracy:.3f} (always guessing the commonest class: {chance:.3f})")
 

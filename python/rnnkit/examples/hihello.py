@@ -6,6 +6,8 @@ BasicLSTMCell(5) -> Dense(5) -> sequence_loss -> AdamOptimizer(0.1).
     python -m rnnkit.examples.hihello
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 import rnnkit
@@ -15,7 +17,7 @@ x_ids = [[0, 1, 0, 2, 3, 3]]  # h i h e l l
 y_ids = [[1, 0, 2, 3, 3, 4]]  # i h e l l o
 
 
-def build(seed=0):
+def build(seed: int = 0) -> rnnkit.Sequential:
     num_classes = hidden_size = len(idx2char)
     cell = rnnkit.BasicLSTMCell(hidden_size, seed=seed)
     return rnnkit.Sequential(
@@ -24,14 +26,15 @@ def build(seed=0):
     )
 
 
-def train(steps=50, seed=0, verbose=True):
+def train(steps: int = 50, seed: int = 0, verbose: bool = True) -> tuple[list[float], list[str]]:
     """Returns (losses, predicted strings) per step."""
     x = np.eye(len(idx2char), dtype=np.float32)[x_ids]  # [1, 6, 5]
     y = np.array(y_ids)
     weights = np.ones(y.shape, np.float32)
     model = build(seed)
     optimizer = rnnkit.AdamOptimizer(learning_rate=0.1)
-    losses, predictions = [], []
+    losses: list[float] = []
+    predictions: list[str] = []
     for i in range(steps):
         loss = model.train_step(x, y, weights, optimizer)
         result = np.argmax(model.predict(x), axis=2)
@@ -43,7 +46,7 @@ def train(steps=50, seed=0, verbose=True):
     return losses, predictions
 
 
-def main():
+def main() -> None:
     losses, predictions = train()
     print("reached 'ihello'" if predictions[-1] == "ihello" else f"ended at {predictions[-1]!r}")
 

@@ -8,26 +8,31 @@ RMSE is printed beside the "tomorrow = today" baseline it has to beat.
     python -m rnnkit.examples.stock
 """
 
+from __future__ import annotations
+
+from typing import Literal, Union
+
 import numpy as np
+from numpy.typing import NDArray
 
 import rnnkit
 
 
-def prices(days=700, seed=0):
+def prices(days: int = 700, seed: int = 0) -> NDArray[np.float64]:
     """Daily closes: 100 + a slow trend + a 25-day cycle + noise."""
     t = np.arange(days)
     noise = np.random.default_rng(seed).normal(0, 0.5, days)
     return 100 + 0.02 * t + 5 * np.sin(2 * np.pi * t / 25) + noise
 
 
-def windows(series, length=20):
+def windows(series: NDArray[np.float64], length: int = 20) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """x [N, length, 1] (each window) and y [N, 1] (the day after it)."""
     starts = np.arange(len(series) - length)
     x = series[starts[:, None] + np.arange(length)][..., None]
     return x.astype(np.float32), series[starts + length][:, None].astype(np.float32)
 
 
-def train(epochs=40, seed=0, verbose="auto"):
+def train(epochs: int = 40, seed: int = 0, verbose: Union[int, Literal["auto"]] = "auto") -> tuple[float, float]:
     """Returns (test RMSE, baseline RMSE) in price units."""
     series = prices(seed=seed)
     split = int(len(series) * 0.7)
@@ -45,7 +50,7 @@ def train(epochs=40, seed=0, verbose="auto"):
     return rmse, baseline
 
 
-def main():
+def main() -> None:
     rmse, baseline = train()
     print(f"test RMSE {rmse:.3f} against {baseline:.3f} for 'tomorrow = today'")
 

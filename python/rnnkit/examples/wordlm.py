@@ -9,7 +9,12 @@ and the validation perplexity is printed beside the unigram model's.
     python -m rnnkit.examples.wordlm
 """
 
+from __future__ import annotations
+
+from typing import Literal, Union
+
 import numpy as np
+from numpy.typing import NDArray
 
 import rnnkit
 
@@ -24,12 +29,12 @@ GRAMMAR = {
 }
 
 
-def corpus(words, seed=0):
+def corpus(words: int, seed: int = 0) -> list[str]:
     """At least `words` words of sentences from GRAMMAR."""
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[str] = []
 
-    def expand(symbol):
+    def expand(symbol: str) -> None:
         if symbol not in GRAMMAR:
             out.append(symbol)
             return
@@ -42,7 +47,8 @@ def corpus(words, seed=0):
     return out
 
 
-def batches(ids, batch_size, steps):
+def batches(ids: Union[NDArray[np.int64], list[int]], batch_size: int,
+            steps: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """PTB's arrangement: the word stream as batch_size parallel streams, cut
     into windows of `steps`; rows [windows * batch_size, steps], window by
     window, so that a stateful model's row b continues row b of the batch before."""
@@ -55,7 +61,8 @@ def batches(ids, batch_size, steps):
     return cut(x), cut(y)
 
 
-def train(epochs=3, words=20000, batch_size=20, steps=10, seed=0, verbose="auto"):
+def train(epochs: int = 3, words: int = 20000, batch_size: int = 20, steps: int = 10, seed: int = 0,
+          verbose: Union[int, Literal["auto"]] = "auto") -> tuple[float, float]:
     """Returns (validation perplexity, the unigram model's)."""
     text = corpus(words + words // 5, seed)
     vocab = sorted(set(text))
@@ -73,7 +80,7 @@ def train(epochs=3, words=20000, batch_size=20, steps=10, seed=0, verbose="auto"
     return float(np.exp(history.history["val_loss"][-1])), float(np.exp(-np.mean(np.log(unigram[valid_ids]))))
 
 
-def main():
+def main() -> None:
     perplexity, unigram = train()
     print(f"validation perplexity {perplexity:.2f} (unigram model: {unigram:.2f})")
 

@@ -1,0 +1,19 @@
+"""The type aliases of rnnkit's annotations: numpy's ArrayLike in, NDArray
+out, float32 or float64 unless an integer type is named."""
+
+from typing import Any, Callable, Tuple
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+__all__ = ["ArrayLike", "DTypeLike", "NDArray", "FloatArray", "IntArray", "State", "InitializerFn"]
+
+# A float array (rnnkit computes in float32 or float64).
+FloatArray = NDArray[np.floating[Any]]
+# An integer array (token ids, class labels, sequence lengths).
+IntArray = NDArray[np.integer[Any]]
+# A cell's state: an array [B, S], an LSTMStateTuple (c, h), or a tuple of
+# states (MultiRNNCell); its structure is the cell's, known only at run time.
+State = Any
+# An initializer: (shape, dtype, rng) -> an array of that shape.
+InitializerFn = Callable[[Tuple[int, ...], np.dtype[Any], np.random.Generator], ArrayLike]
