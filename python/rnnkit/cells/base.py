@@ -17,6 +17,8 @@ the user-facing structure (an array, an LSTMStateTuple, a tuple of layers)
 is rebuilt by `_pack_state`.
 """
 
+from typing import Any, Optional
+
 import numpy as np
 
 from .. import _core
@@ -38,7 +40,7 @@ class RNNCell(BuiltOnFirstUse):
     # The name of the cell's kernel pair in rnnkit._core ("gru":
     # _core.gru_forward, _core.gru_backward), and the step cell generation
     # builds from the same arguments; None for a cell without kernels.
-    _kernel_name = None
+    _kernel_name: Optional[str] = None
 
     # Does `_forward` take one step as it comes (x [B, D] or int32 ids [B], and
     # the state's own arrays from `_kernel_state`), in a single kernel call?
@@ -170,7 +172,7 @@ class RNNCell(BuiltOnFirstUse):
         """The cell's options as its kernels take them, after the variables."""
         return ()
 
-    _calls = None  # (forward, backward, variables, options), once built
+    _calls: Optional[tuple[Any, ...]] = None  # (forward, backward, variables, options), once built
 
     def _kernel_calls(self):
         """The kernel pair and its variable and option arguments. Made once:
