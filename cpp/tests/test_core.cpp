@@ -166,6 +166,24 @@ void test_gemm_is_identical_for_every_thread_count() {
   check(one.isApprox(ref, 1e-4f), "gemm differs from Eigen's product");
 }
 
+// A product small enough for Eigen's coefficient-based path (a Dense layer
+// on one row) has the same bits wherever its output lies in memory.
+void test_small_products_do_not_depend_on_the_output_address() {
+  std::mt19937 gen(3);
+  Mat<double> A(1, 7), B(7, 4);
+  for (Index i = 0; i < A.size(); ++i) A.data()[i] = std::uniform_real_distribution<double>(-1, 1)(gen);
+  for (Index i = 0; i < B.size(); ++i) B.data()[i] = std::uniform_real_distribution<double>(-1, 1)(gen);
+  std::vector<double> buffer(4 + 16);
+  MatMap<double> first(buffer.data(), 1, 4);
+  gemm(first, A, B);
+  const Mat<double> expected = first;
+  for (Index offset = 1; offset < 16; ++offset) {
+    MatMap<double> moved(buffer.data() + offset, 1, 4);
+    gemm(moved, A, B);
+    check(moved == expected, "a small product's bits depend on where its output lies");
+  }
+}
+
 // Every item of parallel_claims runs exactly once, whatever the grain and
 // however the threads' shares get taken over (the thread whose share starts
 // at 0 is held up, so the other runs out of its own share and takes over).
@@ -470,6 +488,7 @@ int main() {
   test_lstm_forward_matches_formula();
   test_basic_rnn_gradient_matches_finite_differences();
   test_gemm_is_identical_for_every_thread_count();
+  test_small_products_do_not_depend_on_the_output_address();
   test_parallel_claims_cover_each_item_once();
   test_batch_blocks_rule();
   test_packed_products_match_eigen();

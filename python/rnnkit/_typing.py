@@ -1,12 +1,13 @@
 """The type aliases of rnnkit's annotations: numpy's ArrayLike in, NDArray
 out, float32 or float64 unless an integer type is named."""
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Protocol, Tuple
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-__all__ = ["ArrayLike", "DTypeLike", "NDArray", "FloatArray", "IntArray", "State", "InitializerFn"]
+__all__ = ["ArrayLike", "DTypeLike", "NDArray", "FloatArray", "IntArray", "State", "InitializerFn", "Layer",
+           "LossLayer"]
 
 # A float array (rnnkit computes in float32 or float64).
 FloatArray = NDArray[np.floating[Any]]
@@ -17,3 +18,21 @@ IntArray = NDArray[np.integer[Any]]
 State = Any
 # An initializer: (shape, dtype, rng) -> an array of that shape.
 InitializerFn = Callable[[Tuple[int, ...], np.dtype[Any], np.random.Generator], ArrayLike]
+
+
+class Layer(Protocol):
+    """What Sequential chains: RNN, Bidirectional, Dense, Embedding, or any
+    object with the same forward and backward."""
+
+    def forward(self, x: Any, /) -> Any: ...
+
+    def backward(self, dy: Any, /) -> Any: ...
+
+
+class LossLayer(Protocol):
+    """What Sequential trains with: SequenceLoss, SoftmaxCrossEntropy,
+    MeanSquaredError, or any object with the same forward and backward."""
+
+    def forward(self, outputs: Any, targets: Any, weights: Any = None, /) -> Any: ...
+
+    def backward(self, d_loss: Optional[Any] = None, /) -> Any: ...

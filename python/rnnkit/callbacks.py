@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import numpy as np
 
 from ._checks import is_int, is_real
+from .distributed import _writes_files
 
 if TYPE_CHECKING:
     from .sequential import Sequential
@@ -119,7 +120,8 @@ class ModelCheckpoint(Callback):
     `path` may hold Keras's fields: "ckpt-{epoch:02d}-{val_loss:.3f}.npz"
     ({epoch} counts from 1; {step} is the number of updates so far). With
     `save_best_only`, an epoch's end saves only when `monitor` improves
-    (grows for accuracies, shrinks otherwise)."""
+    (grows for accuracies, shrinks otherwise). In distributed training,
+    rank 0 alone writes."""
 
     def __init__(self, path: Union[str, os.PathLike[str]], every_steps: Optional[int] = None,
                  save_best_only: bool = False, monitor: str = "val_loss") -> None:
@@ -143,6 +145,8 @@ class ModelCheckpoint(Callback):
 
     def _save(self, **fields: Any) -> None:
         from .checkpoint import save  # checkpoint imports Sequential, which imports this module
+        if not _writes_files():
+            return
         try:
             path = str(self.path).format(epoch=self.epoch + 1, step=self.steps_done, **fields)
         except KeyError as e:

@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Optional, Sequence, Un
 import numpy as np
 
 from ._checks import is_int, is_real, shape_str
-from ._typing import ArrayLike, FloatArray, NDArray, State
+from ._typing import ArrayLike, FloatArray, Layer, LossLayer, NDArray, State
 from ._guard import InUse
 from .bidirectional import Bidirectional
 from .callbacks import Callback, History
+from .distributed import GroupedStep, _writes_files, launched_size
+from .distributed import init as init_mpi
 from .losses import SequenceLoss
 from .optimizers import clip_by_global_norm
 from .progress import Progress
@@ -139,13 +141,16 @@ class _Totals:
         self.metrics = metrics
         self.loss = self.rows = self.correct = self.weight = 0.0
 
-    def add(self, loss, rows, outputs, targets, weights):
+    def counts(self, outputs, targets, weights):
+        """accuracy's (Σ w·correct, Σ w) of one batch when it is measured, else None."""
+        return _accuracy_counts(outputs, targets, weights) if "accuracy" in self.metrics else None
+
+    def add(self, loss, rows, counts):
         self.loss += float(loss) * rows
         self.rows += rows
-        if "accuracy" in self.metrics:
-            correct, weight = _accuracy_counts(outputs, targets, weights)
-            self.correct += correct
-            self.weight += weight
+        if counts is not None:
+            self.correct += counts[0]
+            self.weight += counts[1]
 
     def logs(self, prefix=""):
         logs = {prefix + "loss": self.loss / self.rows if self.rows else float("nan")}
@@ -176,8 +181,8 @@ class Sequential:
     it for one call.
     """
 
-    def __init__(self, layers: Iterable[Any], loss: Any = None, stateful: bool = False) -> None:
-        self.layers = list(layers)
+    def __init__(self, layers: Iterable[Layer], loss: Optional[LossLayer] = None, stateful: bool = False) -> None:
+        self.layers: list[Any] = list(layers)
         if not self.layers:
             raise ValueError("layers must hold at least one layer, got an empty list")
         for i, layer in enumerate(self.layers):
@@ -324,18 +329,23 @@ class Sequential:
             return self._update(x, targets, weights, optimizer, sequence_length, initial_state, clip_norm)
 
     def _update(self, x, targets, weights, optimizer, sequence_length, initial_state, clip_norm):
-        if self.loss is None:
-            raise ValueError("train_step needs a loss: Sequential(layers, loss=SequenceLoss())")
         _check_optimizer(optimizer)
-        outputs = self.forward(x, sequence_length=sequence_length, training=True, initial_state=initial_state)
-        loss = self._loss_forward(outputs, targets, weights)
-        self.backward(self.loss.backward(), input_grad=False)
-        pairs = self.grads_and_vars()
+        loss, outputs, pairs = self._gradients(x, targets, weights, sequence_length, initial_state=initial_state)
         if clip_norm is not None:
             clipped, _ = clip_by_global_norm([g for g, _ in pairs], clip_norm)
             pairs = list(zip(clipped, [v for _, v in pairs]))
         optimizer.apply_gradients(pairs)
         return (float(loss) if getattr(loss, "ndim", 0) == 0 else loss), outputs
+
+    def _gradients(self, x, targets, weights, sequence_length, d_loss=None, initial_state=None):
+        """(loss, outputs, [(gradient, variable)]) of one forward and backward;
+        `d_loss` scales the loss's gradient (1 when None)."""
+        if self.loss is None:
+            raise ValueError("train_step needs a loss: Sequential(layers, loss=SequenceLoss())")
+        outputs = self.forward(x, sequence_length=sequence_length, training=True, initial_state=initial_state)
+        loss = self._loss_forward(outputs, targets, weights)
+        self.backward(self.loss.backward(d_loss), input_grad=False)
+        return loss, outputs, self.grads_and_vars()
 
     def train_step(self, x: ArrayLike, targets: ArrayLike, weights: Optional[ArrayLike] = None,
                    optimizer: Optional[Optimizer] = None, sequence_length: Optional[ArrayLike] = None,
@@ -388,7 +398,7 @@ class Sequential:
                 targets, w = y[index], _rows(weights, index)
                 outputs = self.predict(x[index], _rows(sequence_length, index))
                 loss = self._loss_forward(outputs, targets, w)
-                totals.add(_scalar_loss(loss), len(index), outputs, targets, w)
+                totals.add(_scalar_loss(loss), len(index), totals.counts(outputs, targets, w))
         finally:
             self.final_state = carried
         logs = totals.logs()
@@ -399,7 +409,8 @@ class Sequential:
             validation_data: Optional[Sequence[Any]] = None, validation_split: float = 0.0,
             clip_norm: Optional[float] = None, callbacks: Iterable[Callback] = (),
             verbose: Union[int, Literal["auto"]] = "auto", sequence_length: Optional[ArrayLike] = None,
-            metrics: Union[str, Sequence[str]] = ()) -> History:
+            metrics: Union[str, Sequence[str]] = (), distributed: Optional[bool] = None,
+            groups: Optional[int] = None) -> History:
         """Trains for `epochs` passes over (x, y), Keras's `fit`.
 
         Args:
@@ -423,6 +434,15 @@ class Sequential:
           sequence_length: optional [N] lengths, batched with the rows.
           metrics: ("accuracy",) adds the weighted share of argmax(outputs, -1)
             equal to the targets, for sparse classification and sequence models.
+          distributed: data-parallel training over MPI (rnnkit.distributed):
+            every rank passes the same (x, y) and computes its share of each
+            batch's gradient groups; the weights have the same bits on any
+            number of ranks. None: on when launched by mpiexec with more
+            than one rank. Rank 0 alone prints and saves checkpoints.
+          groups: gradient groups per batch (8 when None): each batch is cut
+            into this many groups of consecutive rows, each its own forward
+            and backward, added in a fixed order. Alone (no MPI) it runs
+            those same steps in one process, with the bits of a distributed run.
         Returns:
           a History: `.history` {"loss": [...], "val_loss": [...],
           "accuracy": [...], "val_accuracy": [...]}, one value per epoch (the
@@ -454,6 +474,7 @@ class Sequential:
         if validation_data is not None:
             validation_data = _validation_tuple(validation_data)
         self._check_stateful_rows(rows, batch_size, "x")
+        grouped = _grouped_step(self, distributed, groups, batch_size)
 
         history = History()
         callbacks = [history] + list(callbacks)
@@ -466,6 +487,9 @@ class Sequential:
         for cb in callbacks:
             cb.set_model(self)
             cb.set_params(params)
+        if grouped is not None:
+            seed = grouped.shared_seed(seed)
+            grouped.start(optimizer, x, sequence_length)
         rng = np.random.default_rng(seed)
         self.stop_training = False
         self.history = history
@@ -475,19 +499,26 @@ class Sequential:
         for epoch in range(epochs):
             if self.stateful:
                 self.reset_states()
+                if grouped is not None:
+                    grouped.reset_states()
             for cb in callbacks:
                 cb.on_epoch_begin(epoch, {})
-            progress = Progress(mode, epoch, epochs, steps, stream)
+            progress = Progress(mode if _writes_files() else 0, epoch, epochs, steps, stream)
             order = rng.permutation(rows) if shuffle and not self.stateful else np.arange(rows)
             totals = _Totals(metrics)
             for step, index in enumerate(self._batches(rows, batch_size, order)):
                 for cb in callbacks:
                     cb.on_step_begin(step, {})
                 targets, w = y[index], _rows(weights, index)
-                loss, outputs = self._train_batch(x[index], targets, w, optimizer, _rows(sequence_length, index),
-                                                  None, clip_norm)
-                loss = _scalar_loss(loss)
-                totals.add(loss, len(index), outputs, targets, w)
+                lengths = _rows(sequence_length, index)
+                if grouped is None:
+                    loss, outputs = self._train_batch(x[index], targets, w, optimizer, lengths, None, clip_norm)
+                    loss, counts = _scalar_loss(loss), totals.counts(outputs, targets, w)
+                else:
+                    with self._in_use:
+                        loss, counts, _ = grouped(x[index], targets, w, optimizer, lengths, clip_norm,
+                                                  accuracy="accuracy" in metrics)
+                totals.add(loss, len(index), counts)
                 progress.update(step + 1, totals.logs())
                 step_logs = {"loss": loss, "batch_size": len(index)}
                 for cb in callbacks:
@@ -508,6 +539,17 @@ class Sequential:
         for cb in callbacks:
             cb.on_train_end({})
         return history
+
+
+def _grouped_step(model, distributed, groups, batch_size):
+    """fit's GroupedStep: over MPI when `distributed` (None: when launched by
+    mpiexec with more than one rank), in one process when only `groups` is
+    given; None for plain training."""
+    if distributed is None:
+        distributed = launched_size() > 1
+    if not distributed and groups is None:
+        return None
+    return GroupedStep(model, groups, batch_size, init_mpi() if distributed else None)
 
 
 def _recurrent_forward(layer, x, lengths, state, training, record):

@@ -29,6 +29,25 @@ inline Index gemm_block(Index m, Index n, Index k, Index split_extent) {
   return std::max<Index>(64, (target + 15) / 16 * 16);
 }
 
+// Eigen evaluates a product with rows + columns + depth under this
+// (EIGEN_GEMM_TO_COEFFBASED_THRESHOLD) coefficient by coefficient, and which
+// coefficients it vectorises depends on C's address: the same product would
+// round differently in two buffers. small_product keeps such products to one
+// order, k ascending, wherever C lies.
+constexpr Index kCoefficientProduct = 20;
+
+// C (+)= A · B, each coefficient a sum over k in order (then added to C).
+template <typename Dst, typename Lhs, typename Rhs>
+void small_product(Dst& C, const Lhs& A, const Rhs& B, bool accumulate) {
+  using T = typename std::decay_t<Dst>::Scalar;
+  for (Index i = 0; i < C.rows(); ++i)
+    for (Index j = 0; j < C.cols(); ++j) {
+      T sum = T(0);
+      for (Index p = 0; p < A.cols(); ++p) sum += A(i, p) * B(p, j);
+      C(i, j) = accumulate ? C(i, j) + sum : sum;
+    }
+}
+
 }  // namespace detail
 
 template <typename X>
@@ -190,6 +209,10 @@ void gemm(Dst&& C, const Lhs& A, const Rhs& B, bool accumulate) {
     }
   }
 #endif
+  if (m + n + k < detail::kCoefficientProduct) {
+    detail::small_product(C, A, B, accumulate);
+    return;
+  }
   const bool split_rows = m >= n;
   const Index extent = split_rows ? m : n;
   const Index block = detail::gemm_block(m, n, k, extent);

@@ -1,7 +1,10 @@
 """Text for char-RNN training: the corpus, its vocabulary and its batches."""
 
+from __future__ import annotations
+
 import os
 import sysconfig
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -9,12 +12,13 @@ import numpy as np
 DEFAULT_CORPUS_CHARS = 2_000_000
 
 
-def default_corpus(limit=DEFAULT_CORPUS_CHARS):
+def default_corpus(limit: int = DEFAULT_CORPUS_CHARS) -> str:
     """The running interpreter's own `Lib/*.py` files (sysconfig's stdlib
     directory), in sorted order of their names, concatenated up to `limit`
     characters: a corpus that is on every machine, without a download."""
     root = sysconfig.get_paths()["stdlib"]
-    parts, total = [], 0
+    parts: list[str] = []
+    total = 0
     for name in sorted(os.listdir(root)):
         path = os.path.join(root, name)
         if not name.endswith(".py") or not os.path.isfile(path):
@@ -30,11 +34,11 @@ def default_corpus(limit=DEFAULT_CORPUS_CHARS):
     return "".join(parts)
 
 
-def load_text(paths):
+def load_text(paths: Sequence[Union[str, "os.PathLike[str]"]]) -> str:
     """The files' text as UTF-8, concatenated; the default corpus for no paths."""
     if not paths:
         return default_corpus()
-    parts = []
+    parts: list[str] = []
     for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
