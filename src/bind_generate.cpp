@@ -9,9 +9,9 @@ namespace {
 
 using namespace rnnkit;
 
-// layers: [(kind, weight args, residual)], kind one of "lstm", "gru",
-// "gru_reset_after", "basic_rnn"; the weight args as the cell passes them to
-// its sequence kernel.
+// layers: [(kind, weight args, residual)], kind a registered step cell
+// (step_cells.hpp); the weight args as the cell passes them to its sequence
+// kernel.
 template <typename T>
 std::vector<StackLayer<T>> stack_of(const py::list& layers) {
   if (layers.size() == 0) throw py::value_error("layers must hold at least one cell, got none");
@@ -22,11 +22,8 @@ std::vector<StackLayer<T>> stack_of(const py::list& layers) {
     const std::string kind = spec[0].cast<std::string>();
     const py::tuple args = spec[1].cast<py::tuple>();
     StackLayer<T> layer;
-    if (kind == "lstm") layer.cell = lstm_step_cell<T>(args);
-    else if (kind == "gru") layer.cell = gru_step_cell<T>(args, false);
-    else if (kind == "gru_reset_after") layer.cell = gru_step_cell<T>(args, true);
-    else if (kind == "basic_rnn") layer.cell = basic_rnn_step_cell<T>(args);
-    else throw py::value_error("layers[" + std::to_string(i) + "]: unknown cell kind '" + kind + "'");
+    layer.cell = make_step_cell<T>(kind, args);
+    if (!layer.cell) throw py::value_error("layers[" + std::to_string(i) + "]: unknown cell kind '" + kind + "'");
     layer.residual = spec[2].cast<bool>();
     const Index depth = stack.empty() ? -1 : stack.back().cell->output_width();
     if (depth >= 0 && layer.cell->input_depth() != depth)

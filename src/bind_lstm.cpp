@@ -179,9 +179,21 @@ py::tuple backward_impl(const LstmArgs& a, py::dict tape_d, py::object d_out_obj
   return py::make_tuple(dx, dc0, dm0, grads);
 }
 
+// args: LSTMCell._weight_args(): (kernel, bias, forget_bias, activation,
+// w_i_diag, w_f_diag, w_o_diag, projection, cell_clip, proj_clip).
+template <typename T>
+std::unique_ptr<StepCell<T>> lstm_step_cell(const py::tuple& args) {
+  if (args.size() != 10)
+    throw py::value_error("LSTM step cell: expected 10 weight arguments, got " + std::to_string(args.size()));
+  const LstmArgs a = lstm_args(args[0], args[1], args[4], args[5], args[6], args[7], args[2].cast<double>(),
+                              args[3].cast<std::string>(), args[8], args[9]);
+  return std::make_unique<LstmStepCell<T>>(a.cfg, weights_of<T>(a));
+}
+
 }  // namespace
 
 void init_lstm(py::module_& m) {
+  register_step_cell("lstm", &lstm_step_cell<float>, &lstm_step_cell<double>);
   // Arguments are ordered so that the cell passes its weights and options as
   // one cached tuple, positionally: a single step from Python pays for as
   // little argument matching as possible.
@@ -228,16 +240,5 @@ void init_lstm(py::module_& m) {
       py::arg("projection") = py::none(), py::arg("cell_clip") = py::none(),
       py::arg("proj_clip") = py::none(), py::arg("input_grad") = true);
 }
-
-template <typename T>
-std::unique_ptr<StepCell<T>> lstm_step_cell(const py::tuple& args) {
-  if (args.size() != 10)
-    throw py::value_error("LSTM step cell: expected 10 weight arguments, got " + std::to_string(args.size()));
-  const LstmArgs a = lstm_args(args[0], args[1], args[4], args[5], args[6], args[7], args[2].cast<double>(),
-                              args[3].cast<std::string>(), args[8], args[9]);
-  return std::make_unique<LstmStepCell<T>>(a.cfg, weights_of<T>(a));
-}
-template std::unique_ptr<StepCell<float>> lstm_step_cell<float>(const py::tuple&);
-template std::unique_ptr<StepCell<double>> lstm_step_cell<double>(const py::tuple&);
 
 }  // namespace rnnkit_py

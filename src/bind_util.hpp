@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "result_blocks.hpp"
-#include "rnnkit/inputs.hpp"
+#include "rnnkit/cell.hpp"
 
 namespace rnnkit_py {
 
@@ -24,18 +24,7 @@ using rnnkit::Index;
 template <typename T>
 using Array = py::array_t<T, py::array::c_style>;
 
-// Messages are built from plain strings, never iostreams: an extension that
-// links libstdc++ statically holds a second copy of the runtime beside the
-// one numpy loads, and there an ostringstream can crash the process on the
-// first bad argument instead of raising (tests/test_bad_input.py guards this).
-inline std::string shape_str(const std::vector<Index>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i) s += ", ";
-    s += shape[i] < 0 ? std::string("*") : std::to_string(shape[i]);
-  }
-  return s + "]";
-}
+using rnnkit::shape_str;
 
 inline std::vector<Index> shape_of(const py::array& a) {
   return std::vector<Index>(a.shape(), a.shape() + a.ndim());
@@ -57,6 +46,7 @@ class ShapeSpec {
     std::copy(list.begin(), list.end(), small_);
   }
   ShapeSpec(const std::vector<Index>& v) : vector_(&v), rank_(v.size()) {}
+  ShapeSpec(const rnnkit::Shape& s) : rank_(std::min<size_t>(s.size(), 4)) { std::copy(s.dims, s.dims + rank_, small_); }
   size_t size() const { return rank_; }
   Index operator[](size_t i) const { return vector_ ? (*vector_)[i] : small_[i]; }
   std::vector<Index> vector() const { return vector_ ? *vector_ : std::vector<Index>(small_, small_ + rank_); }

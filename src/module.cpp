@@ -2,13 +2,12 @@
 #include "bind_util.hpp"
 
 namespace rnnkit_py {
-void init_basic_rnn(py::module_& m);
+void init_cells(py::module_& m);
 void init_lstm(py::module_& m);
 void init_sequence_ops(py::module_& m);
 void init_dense(py::module_& m);
 void init_loss(py::module_& m);
 void init_optim(py::module_& m);
-void init_gru(py::module_& m);
 void init_generate(py::module_& m);
 void init_ops(py::module_& m);
 void init_layer_norm_lstm(py::module_& m);
@@ -58,13 +57,12 @@ PYBIND11_MODULE(_core, m) {
 #else
   m.attr("openmp") = false;
 #endif
-  rnnkit_py::init_basic_rnn(m);
+  rnnkit_py::init_cells(m);
   rnnkit_py::init_lstm(m);
   rnnkit_py::init_sequence_ops(m);
   rnnkit_py::init_dense(m);
   rnnkit_py::init_loss(m);
   rnnkit_py::init_optim(m);
-  rnnkit_py::init_gru(m);
   rnnkit_py::init_generate(m);
   rnnkit_py::init_ops(m);
   rnnkit_py::init_layer_norm_lstm(m);

@@ -11,21 +11,27 @@ namespace {
 
 using namespace rnnkit;
 
+BasicRnnCell tanh_cell(Index D, Index H) {
+  const Shape shapes[2] = {{D + H, H}, {H}};
+  const OptionValue activation[1] = {double(int(Activation::Tanh))};
+  return BasicRnnCell(shapes, activation);
+}
+
 struct RnnSetup {
-  BasicRnnConfig cfg;
-  SeqLayout seq;
+  BasicRnnCell cell;
+  CellIo<float> io;
   std::vector<float> kernel, bias, x, h0, outputs, h_final, h, h_prev, ws, saved_h;
   std::vector<float> d_out, dh_final, dx, dh0, dk, db;
 
-  RnnSetup(Index B, Index T, Index D, Index H) {
-    cfg.D = D;
-    cfg.H = H;
-    seq.B = B;
-    seq.T = T;
+  RnnSetup(Index B, Index T, Index D, Index H)
+      : cell(tanh_cell(D, H)) {
+    io.seq.B = B;
+    io.seq.T = T;
     const Index rows = B * T;
     kernel = random_vector(static_cast<size_t>((D + H) * H), 0.05f, 1);
     bias = random_vector(static_cast<size_t>(H), 0.1f, 2);
     x = random_vector(static_cast<size_t>(rows * D), 1.0f, 3);
+    io.in = SeqInput<float>{x.data(), nullptr, D};
     h0.assign(static_cast<size_t>(B * H), 0.f);
     outputs.resize(static_cast<size_t>(rows * H));
     h_final.resize(static_cast<size_t>(B * H));
@@ -39,17 +45,23 @@ struct RnnSetup {
     dk.resize(static_cast<size_t>((D + H) * H));
     db.resize(static_cast<size_t>(H));
   }
-  SeqInput<float> input() const { return SeqInput<float>{x.data(), nullptr, cfg.D}; }
-  BasicRnnTape<float> tape() { return BasicRnnTape<float>{h.data(), h_prev.data()}; }
   void forward(bool training) {
-    basic_rnn_forward<float>(cfg, kernel.data(), bias.data(), seq, input(), nullptr, StateMask<float>{}, h0.data(),
-                             outputs.data(), h_final.data(), training ? tape() : BasicRnnTape<float>{}, ws.data());
+    const float* vars[2] = {kernel.data(), bias.data()};
+    const float* state0[1] = {h0.data()};
+    float* state[1] = {h_final.data()};
+    float* tape[2] = {h.data(), h_prev.data()};
+    cell_forward<BasicRnnCell, float>(cell, vars, io, state0, outputs.data(), state, training ? tape : nullptr,
+                                      ws.data());
   }
   void backward() {
-    basic_rnn_backward<float>(cfg, kernel.data(), seq, input(), nullptr, StateMask<float>{}, tape(), d_out.data(),
-                              dh_final.data(), dx.data(), dh0.data(), dk.data(), db.data());
+    const float* vars[2] = {kernel.data(), bias.data()};
+    const float* d_final[1] = {dh_final.data()};
+    float* d_state0[1] = {dh0.data()};
+    float* tape[2] = {h.data(), h_prev.data()};
+    float* grads[2] = {dk.data(), db.data()};
+    cell_backward<BasicRnnCell, float>(cell, vars, io, tape, d_out.data(), d_final, dx.data(), d_state0, grads);
   }
-  double forward_flops() const { return 2.0 * seq.B * seq.T * (cfg.D + cfg.H) * cfg.H; }
+  double forward_flops() const { return 2.0 * io.seq.B * io.seq.T * (cell.D + cell.H) * cell.H; }
 };
 
 void rnn_args(benchmark::internal::Benchmark* b) {

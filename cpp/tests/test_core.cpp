@@ -100,33 +100,36 @@ void test_lstm_forward_matches_formula() {
 
 void test_basic_rnn_gradient_matches_finite_differences() {
   const Index B = 2, T = 3, D = 2, H = 3;
-  BasicRnnConfig cfg;
-  cfg.D = D;
-  cfg.H = H;
+  const Shape shapes[2] = {{D + H, H}, {H}};
+  const OptionValue activation[1] = {double(int(Activation::Tanh))};
+  const BasicRnnCell cell(shapes, activation);
   auto kernel = random_vector((D + H) * H, 4), bias = random_vector(H, 5), x = random_vector(B * T * D, 6);
   auto h0 = random_vector(B * H, 7), w_out = random_vector(B * T * H, 8);
   std::vector<double> zero_h(B * H, 0.0);
-  SeqLayout seq;
-  seq.T = T;
-  seq.B = B;
-  SeqInput<double> in;
-  in.x = x.data();
-  in.D = D;
+  const double* vars[2] = {kernel.data(), bias.data()};
+  const double* state0[1] = {h0.data()};
+  CellIo<double> io;
+  io.seq.T = T;
+  io.seq.B = B;
+  io.in.x = x.data();
+  io.in.D = D;
   auto loss = [&]() {
     std::vector<double> out(B * T * H), hf(B * H), ws(B * T * H);
-    basic_rnn_forward<double>(cfg, kernel.data(), bias.data(), seq, in, nullptr, StateMask<double>{}, h0.data(),
-                              out.data(), hf.data(), BasicRnnTape<double>{}, ws.data());
+    double* state[1] = {hf.data()};
+    cell_forward<BasicRnnCell, double>(cell, vars, io, state0, out.data(), state, nullptr, ws.data());
     double s = 0;
     for (size_t i = 0; i < out.size(); ++i) s += out[i] * w_out[i];
     return s;
   };
   std::vector<double> out(B * T * H), hf(B * H), h_tape(B * T * H), hp_tape(B * T * H);
-  BasicRnnTape<double> tape{h_tape.data(), hp_tape.data()};
-  basic_rnn_forward<double>(cfg, kernel.data(), bias.data(), seq, in, nullptr, StateMask<double>{}, h0.data(),
-                            out.data(), hf.data(), tape, nullptr);
+  double* state[1] = {hf.data()};
+  double* tape[2] = {h_tape.data(), hp_tape.data()};
+  cell_forward<BasicRnnCell, double>(cell, vars, io, state0, out.data(), state, tape, nullptr);
   std::vector<double> dx(B * T * D), dh0(B * H), dk((D + H) * H), db(H);
-  basic_rnn_backward<double>(cfg, kernel.data(), seq, in, nullptr, StateMask<double>{}, tape, w_out.data(),
-                             zero_h.data(), dx.data(), dh0.data(), dk.data(), db.data());
+  const double* d_final[1] = {zero_h.data()};
+  double* d_state0[1] = {dh0.data()};
+  double* grads[2] = {dk.data(), db.data()};
+  cell_backward<BasicRnnCell, double>(cell, vars, io, tape, w_out.data(), d_final, dx.data(), d_state0, grads);
   auto numeric = [&](std::vector<double>& v, size_t i) {
     const double old = v[i], eps = 1e-6;
     v[i] = old + eps;

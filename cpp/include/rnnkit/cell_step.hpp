@@ -5,16 +5,17 @@
 // step t's input is drawn from step t - 1's output — walks the list without
 // knowing which cells it holds.
 //
-// Every step runs the cell's own sequence kernel (lstm_forward, gru_forward,
-// gru_reset_after_forward, basic_rnn_forward) on one step of B rows, so a
-// step gives the same bits as `cell(x, state)` from Python.
+// Every step runs the cell's own sequence kernel on one step of B rows, so a
+// step gives the same bits as `cell(x, state)` from Python. A cell described
+// for cell.hpp's loop steps as CellStep<Cell, T>, whose weights are prepared
+// (fused, packed) once, on its first step, and reused by every later one.
 #pragma once
 
-#include "rnnkit/basic_rnn.hpp"
-#include "rnnkit/gru.hpp"
+#include "rnnkit/cell.hpp"
 #include "rnnkit/lstm.hpp"
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace rnnkit {
@@ -77,59 +78,36 @@ class LstmStepCell final : public StepCell<T> {
   std::unique_ptr<PackedRhs<T>> W_h_packed_;
 };
 
-template <typename T>
-class GruStepCell final : public StepCell<T> {
+template <typename Cell, typename T>
+class CellStep final : public StepCell<T> {
  public:
-  GruStepCell(const GruConfig& cfg, const GruWeights<T>& w) : cfg_(cfg), w_(w) {}
-  Index input_depth() const override { return cfg_.D; }
-  Index output_width() const override { return cfg_.H; }
-  std::vector<Index> state_widths() const override { return {cfg_.H}; }
+  // vars: the cell's variables in kVariables order, alive as long as this.
+  CellStep(const Cell& cell, std::vector<const T*> vars) : cell_(cell), vars_(std::move(vars)) {}
+  Index input_depth() const override { return cell_.D; }
+  Index output_width() const override { return cell_.state_width(Cell::kState.size() - 1); }
+  std::vector<Index> state_widths() const override {
+    std::vector<Index> widths;
+    for (size_t p = 0; p < Cell::kState.size(); ++p) widths.push_back(cell_.state_width(p));
+    return widths;
+  }
 
  private:
-  Index workspace_width() const override { return 3 * cfg_.H; }
+  Index workspace_width() const override { return cell_.gate_width(); }
   void run(const SeqLayout& seq, const SeqInput<T>& in, T* const* state, T* out, T* ws) override {
-    gru_forward<T>(cfg_, w_, seq, in, nullptr, StateMask<T>{}, state[0], out, state[0], GruTape<T>{}, ws);
+    if (!weights_ || weights_rows_ != seq.rows()) {  // packed for as many rows as a step has
+      weights_.reset();
+      weights_.emplace(cell_, vars_.data(), seq.rows());
+      weights_rows_ = seq.rows();
+    }
+    CellIo<T> io;
+    io.seq = seq;
+    io.in = in;
+    run_forward<Cell, T>(cell_, *weights_, io, state, out, state, nullptr, ws);
   }
-  GruConfig cfg_;
-  GruWeights<T> w_;
-};
-
-template <typename T>
-class GruResetAfterStepCell final : public StepCell<T> {
- public:
-  GruResetAfterStepCell(const GruConfig& cfg, const GruResetAfterWeights<T>& w) : cfg_(cfg), w_(w) {}
-  Index input_depth() const override { return cfg_.D; }
-  Index output_width() const override { return cfg_.H; }
-  std::vector<Index> state_widths() const override { return {cfg_.H}; }
-
- private:
-  Index workspace_width() const override { return 4 * cfg_.H; }
-  void run(const SeqLayout& seq, const SeqInput<T>& in, T* const* state, T* out, T* ws) override {
-    gru_reset_after_forward<T>(cfg_, w_, seq, in, nullptr, StateMask<T>{}, state[0], out, state[0],
-                               GruResetAfterTape<T>{}, ws);
-  }
-  GruConfig cfg_;
-  GruResetAfterWeights<T> w_;
-};
-
-template <typename T>
-class BasicRnnStepCell final : public StepCell<T> {
- public:
-  BasicRnnStepCell(const BasicRnnConfig& cfg, const T* kernel, const T* bias)
-      : cfg_(cfg), kernel_(kernel), bias_(bias) {}
-  Index input_depth() const override { return cfg_.D; }
-  Index output_width() const override { return cfg_.H; }
-  std::vector<Index> state_widths() const override { return {cfg_.H}; }
-
- private:
-  Index workspace_width() const override { return cfg_.H; }
-  void run(const SeqLayout& seq, const SeqInput<T>& in, T* const* state, T* out, T* ws) override {
-    basic_rnn_forward<T>(cfg_, kernel_, bias_, seq, in, nullptr, StateMask<T>{}, state[0], out, state[0],
-                         BasicRnnTape<T>{}, ws);
-  }
-  BasicRnnConfig cfg_;
-  const T* kernel_;
-  const T* bias_;
+  Cell cell_;
+  std::vector<const T*> vars_;
+  std::optional<typename Cell::template Forward<T>> weights_;
+  Index weights_rows_ = -1;
 };
 
 // One layer of a stack: a cell, and whether its input is added to its output

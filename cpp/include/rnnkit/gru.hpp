@@ -25,467 +25,360 @@
 //   candidate/hidden/kernel = W_hn^T, candidate/hidden/bias = b_hn
 //   (b_hn cannot be folded: r multiplies it).
 //
-// Both pairs follow basic_rnn.hpp: x · W_x for all T*B rows is one GEMM before
-// the loop, each step does only the recurrent GEMM(s) and fused elementwise
-// passes over batch rows (or, when the recurrent weights fit a core's L2, each
-// thread runs its own block of batch rows through every step: batch_blocks),
-// and the weight gradients and dx are GEMMs over all rows, or over fixed
-// groups of batch rows (grad_blocks), after the backward loop. Backward
-// overwrites the tape's gate
-// buffer in place with the gradients of the pre-activations. Every GEMM and
-// bias sum goes through gemm.hpp / column_sums, so results are bit-identical
-// for every thread count. Inputs may be token ids (inputs.hpp) and the
-// carried state may be dropped (StateMask) as in the other cells.
+// Both are cells of cell.hpp's time loop (x · W_x for all rows before the
+// loop, only the recurrent products per step, the weight gradients and dx
+// after the backward loop); this file holds their products and row passes.
+// Backward overwrites the tape's gate buffer in place with the gradients of
+// the pre-activations.
 #pragma once
 
-#include "rnnkit/inputs.hpp"
-#include "rnnkit/rowmath.hpp"
+#include "rnnkit/cell.hpp"
 
 namespace rnnkit {
 
-struct GruConfig {
+namespace detail {
+// D and H from gates/kernel [D + H, 2H] and gates/bias [2H], which both
+// variants share; the other shapes follow and are checked by name.
+inline void gru_dims(const Shape* shapes, Index& D, Index& H) {
+  const Shape& bias = shapes[1];
+  if (bias.size() != 1 || bias[0] == 0 || bias[0] % 2 != 0)
+    throw std::invalid_argument("gates/bias must have shape [2H] with H > 0, got " + shape_str(bias));
+  H = bias[0] / 2;
+  const Shape& kernel = shapes[0];
+  if (kernel.size() != 2 || kernel[1] != 2 * H || kernel[0] < H)
+    throw std::invalid_argument("gates/kernel must have shape [D + " + std::to_string(H) + ", " +
+                                std::to_string(2 * H) + "], got " + shape_str(kernel));
+  D = kernel[0] - H;
+}
+
+// What both variants share: D and H from gates/kernel and gates/bias (their
+// first variables), one state part, the candidate's activation.
+struct GruBase {
+  static constexpr std::array<StatePart, 1> kState{{{"h", "h0", "dh_final"}}};
+  static constexpr std::array<OptionSpec, 1> kOptions{{{"activation", OptionKind::Activation}}};
+  // h_prev reaches h' directly (u ⊙ h_prev), besides the products.
+  static constexpr bool kStateGradAdds = true;
+
   Index D = 0, H = 0;
   Activation activation = Activation::Tanh;
+
+  GruBase(const Shape* shapes, const OptionValue* options) {
+    gru_dims(shapes, D, H);
+    activation = static_cast<Activation>(static_cast<int>(*options[0]));
+  }
+  Index state_width(size_t) const { return H; }
+  template <typename T>
+  Index recurrent_bytes() const {
+    return Index(sizeof(T)) * 3 * H * H;
+  }
 };
+}  // namespace detail
 
 // ---- TF1's GRUCell ------------------------------------------------------------
 
-template <typename T>
-struct GruWeights {
-  const T* gates_kernel = nullptr;      // [D + H, 2H]: rows [0, D) act on x, [D, D+H) on h; columns r | u
-  const T* gates_bias = nullptr;        // [2H]
-  const T* candidate_kernel = nullptr;  // [D + H, H]: rows [0, D) act on x, [D, D+H) on r ⊙ h
-  const T* candidate_bias = nullptr;    // [H]
-};
+struct GruCell : detail::GruBase {
+  static constexpr const char* kName = "gru";
+  static constexpr std::array<VariableSpec, 4> kVariables{{{"gates/kernel", "gates_kernel"},
+                                                           {"gates/bias", "gates_bias"},
+                                                           {"candidate/kernel", "candidate_kernel"},
+                                                           {"candidate/bias", "candidate_bias"}}};
+  // gates: [rows, 3H] r | u | c after activation; rh: r ⊙ h_prev, the
+  // candidate's recurrent input (zero on padded steps)
+  static constexpr std::array<TapePart, 3> kTape{
+      {{"gates", Saved::Gates}, {"h_prev", Saved::StatePrev}, {"rh", Saved::Scratch}}};
+  using GruBase::GruBase;
 
-template <typename T>
-struct GruGrads {
-  T* gates_kernel = nullptr;      // [D + H, 2H]
-  T* gates_bias = nullptr;        // [2H]
-  T* candidate_kernel = nullptr;  // [D + H, H]
-  T* candidate_bias = nullptr;    // [H]
-};
+  Shape variable_shape(size_t i) const {
+    switch (i) {
+      case 0: return {D + H, 2 * H};
+      case 1: return {2 * H};
+      case 2: return {D + H, H};
+      default: return {H};
+    }
+  }
+  Index gate_width() const { return 3 * H; }
+  Index input_columns() const { return 3 * H; }
+  Index scratch_width() const { return H; }  // r ⊙ h; backward: its gradient
 
-// What backward needs, all [rows, *] in the sequence's own order; owned by
-// the caller; null `gates` means inference (no tape).
-template <typename T>
-struct GruTape {
-  T* gates = nullptr;   // [rows, 3H] r | u | c after activation; backward: d(pre-activations)
-  T* h_prev = nullptr;  // [rows, H] recurrent input of step t
-  T* rh = nullptr;      // [rows, H] r ⊙ h_prev, the candidate's recurrent input (zero on padded steps)
-};
+  // [D, 3H] = both kernels' x rows side by side (columns r | u | c), so that
+  // x is read by one product.
+  template <typename T>
+  Mat<T> input_kernel(const T* const* v) const {
+    Mat<T> W_x(D, 3 * H);
+    W_x << CMatMap<T>(v[0], D + H, 2 * H).topRows(D), CMatMap<T>(v[2], D + H, H).topRows(D);
+    return W_x;
+  }
 
-namespace detail {
-// Step t_next's product gives d h_prev for every row; a row still live at
-// t_next adds it to the gradient of the state entering that step. Called
-// from the next (earlier) step's parallel row pass, and once after the loop.
-template <typename T>
-void add_recurrent_grad(MatMap<T>& dh, const Mat<T>& dh_rec, const SeqLayout& seq, const int32_t* sequence_length,
-                        Index t_next, Index b) {
-  if (t_next < seq.T && active(sequence_length, t_next, b)) dh.row(b) += dh_rec.row(b);
-}
+  template <typename T>
+  struct Forward {
+    Mat<T> W_x_fused;
+    CMatMap<T> W_x;  // [D, 3H]
+    RowVec<T> x_bias;  // [3H]
+    RowVec<T> tail_bias;
+    PackedRhs<T> W_gh, W_ch;  // the kernels' h rows, packed once, used at every step
+    Forward(const GruCell& c, const T* const* v, Index rows)
+        : W_x_fused(c.input_kernel(v)),
+          W_x(W_x_fused.data(), c.D, 3 * c.H),
+          x_bias(3 * c.H),
+          W_gh(CMatMap<T>(v[0], c.D + c.H, 2 * c.H).bottomRows(c.H), rows),
+          W_ch(CMatMap<T>(v[2], c.D + c.H, c.H).bottomRows(c.H), rows) {
+      x_bias << CRowMap<T>(v[1], 2 * c.H), CRowMap<T>(v[3], c.H);
+    }
+  };
 
-// [D, 3H] = both kernels' x rows side by side (columns r | u | c), so that x
-// is read by one GEMM; copying the weights costs D*3H, the GEMM rows*D*3H.
-template <typename T>
-Mat<T> gru_W_x(const GruWeights<T>& w, Index D, Index H) {
-  Mat<T> W_x(D, 3 * H);
-  W_x << CMatMap<T>(w.gates_kernel, D + H, 2 * H).topRows(D), CMatMap<T>(w.candidate_kernel, D + H, H).topRows(D);
-  return W_x;
-}
-}  // namespace detail
+  template <typename T>
+  struct Backward {
+    Mat<T> W_x_fused;  // for dx only
+    CMatMap<T> W_x;
+    PackedRhs<T> W_gh_t, W_ch_t;
+    Backward(const GruCell& c, const T* const* v, Index rows, bool input_grad)
+        : W_x_fused(input_grad ? c.input_kernel(v) : Mat<T>(0, 3 * c.H)),
+          W_x(W_x_fused.data(), W_x_fused.rows(), 3 * c.H),
+          W_gh_t(CMatMap<T>(v[0], c.D + c.H, 2 * c.H).bottomRows(c.H).transpose(), rows),
+          W_ch_t(CMatMap<T>(v[2], c.D + c.H, c.H).bottomRows(c.H).transpose(), rows) {}
+  };
 
-// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; h0: [B, H]
-// outputs: [rows, H] (zero on padded steps); h_final: [B, H]
-// gates_ws: [rows, 3H] scratch used when tape.gates is null.
-template <typename T>
-void gru_forward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
-                 const int32_t* sequence_length, const StateMask<T>& state_mask, const T* h0, T* outputs, T* h_final,
-                 const GruTape<T>& tape, T* gates_ws) {
-  const Index D = cfg.D, H = cfg.H, G = 3 * H, B = seq.B, rows = seq.rows();
-  const bool training = tape.gates != nullptr;
-  T* gates = training ? tape.gates : gates_ws;
-  CMatMap<T> gates_kernel(w.gates_kernel, D + H, 2 * H);
-  CMatMap<T> cand_kernel(w.candidate_kernel, D + H, H);
-
-  const Mat<T> W_x = detail::gru_W_x(w, D, H);
-  RowVec<T> bias(G);
-  bias << CRowMap<T>(w.gates_bias, 2 * H), CRowMap<T>(w.candidate_bias, H);
-  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
-  if (!gather_per_step) project_inputs(MatMap<T>(gates, rows, G), in, rows, W_x, bias);
-
-  MatMap<T> h(h_final, B, H);
-  h = CMatMap<T>(h0, B, H);
-  Mat<T> rh(B, H);
-  const PackedRhs<T> W_gh(gates_kernel.bottomRows(H), rows);  // packed once, used at every step
-  const PackedRhs<T> W_ch(cand_kernel.bottomRows(H), rows);
-  const Activation act = cfg.activation;
-
-  // Batch rows [b0, b0 + n) through every step (see batch_blocks).
-  auto run_rows = [&](Index b0, Index n) {
-    for (Index t = 0; t < seq.T; ++t) {
-      StepMap<T> zt = seq.step(gates, t, G);
-      StepMap<T> out = seq.step(outputs, t, H);
-      if (gather_per_step) gather_step_inputs(zt.middleRows(b0, n), in, seq, t, b0, W_x, bias);
-      gemm(zt.leftCols(2 * H).middleRows(b0, n), h.middleRows(b0, n), W_gh, /*accumulate=*/true);
-
-      // The candidate's matmul needs r ⊙ h, so TF's GRU takes two passes per
-      // step: the gates first, then (after that GEMM) the candidate and h'.
-      // The first also records the step's h_prev and r ⊙ h on the tape.
-      parallel_for(n, worth_parallel(n, 2 * H), [&](Index i) {
-        const Index b = b0 + i;
-        if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);
-        T* zb = &zt(b, 0);
-        if (!active(sequence_length, t, b)) {
-          // Zero keeps the padded rows of the tape finite: backward multiplies
-          // them by zero gradients in the weight GEMMs.
-          rh.row(b).setZero();
-        } else {
+  template <typename T>
+  void forward_step(const Forward<T>& w, ForwardRows<T>& s) const {
+    s.multiply(s.z.leftCols(2 * H), s.h, w.W_gh);
+    // The candidate's product needs r ⊙ h: the gates first, then (after that
+    // product) the candidate and h'.
+    s.pass(
+        2 * H,
+        [&](Index b) {
+          T* zb = &s.z(b, 0);
           for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u side by side: one pass
             const RowChunk<T> at(k0, 2 * H);
             at.store(at.load(zb).logistic(), zb);
           }
-          T* rhb = &rh(b, 0);
-          const T* hb = &h(b, 0);
+          T* rhb = &s.scratch(b, 0);
+          const T* hb = &s.h(b, 0);
           for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
             const RowChunk<T> at(k0, H);
             at.store(at.load(zb) * at.load(hb), rhb);
           }
-        }
-        if (training) seq.step(tape.rh, t, H).row(b) = rh.row(b);
-      });
-      gemm(zt.rightCols(H).middleRows(b0, n), rh.middleRows(b0, n), W_ch, /*accumulate=*/true);
+        },
+        // zero keeps the padded rows of the tape finite: backward multiplies
+        // them by zero gradients in the weight products
+        [&](Index b) { s.scratch.row(b).setZero(); });
+    s.multiply(s.z.rightCols(H), s.scratch, w.W_ch);
+    s.last_pass(H, [&](Index b, const NewState<T>& next) {
+      T* zb = &s.z(b, 0);
+      const T* hb = &s.h(b, 0);
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        Chunk<T> cand = at.load(zb + 2 * H);
+        activate_inplace(cand, activation);
+        at.store(cand, zb + 2 * H);
+        const Chunk<T> u = at.load(zb + H), h_new = u * at.load(hb) + (T(1) - u) * cand;
+        next.store(at, h_new);
+      }
+    });
+  }
 
-      parallel_for(n, worth_parallel(n, H), [&](Index i) {
-        const Index b = b0 + i;
-        if (!active(sequence_length, t, b)) {
-          out.row(b).setZero();
-          return;
-        }
-        T* zb = &zt(b, 0);
-        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-        T *hb = &h(b, 0), *ob = &out(b, 0);
-        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-          const RowChunk<T> at(k0, H);
-          Chunk<T> cand = at.load(zb + 2 * H);
-          activate_inplace(cand, act);
-          at.store(cand, zb + 2 * H);
-          const Chunk<T> u = at.load(zb + H), h_new = u * at.load(hb) + (T(1) - u) * cand;
-          at.store(h_new, ob);
-          at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
-        }
-      });
+  template <typename T>
+  void backward_step(const Backward<T>& w, BackwardRows<T>& s) const {
+    const Index G = 3 * H;
+    // Through h' = u ⊙ h + (1 - u) ⊙ c and the candidate's activation.
+    s.first_pass(G, [&](Index b) {
+      T *zb = &s.dz(b, 0), *dhb = &s.dh(b, 0);
+      const T *mask = s.mask(b), *ob = s.d_out.row(b).data(), *hp = s.h_prev.row(b).data();
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> g = step_state_grad(at, dhb, mask, ob), u = at.load(zb + H), c = at.load(zb + 2 * H);
+        Chunk<T> grad;
+        activation_grad(grad, c, activation);
+        at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + H);
+        at.store(g * (T(1) - u) * grad, zb + 2 * H);
+        at.store(g * u, dhb);
+      }
+    });
+    s.multiply(s.d_scratch, s.dz.rightCols(H), w.W_ch_t);
+    // Through r ⊙ h and σ of the reset gate.
+    s.pass(H, [&](Index b) {
+      T *zb = &s.dz(b, 0), *dhb = &s.dh(b, 0);
+      const T *drh = &s.d_scratch(b, 0), *hp = s.h_prev.row(b).data();
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> r = at.load(zb), d = at.load(drh);
+        at.store(d * at.load(hp) * r * (T(1) - r), zb);
+        at.store(at.load(dhb) + d * r, dhb);
+      }
+    });
+    s.multiply(s.dh_rec, s.dz.leftCols(2 * H), w.W_gh_t);
+  }
+
+  // d: the variables' gradients in kVariables order
+  template <typename T>
+  void weight_grads(const Backward<T>&, const SeqInput<T>& in, Index r0, Index n, T* const* tape,
+                    const std::array<T*, 4>& d) const {
+    const Index G = 3 * H;
+    CMatMap<T> d_z(tape[0] + r0 * G, n, G);
+    MatMap<T> d_gates_kernel(d[0], D + H, 2 * H);
+    MatMap<T> d_cand_kernel(d[2], D + H, H);
+    {
+      Mat<T> dW_x(D, G);
+      input_weight_grad(dW_x, in, n, d_z);
+      d_gates_kernel.topRows(D) = dW_x.leftCols(2 * H);
+      d_cand_kernel.topRows(D) = dW_x.rightCols(H);
     }
-  };
-  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * 3 * H * H);
-  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
-}
-
-// d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H]; grads.
-// in and the weights are those given to forward (dx stays unset for ids); the tape is spent afterwards.
-template <typename T>
-void gru_backward(const GruConfig& cfg, const GruWeights<T>& w, const SeqLayout& seq, const SeqInput<T>& in,
-                  const int32_t* sequence_length, const StateMask<T>& state_mask, const GruTape<T>& tape, const T* d_outputs,
-                  const T* dh_final, T* dx, T* dh0, const GruGrads<T>& grads) {
-  const Index D = cfg.D, H = cfg.H, G = 3 * H, B = seq.B, rows = seq.rows();
-  CMatMap<T> gates_kernel(w.gates_kernel, D + H, 2 * H);
-  CMatMap<T> cand_kernel(w.candidate_kernel, D + H, H);
-  const PackedRhs<T> W_gh_t(gates_kernel.bottomRows(H).transpose(), rows);
-  const PackedRhs<T> W_ch_t(cand_kernel.bottomRows(H).transpose(), rows);
-  const Activation act = cfg.activation;
-
-  // dh: gradient w.r.t. the state entering the step being processed; padded
-  // steps carry it through untouched, as forward carries the state.
-  MatMap<T> dh(dh0, B, H);
-  dh = CMatMap<T>(dh_final, B, H);
-  Mat<T> d_rh(B, H), dh_rec(B, H);
-
-  // Batch rows [b0, b0 + n) back through every step (see batch_blocks).
-  auto run_rows = [&](Index b0, Index n) {
-    for (Index t = seq.T - 1; t >= 0; --t) {
-      StepMap<T> dz = seq.step(tape.gates, t, G);  // r, u, c in; d(pre-activations) out
-      CStepMap<T> d_out = seq.step(d_outputs, t, H);
-      CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
-
-      // Pass 1: through h' = u ⊙ h + (1 - u) ⊙ c and the candidate's activation.
-      parallel_for(n, worth_parallel(n, G), [&](Index i) {
-        const Index b = b0 + i;
-        detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
-        T* zb = &dz(b, 0);
-        if (!active(sequence_length, t, b)) {
-          std::fill(zb, zb + G, T(0));
-          return;
-        }
-        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-        T* dhb = &dh(b, 0);
-        const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
-        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-          const RowChunk<T> at(k0, H);
-          const Chunk<T> g = step_state_grad(at, dhb, mask, ob), u = at.load(zb + H), c = at.load(zb + 2 * H);
-          Chunk<T> grad;
-          activation_grad(grad, c, act);
-          at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + H);
-          at.store(g * (T(1) - u) * grad, zb + 2 * H);
-          at.store(g * u, dhb);
-        }
-      });
-      gemm(d_rh.middleRows(b0, n), dz.rightCols(H).middleRows(b0, n), W_ch_t);
-
-      // Pass 2: through r ⊙ h and σ of the reset gate.
-      parallel_for(n, worth_parallel(n, H), [&](Index i) {
-        const Index b = b0 + i;
-        if (!active(sequence_length, t, b)) return;
-        T *zb = &dz(b, 0), *dhb = &dh(b, 0);
-        const T *drh = &d_rh(b, 0), *hp = h_prev.row(b).data();
-        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-          const RowChunk<T> at(k0, H);
-          const Chunk<T> r = at.load(zb), d = at.load(drh);
-          at.store(d * at.load(hp) * r * (T(1) - r), zb);
-          at.store(at.load(dhb) + d * r, dhb);
-        }
-      });
-      gemm(dh_rec.middleRows(b0, n), dz.leftCols(2 * H).middleRows(b0, n), W_gh_t);
-    }
-    for (Index b = b0; b < b0 + n; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
-  };
-  const Index weight_bytes = Index(sizeof(T)) * 3 * H * H;
-  const BatchBlocks blocks = batch_blocks(B, weight_bytes);
-  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
-
-  // Weight gradients and dx: one GEMM each over the rows of each group (see
-  // grad_blocks).
-  const Mat<T> W_x = dx != nullptr ? detail::gru_W_x(w, D, H) : Mat<T>(0, G);  // for dx only
-  sum_row_groups<T, 4>(grad_blocks(seq, weight_bytes), seq.T,
-                       {grads.gates_kernel, grads.candidate_kernel, grads.gates_bias, grads.candidate_bias},
-                       {(D + H) * 2 * H, (D + H) * H, 2 * H, H}, [&](Index r0, Index n, const std::array<T*, 4>& d) {
-                         const SeqInput<T> in_g = in.from_row(r0);
-                         CMatMap<T> d_z(tape.gates + r0 * G, n, G);
-                         MatMap<T> d_gates_kernel(d[0], D + H, 2 * H);
-                         MatMap<T> d_cand_kernel(d[1], D + H, H);
-                         {
-                           Mat<T> dW_x(D, G);
-                           input_weight_grad(dW_x, in_g, n, d_z);
-                           d_gates_kernel.topRows(D) = dW_x.leftCols(2 * H);
-                           d_cand_kernel.topRows(D) = dW_x.rightCols(H);
-                         }
-                         gemm(d_gates_kernel.bottomRows(H), CMatMap<T>(tape.h_prev + r0 * H, n, H).transpose(),
-                              d_z.leftCols(2 * H));
-                         gemm(d_cand_kernel.bottomRows(H), CMatMap<T>(tape.rh + r0 * H, n, H).transpose(),
-                              d_z.rightCols(H));
-                         RowVec<T> d_bias(G);
-                         bias_grad(d_z, n, d_bias.data());
-                         RowMap<T>(d[2], 2 * H) = d_bias.leftCols(2 * H);
-                         RowMap<T>(d[3], H) = d_bias.rightCols(H);
-                         input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_z, W_x);
-                       });
-}
+    gemm(d_gates_kernel.bottomRows(H), CMatMap<T>(tape[1] + r0 * H, n, H).transpose(), d_z.leftCols(2 * H));
+    gemm(d_cand_kernel.bottomRows(H), CMatMap<T>(tape[2] + r0 * H, n, H).transpose(), d_z.rightCols(H));
+    RowVec<T> d_bias(G);
+    bias_grad(d_z, n, d_bias.data());
+    RowMap<T>(d[1], 2 * H) = d_bias.leftCols(2 * H);
+    RowMap<T>(d[3], H) = d_bias.rightCols(H);
+  }
+};
 
 // ---- reset after (PyTorch / Keras 3 / cuDNN) -----------------------------------
-
-template <typename T>
-struct GruResetAfterWeights {
-  const T* gates_kernel = nullptr;             // [D + H, 2H]: rows [0, D) act on x, [D, D+H) on h; columns r | u
-  const T* gates_bias = nullptr;               // [2H]
-  const T* candidate_input_kernel = nullptr;   // [D, H]
-  const T* candidate_input_bias = nullptr;     // [H]
-  const T* candidate_hidden_kernel = nullptr;  // [H, H]
-  const T* candidate_hidden_bias = nullptr;    // [H]
-};
-
-template <typename T>
-struct GruResetAfterGrads {
-  T* gates_kernel = nullptr;             // [D + H, 2H]
-  T* gates_bias = nullptr;               // [2H]
-  T* candidate_input_kernel = nullptr;   // [D, H]
-  T* candidate_input_bias = nullptr;     // [H]
-  T* candidate_hidden_kernel = nullptr;  // [H, H]
-  T* candidate_hidden_bias = nullptr;    // [H]
-};
 
 // The gate buffer's columns are ordered c | r | u | hn (hn = h · W_ch + b_ch)
 // so that both fused matrices see one contiguous window of it: the x side
 // (c, r, u: columns [0, 3H)) and the h side (r, u, hn: columns [H, 4H)). Each
-// step is then one recurrent GEMM into the window [H, 4H), and after the
-// backward loop dW_x, dW_h and dx are one GEMM each.
-template <typename T>
-struct GruResetAfterTape {
-  T* gates = nullptr;   // [rows, 4H] c | r | u (activated) | hn; backward: d(pre-activations) | d hn
-  T* h_prev = nullptr;  // [rows, H] recurrent input of step t
-};
+// step is then one recurrent product into the window [H, 4H), and after the
+// backward loop dW_x, dW_h and dx are one product each.
+struct GruResetAfterCell : detail::GruBase {
+  static constexpr const char* kName = "gru_reset_after";
+  static constexpr std::array<VariableSpec, 6> kVariables{{{"gates/kernel", "gates_kernel"},
+                                                           {"gates/bias", "gates_bias"},
+                                                           {"candidate/input/kernel", "candidate_input_kernel"},
+                                                           {"candidate/input/bias", "candidate_input_bias"},
+                                                           {"candidate/hidden/kernel", "candidate_hidden_kernel"},
+                                                           {"candidate/hidden/bias", "candidate_hidden_bias"}}};
+  // gates: [rows, 4H] c | r | u (activated) | hn; backward: d(pre-activations) | d hn
+  static constexpr std::array<TapePart, 2> kTape{{{"gates", Saved::Gates}, {"h_prev", Saved::StatePrev}}};
+  using GruBase::GruBase;
 
-namespace detail {
-// [D, 3H] = [candidate/input/kernel | gates/kernel's x rows]: the x side, columns c | r | u.
-template <typename T>
-Mat<T> reset_after_W_x(const GruResetAfterWeights<T>& w, Index D, Index H) {
-  Mat<T> W_x(D, 3 * H);
-  W_x << CMatMap<T>(w.candidate_input_kernel, D, H), CMatMap<T>(w.gates_kernel, D + H, 2 * H).topRows(D);
-  return W_x;
-}
-// [H, 3H] = [gates/kernel's h rows | candidate/hidden/kernel]: the h side, columns r | u | hn.
-template <typename T>
-Mat<T> reset_after_W_h(const GruResetAfterWeights<T>& w, Index D, Index H) {
-  Mat<T> W_h(H, 3 * H);
-  W_h << CMatMap<T>(w.gates_kernel, D + H, 2 * H).bottomRows(H), CMatMap<T>(w.candidate_hidden_kernel, H, H);
-  return W_h;
-}
-}  // namespace detail
+  Shape variable_shape(size_t i) const {
+    switch (i) {
+      case 0: return {D + H, 2 * H};
+      case 1: return {2 * H};
+      case 2: return {D, H};
+      case 4: return {H, H};
+      default: return {H};
+    }
+  }
+  Index gate_width() const { return 4 * H; }
+  Index input_columns() const { return 3 * H; }  // hn starts at candidate/hidden/bias: no x part
+  Index scratch_width() const { return 0; }
 
-// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; h0: [B, H]
-// outputs: [rows, H] (zero on padded steps); h_final: [B, H]
-// gates_ws: [rows, 4H] scratch used when tape.gates is null.
-template <typename T>
-void gru_reset_after_forward(const GruConfig& cfg, const GruResetAfterWeights<T>& w, const SeqLayout& seq,
-                             const SeqInput<T>& in, const int32_t* sequence_length,
-                             const StateMask<T>& state_mask, const T* h0, T* outputs,
-                             T* h_final, const GruResetAfterTape<T>& tape, T* gates_ws) {
-  const Index D = cfg.D, H = cfg.H, G = 4 * H, B = seq.B, rows = seq.rows();
-  const bool training = tape.gates != nullptr;
-  T* gates = training ? tape.gates : gates_ws;
-
-  RowVec<T> input_bias(3 * H);  // columns as in reset_after_W_x
-  input_bias << CRowMap<T>(w.candidate_input_bias, H), CRowMap<T>(w.gates_bias, 2 * H);
-  const Mat<T> W_x = detail::reset_after_W_x(w, D, H);
-  const CRowMap<T> hidden_bias(w.candidate_hidden_bias, H);  // hn starts at b_ch: no x part
-  const bool gather_per_step = in.ids != nullptr;  // token ids: see gather_step_inputs
-  if (!gather_per_step) {
-    MatMap<T> z(gates, rows, G);
-    project_inputs(z.leftCols(3 * H), in, rows, W_x, input_bias);
-    z.rightCols(H) = hidden_bias.replicate(rows, 1);
+  // [D, 3H] = [candidate/input/kernel | gates/kernel's x rows]: the x side, columns c | r | u.
+  template <typename T>
+  Mat<T> input_kernel(const T* const* v) const {
+    Mat<T> W_x(D, 3 * H);
+    W_x << CMatMap<T>(v[2], D, H), CMatMap<T>(v[0], D + H, 2 * H).topRows(D);
+    return W_x;
+  }
+  // [H, 3H] = [gates/kernel's h rows | candidate/hidden/kernel]: the h side, columns r | u | hn.
+  template <typename T>
+  Mat<T> recurrent_kernel(const T* const* v) const {
+    Mat<T> W_h(H, 3 * H);
+    W_h << CMatMap<T>(v[0], D + H, 2 * H).bottomRows(H), CMatMap<T>(v[4], H, H);
+    return W_h;
   }
 
-  MatMap<T> h(h_final, B, H);
-  h = CMatMap<T>(h0, B, H);
-  const Mat<T> W_h_dense = detail::reset_after_W_h(w, D, H);
-  const PackedRhs<T> W_h(W_h_dense, rows);
-  const Activation act = cfg.activation;
+  template <typename T>
+  struct Forward {
+    Mat<T> W_x_fused;
+    CMatMap<T> W_x;
+    RowVec<T> x_bias;     // [3H] columns as W_x
+    RowVec<T> tail_bias;  // [H] candidate/hidden/bias, where hn starts
+    Mat<T> W_h_fused;
+    PackedRhs<T> W_h;
+    Forward(const GruResetAfterCell& c, const T* const* v, Index rows)
+        : W_x_fused(c.input_kernel(v)),
+          W_x(W_x_fused.data(), c.D, 3 * c.H),
+          x_bias(3 * c.H),
+          tail_bias(CRowMap<T>(v[5], c.H)),
+          W_h_fused(c.recurrent_kernel(v)),
+          W_h(W_h_fused, rows) {
+      x_bias << CRowMap<T>(v[3], c.H), CRowMap<T>(v[1], 2 * c.H);
+    }
+  };
 
-  // Batch rows [b0, b0 + n) through every step (see batch_blocks).
-  auto run_rows = [&](Index b0, Index n) {
-    for (Index t = 0; t < seq.T; ++t) {
-      StepMap<T> zt = seq.step(gates, t, G);
-      StepMap<T> out = seq.step(outputs, t, H);
-      if (gather_per_step) {
-        gather_step_inputs(zt.leftCols(3 * H).middleRows(b0, n), in, seq, t, b0, W_x, input_bias);
-        zt.rightCols(H).middleRows(b0, n) = hidden_bias.replicate(n, 1);
+  template <typename T>
+  struct Backward {
+    Mat<T> W_x_fused;  // for dx only
+    CMatMap<T> W_x;
+    Mat<T> W_h_fused;
+    PackedRhs<T> W_h_t;
+    Backward(const GruResetAfterCell& c, const T* const* v, Index rows, bool input_grad)
+        : W_x_fused(input_grad ? c.input_kernel(v) : Mat<T>(0, 3 * c.H)),
+          W_x(W_x_fused.data(), W_x_fused.rows(), 3 * c.H),
+          W_h_fused(c.recurrent_kernel(v)),
+          W_h_t(W_h_fused.transpose(), rows) {}
+  };
+
+  template <typename T>
+  void forward_step(const Forward<T>& w, ForwardRows<T>& s) const {
+    s.multiply(s.z.rightCols(3 * H), s.h, w.W_h);
+    s.last_pass(4 * H, [&](Index b, const NewState<T>& next) {
+      T* zb = &s.z(b, 0);
+      for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u
+        const RowChunk<T> at(k0, 2 * H);
+        at.store(at.load(zb + H).logistic(), zb + H);
       }
-      gemm(zt.rightCols(3 * H).middleRows(b0, n), h.middleRows(b0, n), W_h, /*accumulate=*/true);
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        Chunk<T> cand = at.load(zb) + at.load(zb + H) * at.load(zb + 3 * H);  // x side + r ⊙ hn
+        activate_inplace(cand, activation);
+        at.store(cand, zb);
+      }
+      const T* hb = &s.h(b, 0);
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> u = at.load(zb + 2 * H), h_new = u * at.load(hb) + (T(1) - u) * at.load(zb);
+        next.store(at, h_new);
+      }
+    });
+  }
 
-      parallel_for(n, worth_parallel(n, G), [&](Index i) {
-        const Index b = b0 + i;
-        if (training) seq.step(tape.h_prev, t, H).row(b) = h.row(b);  // the state this step started from
-        if (!active(sequence_length, t, b)) {
-          out.row(b).setZero();
-          return;
-        }
-        T* zb = &zt(b, 0);
-        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-        for (Index k0 = 0; k0 < 2 * H; k0 += kChunk<T>) {  // r | u
-          const RowChunk<T> at(k0, 2 * H);
-          at.store(at.load(zb + H).logistic(), zb + H);
-        }
-        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-          const RowChunk<T> at(k0, H);
-          Chunk<T> cand = at.load(zb) + at.load(zb + H) * at.load(zb + 3 * H);  // x side + r ⊙ hn
-          activate_inplace(cand, act);
-          at.store(cand, zb);
-        }
-        T *hb = &h(b, 0), *ob = &out(b, 0);
-        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-          const RowChunk<T> at(k0, H);
-          const Chunk<T> u = at.load(zb + 2 * H), h_new = u * at.load(hb) + (T(1) - u) * at.load(zb);
-          at.store(h_new, ob);
-          at.store(mask ? Chunk<T>(h_new * at.load(mask)) : h_new, hb);
-        }
-      });
+  template <typename T>
+  void backward_step(const Backward<T>& w, BackwardRows<T>& s) const {
+    s.first_pass(4 * H, [&](Index b) {
+      T *zb = &s.dz(b, 0), *dhb = &s.dh(b, 0);
+      const T *mask = s.mask(b), *ob = s.d_out.row(b).data(), *hp = s.h_prev.row(b).data();
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        const Chunk<T> g = step_state_grad(at, dhb, mask, ob);
+        const Chunk<T> c = at.load(zb), r = at.load(zb + H), u = at.load(zb + 2 * H), hn = at.load(zb + 3 * H);
+        Chunk<T> d_zc;
+        activation_grad(d_zc, c, activation);
+        d_zc = g * (T(1) - u) * d_zc;
+        at.store(d_zc, zb);
+        at.store(d_zc * hn * r * (T(1) - r), zb + H);
+        at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + 2 * H);
+        at.store(d_zc * r, zb + 3 * H);
+        at.store(g * u, dhb);
+      }
+    });
+    s.multiply(s.dh_rec, s.dz.rightCols(3 * H), w.W_h_t);
+  }
+
+  // d: the variables' gradients in kVariables order
+  template <typename T>
+  void weight_grads(const Backward<T>&, const SeqInput<T>& in, Index r0, Index n, T* const* tape,
+                    const std::array<T*, 6>& d) const {
+    const Index G = 4 * H;
+    CMatMap<T> d_z(tape[0] + r0 * G, n, G);
+    MatMap<T> d_gates_kernel(d[0], D + H, 2 * H);
+    {
+      Mat<T> dW_x(D, 3 * H);  // columns c | r | u
+      input_weight_grad(dW_x, in, n, d_z.leftCols(3 * H));
+      MatMap<T>(d[2], D, H) = dW_x.leftCols(H);
+      d_gates_kernel.topRows(D) = dW_x.rightCols(2 * H);
     }
-  };
-  const BatchBlocks blocks = batch_blocks(B, Index(sizeof(T)) * 3 * H * H);
-  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
-}
-
-// d_outputs: [rows, H]; dh_final: [B, H] -> dx: [rows, D] (may be null); dh0: [B, H]; grads.
-// in and the weights are those given to forward (dx stays unset for ids); the tape is spent afterwards.
-template <typename T>
-void gru_reset_after_backward(const GruConfig& cfg, const GruResetAfterWeights<T>& w, const SeqLayout& seq,
-                              const SeqInput<T>& in, const int32_t* sequence_length,
-                              const StateMask<T>& state_mask, const GruResetAfterTape<T>& tape, const T* d_outputs, const T* dh_final,
-                              T* dx, T* dh0, const GruResetAfterGrads<T>& grads) {
-  const Index D = cfg.D, H = cfg.H, G = 4 * H, B = seq.B, rows = seq.rows();
-  const Mat<T> W_h_dense = detail::reset_after_W_h(w, D, H);
-  const PackedRhs<T> W_h_t(W_h_dense.transpose(), rows);
-  const Activation act = cfg.activation;
-
-  MatMap<T> dh(dh0, B, H);
-  dh = CMatMap<T>(dh_final, B, H);
-  Mat<T> dh_rec(B, H);
-
-  // Batch rows [b0, b0 + n) back through every step (see batch_blocks).
-  auto run_rows = [&](Index b0, Index n) {
-    for (Index t = seq.T - 1; t >= 0; --t) {
-      StepMap<T> dz = seq.step(tape.gates, t, G);  // c, r, u, hn in; their gradients out
-      CStepMap<T> d_out = seq.step(d_outputs, t, H);
-      CStepMap<T> h_prev = seq.step(static_cast<const T*>(tape.h_prev), t, H);
-
-      parallel_for(n, worth_parallel(n, G), [&](Index i) {
-        const Index b = b0 + i;
-        detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, t + 1, b);
-        T* zb = &dz(b, 0);
-        if (!active(sequence_length, t, b)) {
-          std::fill(zb, zb + G, T(0));
-          return;
-        }
-        const T* mask = state_mask.data ? state_mask.row(seq, t, b, H) : nullptr;
-        T* dhb = &dh(b, 0);
-        const T *ob = d_out.row(b).data(), *hp = h_prev.row(b).data();
-        for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-          const RowChunk<T> at(k0, H);
-          const Chunk<T> g = step_state_grad(at, dhb, mask, ob);
-          const Chunk<T> c = at.load(zb), r = at.load(zb + H), u = at.load(zb + 2 * H), hn = at.load(zb + 3 * H);
-          Chunk<T> d_zc;
-          activation_grad(d_zc, c, act);
-          d_zc = g * (T(1) - u) * d_zc;
-          at.store(d_zc, zb);
-          at.store(d_zc * hn * r * (T(1) - r), zb + H);
-          at.store(g * (at.load(hp) - c) * u * (T(1) - u), zb + 2 * H);
-          at.store(d_zc * r, zb + 3 * H);
-          at.store(g * u, dhb);
-        }
-      });
-      gemm(dh_rec.middleRows(b0, n), dz.rightCols(3 * H).middleRows(b0, n), W_h_t);
-    }
-    for (Index b = b0; b < b0 + n; ++b) detail::add_recurrent_grad(dh, dh_rec, seq, sequence_length, 0, b);
-  };
-  const Index weight_bytes = Index(sizeof(T)) * 3 * H * H;
-  const BatchBlocks blocks = batch_blocks(B, weight_bytes);
-  parallel_for(blocks.count, blocks.count > 1, [&](Index i) { run_rows(blocks.begin(i), blocks.rows(i)); });
-
-  // Weight gradients and dx: one GEMM each over the rows of each group (see
-  // grad_blocks), then split by variable.
-  const Mat<T> W_x = dx != nullptr ? detail::reset_after_W_x(w, D, H) : Mat<T>(0, 3 * H);  // for dx only
-  sum_row_groups<T, 6>(grad_blocks(seq, weight_bytes), seq.T,
-                       {grads.gates_kernel, grads.candidate_input_kernel, grads.candidate_hidden_kernel,
-                        grads.candidate_input_bias, grads.gates_bias, grads.candidate_hidden_bias},
-                       {(D + H) * 2 * H, D * H, H * H, H, 2 * H, H}, [&](Index r0, Index n, const std::array<T*, 6>& d) {
-                         const SeqInput<T> in_g = in.from_row(r0);
-                         CMatMap<T> d_z(tape.gates + r0 * G, n, G);
-                         MatMap<T> d_gates_kernel(d[0], D + H, 2 * H);
-                         {
-                           Mat<T> dW_x(D, 3 * H);  // columns c | r | u
-                           input_weight_grad(dW_x, in_g, n, d_z.leftCols(3 * H));
-                           MatMap<T>(d[1], D, H) = dW_x.leftCols(H);
-                           d_gates_kernel.topRows(D) = dW_x.rightCols(2 * H);
-                         }
-                         Mat<T> dW_h(H, 3 * H);  // columns r | u | hn
-                         gemm(dW_h, CMatMap<T>(tape.h_prev + r0 * H, n, H).transpose(), d_z.rightCols(3 * H));
-                         d_gates_kernel.bottomRows(H) = dW_h.leftCols(2 * H);
-                         MatMap<T>(d[2], H, H) = dW_h.rightCols(H);
-                         RowVec<T> d_bias(G);
-                         bias_grad(d_z, n, d_bias.data());
-                         RowMap<T>(d[3], H) = d_bias.leftCols(H);
-                         RowMap<T>(d[4], 2 * H) = d_bias.middleCols(H, 2 * H);
-                         RowMap<T>(d[5], H) = d_bias.rightCols(H);
-                         input_grad(dx ? dx + r0 * D : nullptr, in_g, n, d_z.leftCols(3 * H), W_x);
-                       });
-}
+    Mat<T> dW_h(H, 3 * H);  // columns r | u | hn
+    gemm(dW_h, CMatMap<T>(tape[1] + r0 * H, n, H).transpose(), d_z.rightCols(3 * H));
+    d_gates_kernel.bottomRows(H) = dW_h.leftCols(2 * H);
+    MatMap<T>(d[4], H, H) = dW_h.rightCols(H);
+    RowVec<T> d_bias(G);
+    bias_grad(d_z, n, d_bias.data());
+    RowMap<T>(d[3], H) = d_bias.leftCols(H);
+    RowMap<T>(d[1], 2 * H) = d_bias.middleCols(H, 2 * H);
+    RowMap<T>(d[5], H) = d_bias.rightCols(H);
+  }
+};
 
 }  // namespace rnnkit

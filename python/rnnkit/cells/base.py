@@ -5,13 +5,23 @@ over a whole sequence in one C++ call (`_forward`) and back again
 (`_backward`). `dynamic_rnn`, `RNN`, `MultiRNNCell` and the single-step
 `cell(x, state)` are all built on those two methods.
 
+A cell with C++ kernels (cell.hpp's description, bound by bind_cell.hpp)
+declares only `_kernel_name` (their name in rnnkit._core), its variable specs,
+its state widths and packing, and its options (`_kernel_options`); this
+class calls the kernels, whose arguments are the same for every cell:
+  <_kernel_name>_forward(x, *variables, *state, sequence_length, time_major, *options, state_mask, tape)
+  <_kernel_name>_backward(tape, d_outputs, *d_final_state, *variables, *options, input_grad)
+
 Internally a state is a flat list of [B, width] arrays (`_flatten_state`);
 the user-facing structure (an array, an LSTMStateTuple, a tuple of layers)
 is rebuilt by `_pack_state`.
 """
 
+from typing import Any, Optional
+
 import numpy as np
 
+from .. import _core
 from .._checks import as_float, float_dtype, is_ready, non_negative_int, positive_int, shape_str, token_ids
 from .. import initializers
 from ..variables import BuiltOnFirstUse, Variables
@@ -20,10 +30,17 @@ _INT32 = np.dtype(np.int32)
 
 
 class RNNCell(BuiltOnFirstUse):
-    """Base class. Subclasses set `scope_name` and implement `_variable_specs`,
-    `_state_widths`, `_pack_state`, `_forward` and `_backward`."""
+    """Base class. Subclasses set `scope_name` and implement `_variable_specs`
+    (and `_state_widths`, `_pack_state` for a state other than one [B, H]
+    array); a cell with C++ kernels sets `_kernel_name`, any other implements
+    `_forward` and `_backward`."""
 
     scope_name = "rnn_cell"
+
+    # The name of the cell's kernel pair in rnnkit._core ("gru":
+    # _core.gru_forward, _core.gru_backward), and the step cell generation
+    # builds from the same arguments; None for a cell without kernels.
+    _kernel_name: Optional[str] = None
 
     # Does `_forward` take one step as it comes (x [B, D] or int32 ids [B], and
     # the state's own arrays from `_kernel_state`), in a single kernel call?
@@ -138,18 +155,42 @@ class RNNCell(BuiltOnFirstUse):
         flat = self._kernel_state(state)
         if flat is None:
             return None
-        outputs, final = self._forward(inputs, None, flat, True, None)
-        return outputs, self._pack_state(final)
+        if self._kernel_name is None:  # a stack of cells
+            outputs, final = self._forward(inputs, None, flat, True, None)
+            return outputs, self._pack_state(final)
+        # _forward's kernel call in this frame: a sampling loop makes this call once per token
+        forward, _, variables, options = self._kernel_calls()
+        result = forward(inputs, *variables, *flat, None, True, *options, None, None)  # (outputs, *state)
+        return result[0], self._pack_state(result[1:])
 
-    _variable_tuple = None  # the variables in creation order, once built
+    def _kernel_variables(self):
+        """The variables as the kernels take them: creation order, unless the
+        cell says otherwise (None for an absent optional variable)."""
+        return tuple(self.variables.values())
 
-    def _variable_arrays(self):
-        """The variables in creation order, which is the order the kernels
-        take them in. Made once: the arrays are live (assignment copies into
-        them), and a single step pays for every lookup."""
-        if self._variable_tuple is None:
-            self._variable_tuple = tuple(self.variables.values())
-        return self._variable_tuple
+    def _kernel_options(self):
+        """The cell's options as its kernels take them, after the variables."""
+        return ()
+
+    _calls: Optional[tuple[Any, ...]] = None  # (forward, backward, variables, options), once built
+
+    def _kernel_calls(self):
+        """The kernel pair and its variable and option arguments. Made once:
+        the arrays are live (assignment copies into them), and a single step
+        pays for every lookup."""
+        if self._calls is None:
+            name = self._kernel_name
+            self._calls = (getattr(_core, name + "_forward"), getattr(_core, name + "_backward"),
+                           self._kernel_variables(), tuple(self._kernel_options()))
+        return self._calls
+
+    def _step_cell(self):
+        """(kind, arguments) of the C++ step cell that runs this cell one step
+        at a time (generation): the kernel's name, its variables and options."""
+        if self._kernel_name is None:
+            raise TypeError(f"generation does not support the cell {type(self).__name__}")
+        _, _, variables, options = self._kernel_calls()
+        return self._kernel_name, (*variables, *options)
 
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         """x [B, T, D] (or [T, B, D]) of the cell's dtype, or int32 ids [B, T];
@@ -158,7 +199,12 @@ class RNNCell(BuiltOnFirstUse):
         (aligned with the flat state, None entries for no dropout) are
         DropoutWrapper's masks on the state carried between steps.
         Returns (outputs, final flat state)."""
-        raise NotImplementedError
+        # positional: a keyword argument costs the binding about a microsecond. The
+        # state mask drops the recurrent part, the last.
+        forward, _, variables, options = self._kernel_calls()
+        outputs, *final = forward(x, *variables, *state, lengths, time_major, *options,
+                                  state_masks[-1] if state_masks else None, tape)
+        return outputs, final
 
     def _forward_no_work(self, x, state, tape):
         """What `_forward` gives for a sequence with no rows or no steps (x
@@ -186,7 +232,9 @@ class RNNCell(BuiltOnFirstUse):
         Returns (d_inputs, d_initial flat state, {variable name: gradient});
         d_inputs is None for token ids, or when `input_grad` is False (the
         caller has no use for it: the first layer of a model)."""
-        raise NotImplementedError
+        _, backward, variables, options = self._kernel_calls()
+        dx, *d_initial, grads = backward(tape, d_outputs, *d_final, *variables, *options, input_grad)
+        return dx, d_initial, grads
 
     def __repr__(self):
         return f"{type(self).__name__}(num_units={self.num_units}, dtype={self.dtype.name})"

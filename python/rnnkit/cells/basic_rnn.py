@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from .. import _core
 from .._checks import activation_name
 from .base import RNNCell
 
@@ -11,6 +10,7 @@ class BasicRNNCell(RNNCell):
     """TF1's BasicRNNCell. Variables: kernel [D + H, H], bias [H]."""
 
     scope_name = "basic_rnn_cell"
+    _kernel_name = "basic_rnn"
     _kernel_steps = True
 
     def __init__(self, num_units, activation="tanh", dtype=np.float32, input_depth=None, seed=None,
@@ -26,17 +26,5 @@ class BasicRNNCell(RNNCell):
             ("bias", self._bias(rng, (H,))),
         ]
 
-    def _step_cell(self):
-        """(kind, weight args) of the C++ step cell that runs this cell one step at a time."""
-        return "basic_rnn", (*self._variable_arrays(), self.activation)
-
-    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
-        # positional: a keyword argument costs the binding about a microsecond
-        outputs, h = _core.basic_rnn_forward(x, *self._variable_arrays(), state[0], lengths, time_major,
-                                             self.activation, state_masks[0] if state_masks else None, tape)
-        return outputs, [h]
-
-    def _backward(self, tape, d_outputs, d_final, input_grad=True):
-        dx, dh0, grads = _core.basic_rnn_backward(tape, d_outputs, d_final[0], *self._variable_arrays(),
-                                                  self.activation, input_grad)
-        return dx, [dh0], grads
+    def _kernel_options(self):
+        return (self.activation,)

@@ -11,7 +11,6 @@ reset_after=True (a different function; PyTorch's z is u and n is c):
 
 import numpy as np
 
-from .. import _core
 from .._checks import activation_name
 from .base import RNNCell
 
@@ -42,6 +41,7 @@ class GRUCell(RNNCell):
         if not isinstance(reset_after, (bool, np.bool_)):
             raise TypeError(f"reset_after must be a bool, got {type(reset_after).__name__}")
         self.reset_after = bool(reset_after)
+        self._kernel_name = "gru_reset_after" if self.reset_after else "gru"
         super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
@@ -65,22 +65,8 @@ class GRUCell(RNNCell):
             ]
         return specs
 
-    def _step_cell(self):
-        """(kind, weight args) of the C++ step cell that runs this cell one step at a time."""
-        return ("gru_reset_after" if self.reset_after else "gru"), (*self._variable_arrays(), self.activation)
-
-    # The kernels take the variables positionally, in creation order: a
-    # keyword argument costs the binding about a microsecond.
-    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
-        run = _core.gru_reset_after_forward if self.reset_after else _core.gru_forward
-        outputs, h = run(x, *self._variable_arrays(), state[0], lengths, time_major, self.activation,
-                         state_masks[0] if state_masks else None, tape)
-        return outputs, [h]
-
-    def _backward(self, tape, d_outputs, d_final, input_grad=True):
-        run = _core.gru_reset_after_backward if self.reset_after else _core.gru_backward
-        dx, dh0, grads = run(tape, d_outputs, d_final[0], *self._variable_arrays(), self.activation, input_grad)
-        return dx, [dh0], grads
+    def _kernel_options(self):
+        return (self.activation,)
 
     def __repr__(self):
         return (f"GRUCell(num_units={self.num_units}, activation={self.activation!r}, "
