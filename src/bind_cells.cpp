@@ -3,6 +3,7 @@
 #include "bind_cell.hpp"
 #include "rnnkit/basic_rnn.hpp"
 #include "rnnkit/gru.hpp"
+#include "rnnkit/layer_norm_lstm.hpp"
 
 namespace rnnkit_py {
 
@@ -23,6 +24,12 @@ void init_cells(py::module_& m) {
       "time_major); h0: [B, H]. Returns (outputs, h_final); fills `tape` when given.",
       "BPTT through the gru_reset_after_forward that filled `tape`. Returns (dx, dh0, grads) with grads keyed by "
       "variable name (dx: None for token ids or with input_grad=False); the tape is spent until the next forward.");
+  bind_cell<LayerNormLstmCell>(
+      m,
+      "TF1's tf.contrib.rnn.LayerNormBasicLSTMCell over a sequence: bias without layer norm, else the ten "
+      "gamma/beta arrays. Returns (outputs, c_final, h_final); fills `tape` when given.",
+      "BPTT through the layer_norm_lstm_forward that filled `tape`. Returns (dx, dc0, dh0, grads) with grads "
+      "keyed by variable name (dx: None for token ids or with input_grad=False).");
 }
 
 }  // namespace rnnkit_py

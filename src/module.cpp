@@ -10,7 +10,6 @@ void init_loss(py::module_& m);
 void init_optim(py::module_& m);
 void init_generate(py::module_& m);
 void init_ops(py::module_& m);
-void init_layer_norm_lstm(py::module_& m);
 }  // namespace rnnkit_py
 
 PYBIND11_MODULE(_core, m) {
@@ -65,5 +64,4 @@ PYBIND11_MODULE(_core, m) {
   rnnkit_py::init_optim(m);
   rnnkit_py::init_generate(m);
   rnnkit_py::init_ops(m);
-  rnnkit_py::init_layer_norm_lstm(m);
 }

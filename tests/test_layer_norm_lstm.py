@@ -10,7 +10,7 @@ import pytest
 import rnnkit
 from helpers import FD_TOL, assert_close, numeric_grad, rng
 import reference as ref
-from rnnkit.generate import step_layers
+from rnnkit.random import uniforms
 
 NORMS = ("input", "transform", "forget", "output", "state")
 
@@ -204,26 +204,40 @@ def test_gradients_with_state_dropout_from_a_wrapper():
 
 
 # ---- dropout on the candidate ------------------------------------------------------------
-def test_dropout_masks_the_candidate_when_training_only():
+class FixedSeed:
+    """Stands in for the cell's generator: every training forward draws `seed`."""
+
+    def __init__(self, seed):
+        self.seed = seed
+
+    def integers(self, high):
+        return self.seed
+
+
+def documented_mask(seed, B, T, H, keep):
+    """The cell's docstring: entry (b, t, k) is kept when uniforms(seed, n)[(b·T + t)·H + k] < keep."""
+    kept = uniforms(seed, B * T * H).reshape(B, T, H) < keep
+    return kept / keep
+
+
+@pytest.mark.parametrize("time_major", [False, True])
+def test_dropout_masks_the_candidate_when_training_only(time_major):
     B, T, D, H = 3, 4, 2, 5
     cell = make_cell(H, D, np.float64, seed=2, dropout_keep_prob=0.6, dropout_prob_seed=7)
     x = rng(1).normal(size=(B, T, D))
-    masks = []
-    original = cell._dropout_mask
-    cell._dropout_mask = lambda x_: masks.append(original(x_)) or masks[-1]
-    out_infer, _ = rnnkit.dynamic_rnn(cell, x)  # inference: no dropout
+    x_in = np.ascontiguousarray(x.transpose(1, 0, 2)) if time_major else x
+    out_infer, _ = rnnkit.dynamic_rnn(cell, x_in, time_major=time_major)  # inference: no dropout
     ref_out, _ = ref.dynamic_rnn(reference_step(cell), x, (np.zeros((B, H)),) * 2)
-    assert_close(out_infer, ref_out)
-    assert masks == []
-    out_train, _ = rnnkit.RNN(cell).forward(x, training=True)
-    (mask,) = masks
-    assert mask.shape == (B, T, H) and set(np.unique(mask)) <= {0.0, 1 / 0.6}
+    assert_close(out_infer, ref_out.transpose(1, 0, 2) if time_major else ref_out)
+    cell._dropout_rng = FixedSeed(12345)
+    out_train, _ = rnnkit.RNN(cell).forward(x_in, time_major=time_major, training=True)
+    mask = documented_mask(12345, B, T, H, 0.6)
     assert 0 < np.count_nonzero(mask) < mask.size
     steps = iter(range(T))
     step = reference_step(cell)
     ref_train, _ = ref.dynamic_rnn(lambda x_t, s: step(x_t, s, dropout_mask=mask[:, next(steps)]), x,
                                    (np.zeros((B, H)),) * 2)
-    assert_close(out_train, ref_train)
+    assert_close(out_train, ref_train.transpose(1, 0, 2) if time_major else ref_train)
 
 
 def test_dropout_is_reproducible_with_its_seed():
@@ -243,12 +257,11 @@ def test_dropout_gradients_match_finite_differences():
     B, T, D, H = 2, 3, 2, 3
     r = rng(6)
     cell = make_cell(H, D, np.float64, seed=5, dropout_keep_prob=0.7)
-    mask = (r.random((B, T, H)) < 0.7) / 0.7
-    cell._dropout_mask = lambda x_: mask  # the same mask for every finite difference
+    cell._dropout_rng = FixedSeed(99)  # the same mask for every finite difference
     x = r.normal(size=(B, T, D))
     state = rnnkit.LSTMStateTuple(r.normal(size=(B, H)), r.normal(size=(B, H)))
     w_out, w_c, w_h = r.normal(size=(B, T, H)), r.normal(size=(B, H)), r.normal(size=(B, H))
-    args = (cell, x, None, state, w_out, w_c, w_h, False, True)
+    args = (cell, x, [3, 2], state, w_out, w_c, w_h, False, True)
     dx, d_state, grads = loss_and_grads(*args)
     f = lambda: scalar_loss(*args)
     for name in ("kernel", "transform/gamma", "input/beta"):
@@ -359,12 +372,6 @@ def test_bad_inputs_and_states_are_named():
         rnnkit.dynamic_rnn(cell, np.zeros((1, 2, 2), np.float32), initial_state=np.zeros((1, 6)))
     with pytest.raises(ValueError, match=r"input/gamma.*\[3\].*\[4\]"):
         cell.variables["input/gamma"] = np.ones(4, np.float32)
-
-
-def test_generation_and_exporters_refuse_it_by_name():
-    cell = make_cell(3, 2, np.float32)
-    with pytest.raises(TypeError, match="generation does not support the cell LayerNormBasicLSTMCell"):
-        step_layers(cell)
 
 
 def test_onnx_export_refuses_it_by_name(tmp_path):

@@ -1,7 +1,8 @@
-// TF1's tf.contrib.rnn.LayerNormBasicLSTMCell over a whole sequence: an LSTM
-// whose four gate pre-activations and new cell state are each layer-normalised
-// over their H units (Ba, Kiros and Hinton, arXiv:1607.06450), with optional
-// dropout on the candidate g (Semeniuta et al., arXiv:1603.05118).
+// TF1's tf.contrib.rnn.LayerNormBasicLSTMCell, described for the time loop of
+// cell.hpp: an LSTM whose four gate pre-activations and new cell state are
+// each layer-normalised over their H units (Ba, Kiros and Hinton,
+// arXiv:1607.06450), with optional dropout on the candidate g (Semeniuta et
+// al., arXiv:1603.05118).
 //
 // Per step (TF1's contrib/rnn/python/ops/rnn_cell.py and
 // tf.contrib.layers.layer_norm, variance_epsilon = 1e-12):
@@ -9,65 +10,24 @@
 //   LN_q(v) = (v - mean(v)) / sqrt(var(v) + 1e-12) ⊙ gamma_q + beta_q
 //             (mean and the biased variance over the row's H units)
 //   i, j, f, o = LN_input(i), LN_transform(j), LN_forget(f), LN_output(o)
-//   g = act(j) ⊙ dropout_mask                (mask: 0 or 1/keep_prob; none: 1)
-//   c = σ(f + forget_bias) ⊙ c_prev + σ(i) ⊙ g;   c = LN_state(c)
+//   g = act(j) ⊙ mask      (mask: 0 or 1/keep_prob, see dropout_keep; else 1)
+//   c = LN_state(σ(f + forget_bias) ⊙ c_prev + σ(i) ⊙ g)
 //   h = act(c) ⊙ σ(o)
 // Without layer norm every LN_q is the identity and the cell is BasicLSTMCell.
 //
-// The forward fills a LayerNormLstmTape (normalised values and 1/std of each
-// layer norm per row); backward consumes it, overwriting the gate buffer in
-// place with the gradients of the products z.
+// A row of the gate buffer holds z (4H) and, with layer norm, what backward
+// needs of the five norms: their normalised values (v - mean) / std (5H),
+// their 1 / std (5), and room for the gradients of their outputs (5H), from
+// which the gains' and shifts' gradients are summed after the loop.
 #pragma once
 
-#include "rnnkit/inputs.hpp"
-#include "rnnkit/rowmath.hpp"
+#include "rnnkit/cell.hpp"
+#include "rnnkit/random.hpp"
 
 namespace rnnkit {
 
 // tf.contrib.layers.layer_norm's variance_epsilon.
 constexpr double kLayerNormEpsilon = 1e-12;
-
-// The five layer norms, in TF's creation order of their variables; gate q's
-// units are columns [qH, (q + 1)H) of z.
-enum LayerNormSlot : int { kNormInput = 0, kNormTransform = 1, kNormForget = 2, kNormOutput = 3, kNormState = 4 };
-constexpr int kLayerNorms = 5;
-
-struct LayerNormLstmConfig {
-  Index D = 0, H = 0;
-  double forget_bias = 1.0;
-  bool layer_norm = true;
-  Activation activation = Activation::Tanh;
-
-  Index G() const { return 4 * H; }
-};
-
-template <typename T>
-struct LayerNormLstmWeights {
-  const T* kernel = nullptr;                // [D + H, 4H]: rows [0, D) act on x, [D, D + H) on h_prev
-  const T* bias = nullptr;                  // [4H] (layer_norm = false only)
-  const T* gamma[kLayerNorms] = {};         // [H] each (layer_norm only)
-  const T* beta[kLayerNorms] = {};          // [H] each (layer_norm only)
-};
-
-template <typename T>
-struct LayerNormLstmGrads {
-  T* kernel = nullptr;
-  T* bias = nullptr;
-  T* gamma[kLayerNorms] = {};
-  T* beta[kLayerNorms] = {};
-};
-
-// What backward needs, all [rows, *] in the sequence's own order, owned by
-// the caller. gates, norm and rstd are always given (scratch for an
-// inference forward); c and h_prev only when training.
-template <typename T>
-struct LayerNormLstmTape {
-  T* gates = nullptr;   // [rows, 4H] σ(i), act(j) (before dropout), σ(f), σ(o); backward: d z
-  T* norm = nullptr;    // [rows, 5H] each layer norm's (v - mean) / std, in slot order (layer_norm only)
-  T* rstd = nullptr;    // [rows, 5]  each layer norm's 1 / sqrt(var + eps) (layer_norm only)
-  T* c = nullptr;       // [rows, H]  cell state after step t (carried on padded steps)
-  T* h_prev = nullptr;  // [rows, H]  recurrent input of step t
-};
 
 namespace detail {
 
@@ -123,210 +83,283 @@ void layer_norm_grad(const T* d_out, const T* y, const T* gamma, T rstd, Index n
   }
 }
 
-// One row of a step. z: [4H] the products [x, h_prev] · kernel (+ bias) in,
-// σ(i), act(j), σ(f), σ(o) out; c: [H] c_prev in, c out; h: [H] out;
-// norm: [5H], rstd: [5] out (layer_norm only); g_mask: [H] or null.
-// One compiled body (noinline) serves every caller, so all round alike.
-template <typename T>
-[[gnu::noinline]] void layer_norm_lstm_row_forward(const LayerNormLstmConfig& cfg, const LayerNormLstmWeights<T>& w,
-                                                   T* z, T* c, T* h, T* norm, T* rstd, const T* g_mask) {
-  const Index H = cfg.H;
-  const Activation act = cfg.activation;
-  const T forget_bias = T(cfg.forget_bias);
-  if (cfg.layer_norm)
-    for (int q = kNormInput; q <= kNormOutput; ++q) {
-      rstd[q] = layer_normalize(z + q * H, H, norm + q * H);
-      gain_and_shift(norm + q * H, w.gamma[q], w.beta[q], H, z + q * H);
-    }
-  for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-    const RowChunk<T> at(k0, H);
-    Chunk<T> i = at.load(z), j = at.load(z + H), f = at.load(z + 2 * H), o = at.load(z + 3 * H);
-    i = i.logistic();
-    activate_inplace(j, act);
-    f = (f + forget_bias).logistic();
-    o = o.logistic();
-    const Chunk<T> g = g_mask ? Chunk<T>(j * at.load(g_mask)) : j;
-    at.store(f * at.load(c) + i * g, c);
-    at.store(i, z);
-    at.store(j, z + H);
-    at.store(f, z + 2 * H);
-    at.store(o, z + 3 * H);
-  }
-  if (cfg.layer_norm) {
-    rstd[kNormState] = layer_normalize(c, H, norm + kNormState * H);
-    gain_and_shift(norm + kNormState * H, w.gamma[kNormState], w.beta[kNormState], H, c);
-  }
-  for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-    const RowChunk<T> at(k0, H);
-    Chunk<T> ac = at.load(c);
-    activate_inplace(ac, act);
-    at.store(ac * at.load(z + 3 * H), h);
-  }
-}
-
-// One row of the backward step. z: [4H] forward's activated gates in, d z
-// out; c, c_prev: [H] from the tape; norm, rstd: forward's (layer_norm
-// only); dh: [H] d h (state and output); dc: [H] d c in, d c_prev out;
-// d_norm: [5H] out, the gradient of each layer norm's output (layer_norm
-// only), from which the gains' and shifts' gradients are summed.
-template <typename T>
-[[gnu::noinline]] void layer_norm_lstm_row_backward(const LayerNormLstmConfig& cfg, const LayerNormLstmWeights<T>& w,
-                                                    T* z, const T* c, const T* c_prev, const T* norm, const T* rstd,
-                                                    const T* g_mask, const T* dh, T* dc, T* d_norm) {
-  const Index H = cfg.H;
-  const Activation act = cfg.activation;
-  // through h = act(c) ⊙ σ(o): d c (after the state's layer norm) and d o
-  T* d_c_out = cfg.layer_norm ? d_norm + kNormState * H : dc;
-  for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-    const RowChunk<T> at(k0, H);
-    const Chunk<T> o = at.load(z + 3 * H), d_h = at.load(dh);
-    Chunk<T> ac = at.load(c), grad;
-    activate_inplace(ac, act);
-    activation_grad(grad, ac, act);
-    at.store(at.load(dc) + d_h * o * grad, d_c_out);
-    at.store(d_h * ac * o * (T(1) - o), z + 3 * H);
-  }
-  if (cfg.layer_norm)
-    layer_norm_grad(d_c_out, norm + kNormState * H, w.gamma[kNormState], rstd[kNormState], H, dc);
-  // through c = σ(f) ⊙ c_prev + σ(i) ⊙ act(j) ⊙ mask
-  for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
-    const RowChunk<T> at(k0, H);
-    const Chunk<T> i = at.load(z), j = at.load(z + H), f = at.load(z + 2 * H), d_c = at.load(dc);
-    Chunk<T> d_g = d_c * i, g = j, grad;
-    if (g_mask) {
-      const Chunk<T> mask = at.load(g_mask);
-      g *= mask;
-      d_g *= mask;
-    }
-    activation_grad(grad, j, act);
-    at.store(d_c * g * i * (T(1) - i), z);
-    at.store(d_g * grad, z + H);
-    at.store(d_c * at.load(c_prev) * f * (T(1) - f), z + 2 * H);
-    at.store(d_c * f, dc);
-  }
-  if (cfg.layer_norm)
-    for (int q = kNormInput; q <= kNormOutput; ++q) {
-      std::copy(z + q * H, z + (q + 1) * H, d_norm + q * H);
-      layer_norm_grad(d_norm + q * H, norm + q * H, w.gamma[q], rstd[q], H, z + q * H);
-    }
-}
-
 }  // namespace detail
 
-// in: x [rows, D] or ids [rows]; sequence_length: [B] or null; state_mask:
-// DropoutWrapper's mask on h; g_mask: [rows, H] dropout mask on g, or null;
-// c0, h0: [B, H] -> outputs: [rows, H] (zero on padded steps); c_final,
-// h_final: [B, H]. The tape's gates, norm and rstd are scratch when its c
-// is null (inference).
-template <typename T>
-void layer_norm_lstm_forward(const LayerNormLstmConfig& cfg, const LayerNormLstmWeights<T>& w, const SeqLayout& seq,
-                             const SeqInput<T>& in, const int32_t* sequence_length, const StateMask<T>& state_mask,
-                             const T* g_mask, const T* c0, const T* h0, T* outputs, T* c_final, T* h_final,
-                             const LayerNormLstmTape<T>& tape) {
-  const Index D = cfg.D, H = cfg.H, G = cfg.G(), B = seq.B, N = kLayerNorms * H;
-  const bool training = tape.c != nullptr;
-  CMatMap<T> kernel(w.kernel, D + H, G);
-  const RowVec<T> bias = w.bias ? RowVec<T>(CRowMap<T>(w.bias, G)) : RowVec<T>(RowVec<T>::Zero(G));
-  project_inputs(MatMap<T>(tape.gates, seq.rows(), G), in, seq.rows(), kernel.topRows(D), bias);
-  MatMap<T> c_cur(c_final, B, H), h_cur(h_final, B, H);
-  c_cur = CMatMap<T>(c0, B, H);
-  h_cur = CMatMap<T>(h0, B, H);
-  const PackedRhs<T> W_h(kernel.bottomRows(H), seq.rows());  // packed once, used at every step
-  for (Index t = 0; t < seq.T; ++t) {
-    auto z = seq.step(tape.gates, t, G);
-    auto out = seq.step(outputs, t, H);
-    gemm(z, h_cur, W_h, /*accumulate=*/true);
-    parallel_for(B, worth_parallel(B, G), [&](Index b) {
-      const Index r = seq.row(t, b);
-      if (training) seq.step(tape.h_prev, t, H).row(b) = h_cur.row(b);
-      T* norm = cfg.layer_norm ? tape.norm + r * N : nullptr;
-      T* rstd = cfg.layer_norm ? tape.rstd + r * kLayerNorms : nullptr;
-      if (!active(sequence_length, t, b)) {
-        out.row(b).setZero();
-        if (cfg.layer_norm) {  // read by backward's sums, where its gradient is zero
-          std::fill(norm, norm + N, T(0));
-          std::fill(rstd, rstd + kLayerNorms, T(0));
+// The candidate's dropout mask, drawn from a counter: entry k of batch row b
+// at step t is kept when uniform(seed, (b·T + t)·H + k) < keep (random.hpp),
+// so forward and backward draw the same mask, in either layout and for
+// every thread count. keep = 1: no dropout.
+struct CandidateDropout {
+  double keep = 1.0;
+  uint64_t seed = 0;
+
+  bool on() const { return keep < 1.0; }
+  // Units [k0, k0 + at.n) of the mask of the row whose unit 0 is draw `first`.
+  template <typename T>
+  Chunk<T> mask(const RowChunk<T>& at, uint64_t first) const {
+    Chunk<T> m = Chunk<T>::Zero();
+    const T kept = T(1.0 / keep);
+    for (Index k = 0; k < at.n; ++k) m[k] = uniform(seed, first + uint64_t(at.k0 + k)) < keep ? kept : T(0);
+    return m;
+  }
+};
+
+struct LayerNormLstmCell {
+  static constexpr const char* kName = "layer_norm_lstm";
+  // The five layer norms in TF's creation order; gate q's units are columns
+  // [qH, (q + 1)H) of z, the state's norm is the fifth.
+  static constexpr int kNorms = 5;
+  static constexpr std::array<VariableSpec, 2 + 2 * kNorms> kVariables{{
+      {"kernel", "kernel"},
+      {"bias", "bias", true},
+      {"input/gamma", "input_gamma", true},
+      {"input/beta", "input_beta", true},
+      {"transform/gamma", "transform_gamma", true},
+      {"transform/beta", "transform_beta", true},
+      {"forget/gamma", "forget_gamma", true},
+      {"forget/beta", "forget_beta", true},
+      {"output/gamma", "output_gamma", true},
+      {"output/beta", "output_beta", true},
+      {"state/gamma", "state_gamma", true},
+      {"state/beta", "state_beta", true},
+  }};
+  static constexpr std::array<StatePart, 2> kState{{{"c", "c0", "dc_final"}, {"h", "h0", "dh_final"}}};
+  static constexpr std::array<OptionSpec, 4> kOptions{{{"forget_bias", OptionKind::Number, 1.0},
+                                                       {"activation", OptionKind::Activation},
+                                                       {"dropout_keep_prob", OptionKind::Number, 1.0},
+                                                       {"dropout_seed", OptionKind::Number, 0.0}}};
+  static constexpr std::array<TapePart, 4> kTape{{{"gates", Saved::Gates},
+                                                  {"h_prev", Saved::StatePrev},
+                                                  {"c", Saved::StateAfter, 0},
+                                                  {"c0", Saved::Initial, 0}}};
+  // h_prev reaches the step only through the recurrent product.
+  static constexpr bool kStateGradAdds = false;
+
+  Index D = 0, H = 0;
+  bool layer_norm = true;
+  double forget_bias = 1.0;
+  Activation activation = Activation::Tanh;
+  CandidateDropout dropout;
+
+  LayerNormLstmCell(const Shape* shapes, const OptionValue* options) {
+    const Shape& kernel = shapes[0];
+    if (kernel.size() != 2 || kernel[1] == 0 || kernel[1] % 4 != 0 || kernel[0] <= kernel[1] / 4)
+      throw std::invalid_argument("kernel must have shape [D + H, 4H] with D, H > 0, got " + shape_str(kernel));
+    H = kernel[1] / 4;
+    D = kernel[0] - H;
+    layer_norm = !shapes[2].absent();
+    if (layer_norm == !shapes[1].absent())
+      throw std::invalid_argument("give either bias (layer_norm=False) or the layer norms' gammas and betas, "
+                                  "not both or neither");
+    for (size_t i = 2; i < kVariables.size(); ++i)
+      if (shapes[i].absent() == layer_norm)
+        throw std::invalid_argument(std::string(kVariables[i].name) + (layer_norm ? " is missing" : " needs input/gamma"));
+    forget_bias = *options[0];
+    activation = static_cast<Activation>(static_cast<int>(*options[1]));
+    dropout.keep = *options[2];
+    if (!(dropout.keep > 0.0 && dropout.keep <= 1.0))
+      throw std::invalid_argument("dropout_keep_prob must lie in (0, 1], got " + std::to_string(dropout.keep));
+    const double seed = *options[3];
+    if (!(seed >= 0.0 && seed < 0x1.0p53 && seed == std::floor(seed)))
+      throw std::invalid_argument("dropout_seed must be an integer in [0, 2**53), got " + std::to_string(seed));
+    dropout.seed = static_cast<uint64_t>(seed);
+  }
+
+  Shape variable_shape(size_t i) const {
+    if (i == 0) return {D + H, 4 * H};
+    if (i == 1) return layer_norm ? Shape() : Shape{4 * H};
+    return layer_norm ? Shape{H} : Shape();
+  }
+  Index state_width(size_t) const { return H; }
+  // z, then (layer norm) the normalised values, 1 / std and their outputs' gradients
+  Index gate_width() const { return layer_norm ? 4 * H + kNorms * (2 * H + 1) : 4 * H; }
+  Index input_columns() const { return 4 * H; }
+  Index scratch_width() const { return 0; }
+  template <typename T>
+  Index recurrent_bytes() const {
+    return Index(sizeof(T)) * 4 * H * H;
+  }
+
+  // Columns of a gate row.
+  Index norm_column(int q) const { return 4 * H + q * H; }
+  Index rstd_column() const { return 4 * H + kNorms * H; }
+  Index d_norm_column(int q) const { return rstd_column() + kNorms + q * H; }
+
+  template <typename T>
+  struct Norms {
+    const T* gamma[kNorms] = {};
+    const T* beta[kNorms] = {};
+    Norms(const LayerNormLstmCell& c, const T* const* v) {
+      for (int q = 0; c.layer_norm && q < kNorms; ++q) {
+        gamma[q] = v[2 + 2 * q];
+        beta[q] = v[3 + 2 * q];
+      }
+    }
+  };
+
+  template <typename T>
+  struct Forward {
+    CMatMap<T> W_x;       // [D, 4H]
+    RowVec<T> x_bias;     // bias, or zeros with layer norm
+    RowVec<T> tail_bias;  // zeros: the layer norms' columns
+    PackedRhs<T> W_h;     // packed once, used at every step
+    Norms<T> norms;
+    Forward(const LayerNormLstmCell& c, const T* const* v, Index rows)
+        : W_x(v[0], c.D, 4 * c.H),
+          x_bias(c.layer_norm ? RowVec<T>(RowVec<T>::Zero(4 * c.H)) : RowVec<T>(CRowMap<T>(v[1], 4 * c.H))),
+          tail_bias(RowVec<T>::Zero(c.gate_width() - 4 * c.H)),
+          W_h(CMatMap<T>(v[0], c.D + c.H, 4 * c.H).bottomRows(c.H), rows),
+          norms(c, v) {}
+  };
+
+  template <typename T>
+  struct Backward {
+    CMatMap<T> W_x;
+    PackedRhs<T> W_h_t;
+    Norms<T> norms;
+    Backward(const LayerNormLstmCell& c, const T* const* v, Index rows, bool)
+        : W_x(v[0], c.D, 4 * c.H),
+          W_h_t(CMatMap<T>(v[0], c.D + c.H, 4 * c.H).bottomRows(c.H).transpose(), rows),
+          norms(c, v) {}
+  };
+
+  // The first draw of the candidate mask of batch row b at step t.
+  uint64_t first_draw(const SeqLayout& seq, Index t, Index b) const {
+    return uint64_t((b * seq.T + t) * H);
+  }
+
+  // One row: z [G] the products in, σ(i), act(j), σ(f), σ(o) and the norms'
+  // values out; c: [H] c_prev in, the new c out. One compiled body
+  // (noinline) serves every caller, so all round alike.
+  template <typename T>
+  [[gnu::noinline]] void row_forward(const Norms<T>& w, T* z, T* c, uint64_t first_draw) const {
+    const T fb = T(forget_bias);
+    T* rstd = z + rstd_column();
+    if (layer_norm)
+      for (int q = 0; q < 4; ++q) {
+        rstd[q] = detail::layer_normalize(z + q * H, H, z + norm_column(q));
+        detail::gain_and_shift(z + norm_column(q), w.gamma[q], w.beta[q], H, z + q * H);
+      }
+    for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+      const RowChunk<T> at(k0, H);
+      Chunk<T> i = at.load(z), j = at.load(z + H), f = at.load(z + 2 * H), o = at.load(z + 3 * H);
+      i = i.logistic();
+      activate_inplace(j, activation);
+      f = (f + fb).logistic();
+      o = o.logistic();
+      const Chunk<T> g = dropout.on() ? Chunk<T>(j * dropout.mask<T>(at, first_draw)) : j;
+      at.store(f * at.load(c) + i * g, c);
+      at.store(i, z);
+      at.store(j, z + H);
+      at.store(f, z + 2 * H);
+      at.store(o, z + 3 * H);
+    }
+    if (layer_norm) {
+      rstd[4] = detail::layer_normalize(c, H, z + norm_column(4));
+      detail::gain_and_shift(z + norm_column(4), w.gamma[4], w.beta[4], H, c);
+    }
+  }
+
+  // One row back. z: forward's row in, d z (and the norms' output
+  // gradients) out; c, c_prev: [H] the new and the previous c; d_h: [H] d h
+  // of the state (through the state mask `mask`) and d_out of the output;
+  // dc: [H] d c in, d c_prev out.
+  template <typename T>
+  [[gnu::noinline]] void row_backward(const Norms<T>& w, T* z, const T* c, const T* c_prev, const T* d_h,
+                                      const T* mask, const T* d_out, T* dc, uint64_t first_draw) const {
+    const T* rstd = z + rstd_column();
+    // through h = act(c) ⊙ σ(o): d c (after the state's norm) and d o
+    T* d_c = layer_norm ? z + d_norm_column(4) : dc;
+    for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+      const RowChunk<T> at(k0, H);
+      const Chunk<T> o = at.load(z + 3 * H), dh = step_state_grad(at, d_h, mask, d_out);
+      Chunk<T> ac = at.load(c), grad;
+      activate_inplace(ac, activation);
+      activation_grad(grad, ac, activation);
+      at.store(at.load(dc) + dh * o * grad, d_c);
+      at.store(dh * ac * o * (T(1) - o), z + 3 * H);
+    }
+    if (layer_norm) detail::layer_norm_grad(d_c, z + norm_column(4), w.gamma[4], rstd[4], H, dc);
+    // through c = σ(f) ⊙ c_prev + σ(i) ⊙ act(j) ⊙ mask
+    for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+      const RowChunk<T> at(k0, H);
+      const Chunk<T> i = at.load(z), j = at.load(z + H), f = at.load(z + 2 * H), dcr = at.load(dc);
+      Chunk<T> d_g = dcr * i, g = j, grad;
+      if (dropout.on()) {
+        const Chunk<T> m = dropout.mask<T>(at, first_draw);
+        g *= m;
+        d_g *= m;
+      }
+      activation_grad(grad, j, activation);
+      at.store(dcr * g * i * (T(1) - i), z);
+      at.store(d_g * grad, z + H);
+      at.store(dcr * at.load(c_prev) * f * (T(1) - f), z + 2 * H);
+      at.store(dcr * f, dc);
+    }
+    if (layer_norm)
+      for (int q = 0; q < 4; ++q) {
+        std::copy(z + q * H, z + (q + 1) * H, z + d_norm_column(q));
+        detail::layer_norm_grad(z + d_norm_column(q), z + norm_column(q), w.gamma[q], rstd[q], H, z + q * H);
+      }
+  }
+
+  template <typename T>
+  void forward_step(const Forward<T>& w, ForwardRows<T>& s) const {
+    s.multiply(s.z.leftCols(4 * H), s.h, w.W_h);
+    MatMap<T>& c = s.state[0];
+    s.pass(
+        gate_width(), [&](Index b) { row_forward(w.norms, &s.z(b, 0), &c(b, 0), first_draw(s.seq, s.t, b)); },
+        [](Index) {});
+    s.last_pass(H, [&](Index b, const NewState<T>& next) {  // h = act(c) ⊙ σ(o)
+      const T *cb = &c(b, 0), *o = &s.z(b, 3 * H);
+      for (Index k0 = 0; k0 < H; k0 += kChunk<T>) {
+        const RowChunk<T> at(k0, H);
+        Chunk<T> ac = at.load(cb);
+        activate_inplace(ac, activation);
+        next.store(at, ac * at.load(o));
+      }
+    });
+  }
+
+  template <typename T>
+  void backward_step(const Backward<T>& w, BackwardRows<T>& s) const {
+    s.first_pass(gate_width(), [&](Index b) {
+      row_backward(w.norms, &s.dz(b, 0), s.state_after(0, b), s.state_before(0, b), &s.dh(b, 0), s.mask(b),
+                   s.d_out.row(b).data(), &s.d_state[0](b, 0), first_draw(s.seq, s.t, b));
+    });
+    s.multiply(s.dh_rec, s.dz.leftCols(4 * H), w.W_h_t);
+  }
+
+  // d: d kernel [D + H, 4H], d bias [4H] (without layer norm), then d gamma
+  // and d beta [H] of each norm (with it): the norms' as Σ d_out ⊙ normalised
+  // and Σ d_out over the rows in order, threads splitting the columns.
+  template <typename T>
+  void weight_grads(const Backward<T>&, const SeqInput<T>& in, Index r0, Index n, T* const* tape,
+                    const std::array<T*, kVariables.size()>& d) const {
+    const Index G = gate_width();
+    CMatMap<T> rows(tape[0] + r0 * G, n, G);
+    kernel_grad(MatMap<T>(d[0], D + H, 4 * H), in, n, tape[1] + r0 * H, rows.leftCols(4 * H),
+                layer_norm ? nullptr : d[1]);
+    if (!layer_norm) return;
+    constexpr Index kColumns = 64;
+    const Index N = kNorms * H;
+    parallel_for((N + kColumns - 1) / kColumns, worth_parallel(n, N), [&](Index block) {
+      const Index k_begin = block * kColumns, k_end = std::min(N, k_begin + kColumns);
+      T d_gamma[kColumns] = {}, d_beta[kColumns] = {};
+      for (Index r = 0; r < n; ++r) {
+        const T* y = rows.data() + r * G + norm_column(0);
+        const T* dy = rows.data() + r * G + d_norm_column(0);
+        for (Index k = k_begin; k < k_end; ++k) {
+          d_gamma[k - k_begin] += dy[k] * y[k];
+          d_beta[k - k_begin] += dy[k];
         }
-      } else {
-        detail::layer_norm_lstm_row_forward(cfg, w, &z(b, 0), &c_cur(b, 0), &out(b, 0), norm, rstd,
-                                            g_mask ? g_mask + r * H : nullptr);
-        if (state_mask.data)
-          h_cur.row(b) = out.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, H), H));
-        else
-          h_cur.row(b) = out.row(b);
       }
-      if (training) seq.step(tape.c, t, H).row(b) = c_cur.row(b);
-    });
-  }
-}
-
-// d_outputs: [rows, H]; dc_final, dh_final: [B, H] -> dx: [rows, D] (may be
-// null); dc0, dh0: [B, H]; grads. in, the masks, c0 and the weights are
-// those given to forward; d_norm: [rows, 5H] scratch (layer_norm only).
-template <typename T>
-void layer_norm_lstm_backward(const LayerNormLstmConfig& cfg, const LayerNormLstmWeights<T>& w, const SeqLayout& seq,
-                              const SeqInput<T>& in, const int32_t* sequence_length, const StateMask<T>& state_mask,
-                              const T* g_mask, const T* c0, const LayerNormLstmTape<T>& tape, const T* d_outputs,
-                              const T* dc_final, const T* dh_final, T* dx, T* dc0, T* dh0,
-                              const LayerNormLstmGrads<T>& grads, T* d_norm) {
-  const Index D = cfg.D, H = cfg.H, G = cfg.G(), B = seq.B, N = kLayerNorms * H, rows = seq.rows();
-  CMatMap<T> kernel(w.kernel, D + H, G);
-  const PackedRhs<T> W_h_t(kernel.bottomRows(H).transpose(), rows);
-  MatMap<T> dc(dc0, B, H), dh(dh0, B, H);
-  dc = CMatMap<T>(dc_final, B, H);
-  dh = CMatMap<T>(dh_final, B, H);
-  Mat<T> dh_step(B, H);  // d h of this step: through the state mask, plus the output's
-  Mat<T> dh_rec(B, H);   // d h_prev from this step's gates
-  for (Index t = seq.T - 1; t >= 0; --t) {
-    auto dz = seq.step(tape.gates, t, G);  // gate values in, d z out
-    CStepMap<T> d_out = seq.step(d_outputs, t, H);
-    parallel_for(B, worth_parallel(B, G), [&](Index b) {
-      const Index r = seq.row(t, b);
-      T* zb = &dz(b, 0);
-      T* d_norm_row = cfg.layer_norm ? d_norm + r * N : nullptr;
-      if (!active(sequence_length, t, b)) {  // the state passes through: its gradients too
-        std::fill(zb, zb + G, T(0));
-        if (cfg.layer_norm) std::fill(d_norm_row, d_norm_row + N, T(0));
-        return;
-      }
-      if (state_mask.data)
-        dh_step.row(b) = dh.row(b).cwiseProduct(CRowMap<T>(state_mask.row(seq, t, b, H), H)) + d_out.row(b);
-      else
-        dh_step.row(b) = dh.row(b) + d_out.row(b);
-      const T* c_prev = t == 0 ? c0 + b * H : tape.c + seq.row(t - 1, b) * H;
-      detail::layer_norm_lstm_row_backward(cfg, w, zb, tape.c + r * H, c_prev,
-                                           cfg.layer_norm ? tape.norm + r * N : nullptr,
-                                           cfg.layer_norm ? tape.rstd + r * kLayerNorms : nullptr,
-                                           g_mask ? g_mask + r * H : nullptr, &dh_step(b, 0), &dc(b, 0), d_norm_row);
-    });
-    gemm(dh_rec, dz, W_h_t);
-    for (Index b = 0; b < B; ++b)
-      if (active(sequence_length, t, b)) dh.row(b) = dh_rec.row(b);
-  }
-
-  CMatMap<T> d_gates(tape.gates, rows, G);
-  kernel_grad(MatMap<T>(grads.kernel, D + H, G), in, rows, tape.h_prev, d_gates, grads.bias);
-  input_grad(dx, in, rows, d_gates, kernel.topRows(D));
-  if (!cfg.layer_norm) return;
-  // gain: Σ d_out ⊙ normalised, shift: Σ d_out, over all rows in order;
-  // threads split the 5H columns.
-  constexpr Index kColumns = 64;
-  parallel_for((N + kColumns - 1) / kColumns, worth_parallel(rows, N), [&](Index block) {
-    const Index k_begin = block * kColumns, k_end = std::min(N, k_begin + kColumns);
-    T d_gamma[kColumns] = {}, d_beta[kColumns] = {};
-    for (Index r = 0; r < rows; ++r) {
-      const T* dn = d_norm + r * N;
-      const T* y = tape.norm + r * N;
       for (Index k = k_begin; k < k_end; ++k) {
-        d_gamma[k - k_begin] += dn[k] * y[k];
-        d_beta[k - k_begin] += dn[k];
+        d[2 + 2 * (k / H)][k % H] = d_gamma[k - k_begin];
+        d[3 + 2 * (k / H)][k % H] = d_beta[k - k_begin];
       }
-    }
-    for (Index k = k_begin; k < k_end; ++k) {
-      grads.gamma[k / H][k % H] = d_gamma[k - k_begin];
-      grads.beta[k / H][k % H] = d_beta[k - k_begin];
-    }
-  });
-}
+    });
+  }
+};
 
 }  // namespace rnnkit

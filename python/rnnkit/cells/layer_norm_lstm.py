@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 
-from .. import _core
 from .._checks import activation_name, non_negative_int
 from ..variables import glorot_uniform
 from .base import RNNCell
@@ -45,10 +44,12 @@ class LayerNormBasicLSTMCell(RNNCell):
     dropout_keep_prob < 1 drops entries of act(j) (inverted dropout: kept
     values are scaled by 1 / keep_prob) with a fresh mask at every step and
     row, as TF does; here only when training (`RNN.forward(..., training=True)`,
-    `Sequential.train_step`), like DropoutWrapper. The masks come from
-    numpy's generator seeded with `dropout_prob_seed`: the same seed gives the
-    same masks, call after call, but not TF's (its seeds drive another
-    generator)."""
+    `Sequential.train_step`), like DropoutWrapper. Each training forward
+    draws a seed s from numpy's generator seeded with `dropout_prob_seed`;
+    entry k of batch row b at step t is kept when
+    `rnnkit.random.uniforms(s, n)[(b * T + t) * H + k] < dropout_keep_prob`.
+    The same `dropout_prob_seed` gives the same masks, call after call, but
+    not TF's (its seeds drive another generator)."""
 
     scope_name = "layer_norm_basic_lstm_cell"
     _kernel_steps = True
@@ -83,7 +84,6 @@ class LayerNormBasicLSTMCell(RNNCell):
         self.dropout_prob_seed = None if dropout_prob_seed is None else non_negative_int(dropout_prob_seed,
                                                                                          "dropout_prob_seed")
         self._dropout_rng = np.random.default_rng(self.dropout_prob_seed)
-        self._weights = None
         super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
@@ -100,37 +100,42 @@ class LayerNormBasicLSTMCell(RNNCell):
                       (f"{norm}/beta", np.full(H, self.norm_shift, self.dtype))]
         return specs
 
-    def _weight_args(self):
-        """(kernel, bias or None, the ten layer-norm arrays or None,
-        forget_bias, activation): the kernels' trailing arguments. The arrays
-        are live (assignment copies into them), so the tuple is made once."""
-        if self._weights is None:
-            v = self.variables
-            if self.layer_norm:
-                norms = tuple(v[f"{norm}/{name}"] for norm in NORMS for name in ("gamma", "beta"))
-                self._weights = (v["kernel"], None, norms, self.forget_bias, self.activation)
-            else:
-                self._weights = (v["kernel"], v["bias"], None, self.forget_bias, self.activation)
-        return self._weights
-
     # ---- kernels ----------------------------------------------------------------
-    def _dropout_mask(self, x):
-        """0 or 1/keep_prob, one entry per unit of act(j) at every step and row."""
-        shape = x.shape[:2] + (self.num_units,)  # [B, T] or [T, B], like the inputs
-        kept = self._dropout_rng.random(shape) < self.dropout_keep_prob
-        return (kept * (1.0 / self.dropout_keep_prob)).astype(self.dtype)
+    _kernel_name = "layer_norm_lstm"
 
+    def _kernel_variables(self):
+        v = self.variables
+        if self.layer_norm:
+            return (v["kernel"], None, *(v[f"{norm}/{part}"] for norm in NORMS for part in ("gamma", "beta")))
+        return (v["kernel"], v["bias"]) + (None,) * (2 * len(NORMS))
+
+    def _kernel_options(self):
+        """(forget_bias, activation, dropout_keep_prob, dropout_seed) without
+        dropout: inference and generation (see _forward)."""
+        return (self.forget_bias, self.activation, 1.0, 0)
+
+    # Dropout draws a fresh mask at every training forward: its seed is an
+    # option of that forward's kernel call, and of its backward's.
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
-        mask = state_masks[1] if state_masks else None
-        dropout = self._dropout_mask(x) if training and self.dropout_keep_prob < 1.0 else None
-        outputs, c, h = _core.layer_norm_lstm_forward(x, state[0], state[1], lengths, time_major, mask, dropout,
-                                                      tape, *self._weight_args())
-        return outputs, [c, h]
+        if not (training and self.dropout_keep_prob < 1.0):
+            if tape is not None:
+                tape["dropout_options"] = None
+            return super()._forward(x, lengths, state, time_major, tape, training, state_masks)
+        forward, _, variables, (forget_bias, activation, _, _) = self._kernel_calls()
+        options = (forget_bias, activation, self.dropout_keep_prob, int(self._dropout_rng.integers(2**53)))
+        outputs, *final = forward(x, *variables, *state, lengths, time_major, *options,
+                                  state_masks[-1] if state_masks else None, tape)
+        if tape is not None:
+            tape["dropout_options"] = options
+        return outputs, final
 
     def _backward(self, tape, d_outputs, d_final, input_grad=True):
-        dx, dc0, dh0, grads = _core.layer_norm_lstm_backward(tape, d_outputs, d_final[0], d_final[1],
-                                                             *self._weight_args(), input_grad)
-        return dx, [dc0, dh0], grads
+        options = tape.get("dropout_options")
+        if options is None:
+            return super()._backward(tape, d_outputs, d_final, input_grad)
+        _, backward, variables, _ = self._kernel_calls()
+        dx, *d_initial, grads = backward(tape, d_outputs, *d_final, *variables, *options, input_grad)
+        return dx, d_initial, grads
 
     def __repr__(self):
         return (f"LayerNormBasicLSTMCell(num_units={self.num_units}, layer_norm={self.layer_norm}, "
