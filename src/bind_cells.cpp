@@ -4,6 +4,7 @@
 #include "rnnkit/basic_rnn.hpp"
 #include "rnnkit/gru.hpp"
 #include "rnnkit/layer_norm_lstm.hpp"
+#include "rnnkit/lstm.hpp"
 
 namespace rnnkit_py {
 
@@ -18,6 +19,12 @@ void init_cells(py::module_& m) {
                      "BPTT through the gru_forward that filled `tape`. Returns (dx, dh0, grads) with grads keyed by "
                      "variable name (dx: None for token ids or with input_grad=False); the tape is spent until the "
                      "next forward.");
+  bind_cell<LstmCell>(m,
+                      "TF1's LSTMCell / BasicLSTMCell over a sequence. x: [B, T, D] ([T, B, D] when time_major); "
+                      "c0: [B, H]; m0: [B, R]. Returns (outputs, c_final, m_final); fills `tape` (a dict) when given.",
+                      "BPTT through the lstm_forward that filled `tape`. Returns (dx, dc0, dm0, grads) with grads "
+                      "keyed by variable name (dx: None for token ids or with input_grad=False); the tape is spent "
+                      "until the next forward.");
   bind_cell<GruResetAfterCell>(
       m,
       "The 'reset after' GRU (PyTorch / Keras 3 / cuDNN) over a sequence. x: [B, T, D] ([T, B, D] when "

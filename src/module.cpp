@@ -3,7 +3,6 @@
 
 namespace rnnkit_py {
 void init_cells(py::module_& m);
-void init_lstm(py::module_& m);
 void init_sequence_ops(py::module_& m);
 void init_dense(py::module_& m);
 void init_loss(py::module_& m);
@@ -57,7 +56,6 @@ PYBIND11_MODULE(_core, m) {
   m.attr("openmp") = false;
 #endif
   rnnkit_py::init_cells(m);
-  rnnkit_py::init_lstm(m);
   rnnkit_py::init_sequence_ops(m);
   rnnkit_py::init_dense(m);
   rnnkit_py::init_loss(m);

@@ -21,6 +21,9 @@ CELLS = {
     "gru_reset_after": (lambda: rnnkit.GRUCell(5, reset_after=True, input_depth=3, seed=3),
                         ["gates_kernel", "gates_bias", "candidate_input_kernel", "candidate_input_bias",
                          "candidate_hidden_kernel", "candidate_hidden_bias"], ["h0"], ["dh_final"], ["activation"]),
+    "lstm": (lambda: rnnkit.LSTMCell(5, use_peepholes=True, num_proj=4, cell_clip=2.0, input_depth=3, seed=4),
+             ["kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag", "projection"], ["c0", "m0"],
+             ["dc_final", "dm_final"], ["forget_bias", "activation", "cell_clip", "proj_clip"]),
 }
 
 

@@ -45,20 +45,24 @@ def rnn_backward():
 
 def lstm_weights(P=2):
     R = P or H
-    return [arr(D + R, 4 * H, seed=1), arr(4 * H, seed=2), 1.0, "tanh", arr(H, seed=4), arr(H, seed=5),
-            arr(H, seed=6), arr(H, P, seed=7) if P else None, 0.9, 0.8]
+    return [arr(D + R, 4 * H, seed=1), arr(4 * H, seed=2), arr(H, seed=4), arr(H, seed=5), arr(H, seed=6),
+            arr(H, P, seed=7) if P else None]
+
+
+def lstm_options():
+    return [1.0, "tanh", 0.9, 0.8]
 
 
 def lstm_forward(tape=None):
-    return _core.lstm_forward, [arr(B, T, D), arr(B, H, seed=3), arr(B, 2, seed=4), lengths(), False,
-                                None, tape, *lstm_weights()]
+    return _core.lstm_forward, [arr(B, T, D), *lstm_weights(), arr(B, H, seed=3), arr(B, 2, seed=4), lengths(),
+                                False, *lstm_options(), None, tape]
 
 
 def lstm_backward():
     tape = {}
     f, args = lstm_forward(tape)
     f(*args)
-    return _core.lstm_backward, [tape, arr(B, T, 2), arr(B, H), arr(B, 2), *lstm_weights(), True]
+    return _core.lstm_backward, [tape, arr(B, T, 2), arr(B, H), arr(B, 2), *lstm_weights(), *lstm_options(), True]
 
 
 def gru_weights():
@@ -217,11 +221,11 @@ def test_forward_tape_must_be_a_dict():
 
 def test_wrong_types_name_the_argument():
     f, args = lstm_forward()
-    args[7] = 7  # kernel
+    args[1] = 7  # kernel
     with pytest.raises(TypeError, match="kernel must be a numpy array, got int"):
         f(*args)
     args = lstm_forward()[1]
-    args[15] = "abc"  # cell_clip
+    args[13] = "abc"  # cell_clip
     with pytest.raises(TypeError, match="cell_clip must be a number or None, got str"):
         f(*args)
     tape = {}

@@ -254,12 +254,12 @@ def test_kernel_takes_one_step_without_a_time_axis():
     cell = rnnkit.BasicLSTMCell(5, input_depth=3, seed=1)
     x = rng(12).normal(size=(2, 3)).astype(np.float32)
     c, m = cell.zero_state(2)
-    args = cell._weight_args()
-    out2, c2, m2 = _core.lstm_forward(x, c, m, None, False, None, None, *args)
-    out3, c3, m3 = _core.lstm_forward(x[:, None], c, m, None, False, None, None, *args)
+    v, o = cell._kernel_variables(), cell._kernel_options()
+    out2, c2, m2 = _core.lstm_forward(x, *v, c, m, None, False, *o, None, None)
+    out3, c3, m3 = _core.lstm_forward(x[:, None], *v, c, m, None, False, *o, None, None)
     assert out2.shape == (2, 5) and np.array_equal(out2, out3[:, 0]) and np.array_equal(c2, c3)
     with pytest.raises(ValueError, match=r"rank 3 \[B, T, D\] \(or rank 2 \[B, D\] for one step\)"):
-        _core.lstm_forward(x[None, None], c, m, None, False, None, None, *args)
+        _core.lstm_forward(x[None, None], *v, c, m, None, False, *o, None, None)
 
 
 @pytest.mark.parametrize("units", [1, 17, 65, 300])

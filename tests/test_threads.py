@@ -272,7 +272,8 @@ def test_core_forwards_sharing_one_tape_stay_memory_safe():
         def work(i):
             x = inputs[i]
             zeros = np.zeros((x.shape[0], 32), np.float32)
-            return rnnkit._core.lstm_forward(x, zeros, zeros, None, False, None, tape, *cell._weight_args())[0]
+            return rnnkit._core.lstm_forward(x, *cell._kernel_variables(), zeros, zeros, None, False,
+                                             *cell._kernel_options(), None, tape)[0]
         for i, out in enumerate(run_together(3, work)):
             assert np.array_equal(out, references[i])
 

@@ -1,7 +1,8 @@
 // One description of a recurrent cell, and the one time loop that runs any
 // described cell over a sequence, forward and backward.
 //
-// A cell is a type (basic_rnn.hpp, gru.hpp) that says what it is:
+// A cell is a type (basic_rnn.hpp, gru.hpp, lstm.hpp, layer_norm_lstm.hpp)
+// that says what it is:
 //   kName         its kernel pair in rnnkit._core: <kName>_forward / <kName>_backward
 //   kVariables    its variables, in the kernels' argument order (TF's creation order)
 //   kState        its state parts. The last is the recurrent one: the step's
@@ -152,7 +153,9 @@ Index tape_width(const Cell& cell, size_t k) {
   switch (part.what) {
     case Saved::Gates: return cell.gate_width();
     case Saved::StatePrev: return cell.state_width(Cell::kState.size() - 1);
-    case Saved::Scratch: return cell.scratch_width();
+    case Saved::Scratch:
+      if constexpr (saves<Cell>(Saved::Scratch)) return cell.scratch_width();
+      return 0;
     case Saved::StateAfter:
     case Saved::Initial: return cell.state_width(part.part);
     case Saved::Own:

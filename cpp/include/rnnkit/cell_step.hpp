@@ -55,29 +55,6 @@ class StepCell {
   std::vector<T, Eigen::aligned_allocator<T>> workspace_;
 };
 
-template <typename T>
-class LstmStepCell final : public StepCell<T> {
- public:
-  LstmStepCell(const LstmConfig& cfg, const LstmWeights<T>& w) : cfg_(cfg), w_(w) {}
-  Index input_depth() const override { return cfg_.D; }
-  Index output_width() const override { return cfg_.R(); }
-  std::vector<Index> state_widths() const override { return {cfg_.H, cfg_.R()}; }
-
- private:
-  Index workspace_width() const override { return cfg_.G(); }
-  void run(const SeqLayout& seq, const SeqInput<T>& in, T* const* state, T* out, T* ws) override {
-    // Many rows: W_h is packed on the first step and reused by every later one.
-    if (!W_h_packed_ && seq.rows() >= 16)
-      W_h_packed_ = std::make_unique<PackedRhs<T>>(
-          CMatMap<T>(w_.kernel, cfg_.D + cfg_.R(), cfg_.G()).bottomRows(cfg_.R()), seq.rows());
-    lstm_forward<T>(cfg_, w_, seq, in, nullptr, StateMask<T>{}, state[0], state[1], out, state[0], state[1],
-                    LstmTape<T>{}, ws, W_h_packed_.get());
-  }
-  LstmConfig cfg_;
-  LstmWeights<T> w_;
-  std::unique_ptr<PackedRhs<T>> W_h_packed_;
-};
-
 template <typename Cell, typename T>
 class CellStep final : public StepCell<T> {
  public:

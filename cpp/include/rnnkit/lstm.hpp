@@ -14,9 +14,9 @@
 // its own hidden units for both (detail::lstm_forward_by_units).
 #pragma once
 
-#include "rnnkit/inputs.hpp"
-#include "rnnkit/rowmath.hpp"
+#include "rnnkit/cell.hpp"
 
+#include <memory>
 #include <optional>
 
 namespace rnnkit {
@@ -449,5 +449,118 @@ void lstm_backward(const LstmConfig& cfg, const LstmWeights<T>& w, const SeqLayo
       }
   }
 }
+
+// ---- the description -------------------------------------------------------
+
+// TF1's LSTMCell (and BasicLSTMCell) described for cell.hpp's binding and
+// step cells. Its steps run in lstm_forward / lstm_backward above rather
+// than in cell.hpp's loop over batch rows: a large float step splits by
+// hidden units instead (lstm_forward_by_units), with a barrier per step
+// between threads that own columns of every row.
+struct LstmCell {
+  static constexpr const char* kName = "lstm";
+  static constexpr bool kOwnLoop = true;
+  static constexpr std::array<VariableSpec, 6> kVariables{{{"kernel", "kernel"},
+                                                           {"bias", "bias"},
+                                                           {"w_f_diag", "w_f_diag", true},
+                                                           {"w_i_diag", "w_i_diag", true},
+                                                           {"w_o_diag", "w_o_diag", true},
+                                                           {"projection/kernel", "projection", true}}};
+  static constexpr std::array<StatePart, 2> kState{{{"c", "c0", "dc_final"}, {"h", "m0", "dm_final"}}};
+  static constexpr std::array<OptionSpec, 4> kOptions{{{"forget_bias", OptionKind::Number, 1.0},
+                                                       {"activation", OptionKind::Activation},
+                                                       {"cell_clip", OptionKind::OptionalNumber},
+                                                       {"proj_clip", OptionKind::OptionalNumber}}};
+  // LstmTape's buffers (m_pre and m_raw are empty without a projection), and c0.
+  static constexpr std::array<TapePart, 6> kTape{{{"gates", Saved::Gates},
+                                                  {"c", Saved::StateAfter, 0},
+                                                  {"m_prev", Saved::StatePrev},
+                                                  {"m_pre", Saved::Own},
+                                                  {"m_raw", Saved::Own},
+                                                  {"c0", Saved::Initial, 0}}};
+
+  LstmConfig cfg;
+  Index D = 0, H = 0;
+
+  LstmCell(const Shape* shapes, const OptionValue* options) {
+    const Shape& bias = shapes[1];
+    if (bias.size() != 1) throw std::invalid_argument("bias must be a rank-1 array [4H], got shape " + shape_str(bias));
+    const Index G = bias[0];
+    if (G % 4 != 0 || G == 0) throw std::invalid_argument("bias must have shape [4H], got [" + std::to_string(G) + "]");
+    cfg.H = G / 4;
+    if (!shapes[5].absent()) {
+      const Shape& p = shapes[5];
+      if (p.size() != 2 || p[0] != cfg.H)
+        throw std::invalid_argument("projection/kernel must have shape [" + std::to_string(cfg.H) + ", P], got " +
+                                    shape_str(p));
+      cfg.P = p[1];
+    }
+    const Shape& kernel = shapes[0];
+    if (kernel.size() != 2 || kernel[1] != G || kernel[0] < cfg.R())
+      throw std::invalid_argument("kernel must have shape [D + " + std::to_string(cfg.R()) + ", " + std::to_string(G) +
+                                  "], got " + shape_str(kernel));
+    cfg.D = kernel[0] - cfg.R();
+    cfg.forget_bias = *options[0];
+    cfg.activation = static_cast<Activation>(static_cast<int>(*options[1]));
+    cfg.cell_clip = options[2].value_or(0.0);
+    cfg.proj_clip = options[3].value_or(0.0);
+    if (options[2] && cfg.cell_clip <= 0) throw std::invalid_argument("cell_clip must be > 0");
+    if (options[3] && cfg.proj_clip <= 0) throw std::invalid_argument("proj_clip must be > 0");
+    const int peepholes = !shapes[2].absent() + !shapes[3].absent() + !shapes[4].absent();
+    if (peepholes != 0 && peepholes != 3)
+      throw std::invalid_argument("peepholes need all of w_i_diag, w_f_diag and w_o_diag");
+    cfg.peepholes = peepholes == 3;
+    D = cfg.D;
+    H = cfg.H;
+  }
+
+  Shape variable_shape(size_t i) const {
+    switch (i) {
+      case 0: return {D + cfg.R(), cfg.G()};
+      case 1: return {cfg.G()};
+      case 5: return cfg.P > 0 ? Shape{H, cfg.P} : Shape{};
+      default: return cfg.peepholes ? Shape{H} : Shape{};
+    }
+  }
+  Index state_width(size_t p) const { return p == 0 ? H : cfg.R(); }
+  Index gate_width() const { return cfg.G(); }
+  Index own_tape_width(size_t k) const { return k == 3 ? (cfg.P > 0 ? H : 0) : cfg.P; }
+
+  template <typename T>
+  LstmWeights<T> weights(const T* const* v) const {
+    return LstmWeights<T>{v[0], v[1], v[3], v[2], v[4], v[5]};
+  }
+  template <typename T>
+  LstmTape<T> tape_of(T* const* tape) const {
+    if (!tape) return LstmTape<T>{};
+    return LstmTape<T>{tape[0], tape[1], tape[2], cfg.P > 0 ? tape[3] : nullptr, cfg.P > 0 ? tape[4] : nullptr};
+  }
+
+  // The weights of a StepCell: W_h packed once, for the rows of a step.
+  template <typename T>
+  struct Forward {
+    LstmWeights<T> w;
+    std::unique_ptr<PackedRhs<T>> W_h;
+    Forward(const LstmCell& c, const T* const* v, Index rows) : w(c.weights(v)) {
+      if (rows >= 16)
+        W_h = std::make_unique<PackedRhs<T>>(CMatMap<T>(v[0], c.D + c.cfg.R(), c.cfg.G()).bottomRows(c.cfg.R()), rows);
+    }
+  };
+
+  template <typename T>
+  void forward(const LstmWeights<T>& w, const PackedRhs<T>* W_h, const CellIo<T>& io, const T* const* state0,
+               T* outputs, T* const* state, T* const* tape, T* gates_ws) const {
+    lstm_forward<T>(cfg, w, io.seq, io.in, io.sequence_length, io.state_mask, state0[0], state0[1], outputs, state[0],
+                    state[1], tape_of(tape), gates_ws, W_h);
+  }
+
+  template <typename T>
+  void backward(const T* const* vars, const CellIo<T>& io, T* const* tape, const T* d_outputs,
+                const T* const* d_final, T* dx, T* const* d_state0, T* const* grads) const {
+    const LstmGrads<T> g{grads[0], grads[1], grads[3], grads[2], grads[4], grads[5]};
+    lstm_backward<T>(cfg, weights(vars), io.seq, io.in, io.sequence_length, io.state_mask, tape[5], tape_of(tape),
+                     d_outputs, d_final[0], d_final[1], dx, d_state0[0], d_state0[1], g);
+  }
+};
 
 }  // namespace rnnkit

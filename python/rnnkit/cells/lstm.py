@@ -1,10 +1,9 @@
-"""LSTM cells: BasicLSTMCell and LSTMCell, sharing one C++ kernel pair."""
+"""LSTM cells: BasicLSTMCell and LSTMCell, sharing one C++ kernel pair (rnnkit._core.lstm_*)."""
 
 from collections import namedtuple
 
 import numpy as np
 
-from .. import _core
 from .._checks import activation_name, positive_int
 from .base import RNNCell, _state_array
 
@@ -37,6 +36,7 @@ class LSTMCell(RNNCell):
     State: LSTMStateTuple(c [B, H], h [B, R])."""
 
     scope_name = "lstm_cell"
+    _kernel_name = "lstm"
     _kernel_steps = True
 
     def __init__(self, num_units, use_peepholes=False, cell_clip=None, num_proj=None,
@@ -51,7 +51,6 @@ class LSTMCell(RNNCell):
         self.forget_bias = float(forget_bias)
         self.state_is_tuple = bool(state_is_tuple)
         self.activation = activation_name(activation)
-        self._weights = None
         super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
@@ -107,46 +106,16 @@ class LSTMCell(RNNCell):
         return [np.ascontiguousarray(both[:, :H]), np.ascontiguousarray(both[:, H:])]
 
     # ---- kernels ----------------------------------------------------------------
-    def _weight_args(self):
-        """(kernel, bias, forget_bias, activation, w_i_diag, w_f_diag, w_o_diag,
-        projection, cell_clip, proj_clip): the kernels' trailing positional
-        arguments. The arrays are live (assignment copies into them), so the
-        tuple is made once."""
-        if self._weights is None:
-            v = self.variables
-            peep = [v[n] if self.use_peepholes else None for n in ("w_i_diag", "w_f_diag", "w_o_diag")]
-            proj = v["projection/kernel"] if self.num_proj is not None else None
-            self._weights = (v["kernel"], v["bias"], self.forget_bias, self.activation, *peep, proj,
-                             self.cell_clip, self.proj_clip)
-        return self._weights
+    def _kernel_variables(self):
+        # creation order, None for a variable the options leave out
+        return tuple(self.variables.get(n) for n in ("kernel", "bias", "w_f_diag", "w_i_diag", "w_o_diag",
+                                                      "projection/kernel"))
+
+    def _kernel_options(self):
+        return (self.forget_bias, self.activation, self.cell_clip, self.proj_clip)
 
     def _state_droppable(self):
         return [False, True]  # c is never dropped
-
-    def _kernel_step(self, inputs, state):
-        # The base class's _forward and _pack_state in this frame: a sampling
-        # loop makes this call once per token.
-        if self._kernel_state(state) is None:
-            return None
-        outputs, c, m = _core.lstm_forward(inputs, state[0], state[1], None, True, None, None,
-                                           *self._weight_args())
-        return outputs, tuple.__new__(LSTMStateTuple, (c, m))
-
-    def _step_cell(self):
-        """(kind, weight args) of the C++ step cell that runs this cell one step at a time."""
-        return "lstm", self._weight_args()
-
-    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
-        mask = state_masks[1] if state_masks else None
-        outputs, c, m = _core.lstm_forward(x, state[0], state[1], lengths, time_major, mask, tape,
-                                           *self._weight_args())
-        return outputs, [c, m]
-
-    def _backward(self, tape, d_outputs, d_final, input_grad=True):
-        # all positional: a keyword argument costs the binding about a microsecond
-        dx, dc0, dm0, grads = _core.lstm_backward(tape, d_outputs, d_final[0], d_final[1], *self._weight_args(),
-                                                  input_grad)
-        return dx, [dc0, dm0], grads
 
 
 class BasicLSTMCell(LSTMCell):
