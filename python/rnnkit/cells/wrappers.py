@@ -1,34 +1,61 @@
 """Cell wrappers: ResidualWrapper, DropoutWrapper (and the shared wrapper plumbing)."""
 
+from __future__ import annotations
+
 from typing import Any, Optional
 
 import numpy as np
 
 from .. import _core, random
 from .._checks import non_negative_int
-from .._typing import ArrayLike, FloatArray, IntArray, NDArray
+from .._typing import ArrayLike, FloatArray, IntArray, NDArray, StateSize
+from ..variables import Variables
 from .base import RNNCell
 
 
 class CellWrapper(RNNCell):
     """Wraps a cell: same variables (TF adds no scope), state and sizes."""
 
-    def __init__(self, cell):
+    def __init__(self, cell: RNNCell) -> None:
         if not isinstance(cell, RNNCell):
             raise TypeError(f"cell must be an rnnkit cell, got {type(cell).__name__}")
         self.cell = cell
 
-    # everything about variables and states is the wrapped cell's
-    scope_name = property(lambda self: self.cell.scope_name)
-    dtype = property(lambda self: self.cell.dtype)
-    num_units = property(lambda self: self.cell.num_units)
-    variables = property(lambda self: self.cell.variables)
-    grads = property(lambda self: self.cell.grads)
-    input_depth = property(lambda self: self.cell.input_depth)
-    output_size = property(lambda self: self.cell.output_size)
-    state_size = property(lambda self: self.cell.state_size)
+    # everything about variables and states is the wrapped cell's, read-only
+    # here (type: ignore[override]: the base class's are writable attributes)
+    @property
+    def scope_name(self) -> str:  # type: ignore[override]
+        return self.cell.scope_name
 
-    def build(self, input_depth):
+    @property
+    def dtype(self) -> np.dtype[Any]:  # type: ignore[override]
+        return self.cell.dtype
+
+    @property
+    def num_units(self) -> int:
+        return self.cell.num_units
+
+    @property
+    def variables(self) -> Variables:  # type: ignore[override]
+        return self.cell.variables
+
+    @property
+    def grads(self) -> dict[str, FloatArray]:
+        return self.cell.grads
+
+    @property
+    def input_depth(self) -> Optional[int]:  # type: ignore[override]
+        return self.cell.input_depth
+
+    @property
+    def output_size(self) -> int:
+        return self.cell.output_size
+
+    @property
+    def state_size(self) -> StateSize:
+        return self.cell.state_size
+
+    def build(self, input_depth: int) -> None:
         self.cell.build(input_depth)
 
     def _state_widths(self):
@@ -43,7 +70,7 @@ class CellWrapper(RNNCell):
     def _state_droppable(self):
         return self.cell._state_droppable()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cell!r})"
 
 
@@ -51,7 +78,7 @@ class ResidualWrapper(CellWrapper):
     """TF1's ResidualWrapper: output = inputs + cell output; state unchanged.
     The input depth must equal the cell's output size."""
 
-    def build(self, input_depth):
+    def build(self, input_depth: int) -> None:
         if input_depth != self.cell.output_size:
             raise ValueError(
                 f"ResidualWrapper: inputs must have depth {self.cell.output_size} (the cell's output size), got {input_depth}"
