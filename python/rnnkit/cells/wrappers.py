@@ -197,7 +197,9 @@ class DropoutWrapper(CellWrapper):
         if self.input_keep_prob < 1.0:
             if ids:  # token ids: drop entries of their one-hot vectors
                 from ..ops import one_hot
-                x = one_hot(x, self.cell.input_depth, dtype=self.dtype)
+                depth = self.cell.input_depth
+                assert depth is not None  # token ids reach a cell only once it is built (_prepare_inputs)
+                x = one_hot(x, depth, dtype=self.dtype)
             input_mask = self._mask(call, 0, self.input_keep_prob, batch, steps, x.shape[2], time_major)
             x = _core.apply_mask(x, input_mask, time_major)
         if self.state_keep_prob < 1.0:
