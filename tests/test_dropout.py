@@ -249,8 +249,15 @@ def test_the_same_seed_and_call_reproduce_the_masks():
 def test_bad_stream_position(name, value, error, message):
     with pytest.raises(error, match=message):
         setattr(_wrapper(), name, value)
-    with pytest.raises(TypeError, match=r"seed must be an int in \[0, 2\*\*64\)"):
-        rnnkit.DropoutWrapper(rnnkit.BasicRNNCell(2), seed=1.5)
+
+
+@pytest.mark.parametrize("seed, error, message", [
+    (1.5, TypeError, r"seed must be an int in \[0, 2\*\*64\), got float"),
+    (-1, ValueError, r"seed must lie in \[0, 2\*\*64\), got -1"),
+])
+def test_bad_seed(seed, error, message):
+    with pytest.raises(error, match=message):
+        rnnkit.DropoutWrapper(rnnkit.BasicRNNCell(2), seed=seed)
 
 
 def test_grouped_fit_draws_the_masks_of_plain_fit():
