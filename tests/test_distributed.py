@@ -118,15 +118,17 @@ def _ok(done):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """fit.py in one process, started without mpiexec."""
+    """fit.py in one process, started without mpiexec: fit(groups=8), no MPI in the training."""
     _mpiexec()
     out = tmp_path_factory.mktemp("reference")
-    _ok(_run([sys.executable, str(SCRIPTS / "fit.py"), str(out)]))
+    _ok(_run([sys.executable, str(SCRIPTS / "fit.py"), str(out), "local"]))
     return dict(np.load(out / "rank0.npz"))
 
 
 @pytest.mark.parametrize("ranks", [1, 2, 3, 4])
 def test_fit_on_ranks_gives_the_bits_of_one_process(ranks, reference, tmp_path):
+    """Every model of fit.py, DropoutWrapper ones (float32; float64
+    variational) included, has the bits of the one-process grouped run."""
     _ok(_job(ranks, "fit.py", str(tmp_path)))
     for r in range(ranks):
         result = dict(np.load(tmp_path / f"rank{r}.npz"))
@@ -161,8 +163,9 @@ def test_a_batch_that_does_not_split_over_the_ranks_fails_the_job():
 
 
 def test_charrnn_under_mpiexec_trains_the_same_as_one_process(tmp_path):
-    """`--groups` alone runs the grouped steps in one process; dropout masks
-    are seeded per group, so they are exact too. Rank 0 alone prints and writes."""
+    """`--groups` alone runs the grouped steps in one process; a row's dropout
+    masks follow from its index in the batch, so they are exact too. Rank 0
+    alone prints and writes."""
     text = tmp_path / "tiny.txt"
     text.write_text("hello world, héllo wörld!\n" * 40, encoding="utf-8")
     train = ["-m", "rnnkit.charrnn", "train", str(text), "--rnn-size", "12", "--num-layers", "2", "--seq-length", "8",

@@ -132,9 +132,9 @@ def test_gradients_with_fixed_masks(variational):
     w_out = r.normal(size=(B, T, 2))
     w_fin = [r.normal(size=(B, w)) for w in stack._state_widths()]
 
-    def reseed():
-        for c, s in zip(stack.cells, (5, 6, 7)):
-            c._rng = np.random.default_rng(s)
+    def reseed():  # every forward draws the masks of call 0
+        for c in stack.cells:
+            c.calls = 0
 
     def f():
         reseed()
@@ -167,3 +167,112 @@ def test_train_step_uses_dropout():
     before = float(rnnkit.sequence_loss(model.predict(x), y, w))  # no dropout in predict
     loss = model.train_step(x, y, w, rnnkit.GradientDescentOptimizer(1e-30))
     assert loss != pytest.approx(before, rel=1e-6)
+
+
+# ---- counter-based masks: the rule, the split, the seed ---------------------------------
+def _wrapper(variational=False, seed=11, dtype=np.float64):
+    return rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(4, dtype=dtype, seed=1), 0.7, 0.6, 0.5,
+                                 variational_recurrent=variational, seed=seed)
+
+
+def _masks(cell, x, time_major=False):
+    """(input, output, h) masks of one training forward, batch-major."""
+    layer = rnnkit.RNN(cell)
+    layer.forward(x, time_major=time_major, training=True)
+    masks = masks_of(layer)
+    if time_major and not cell.variational_recurrent:
+        masks = tuple(np.swapaxes(m, 0, 1) for m in masks)
+    return masks
+
+
+@pytest.mark.parametrize("variational", [False, True])
+@pytest.mark.parametrize("time_major", [False, True])
+def test_masks_follow_the_documented_rule(variational, time_major):
+    B, T, D = 3, 4, 5
+    cell = _wrapper(variational)
+    cell.calls, cell.first_row = 6, 10
+    x = rng(0).normal(size=(T, B, D) if time_major else (B, T, D))
+    masks = _masks(cell, x, time_major)
+    assert cell.calls == 7 and cell.first_row == 10
+    for place, keep, mask, width in ((0, 0.7, masks[0], D), (1, 0.6, masks[1], 4), (3, 0.5, masks[2], 4)):
+        per_row = width if variational else T * width
+        draws = rnnkit.random.uniforms(rnnkit.random.subseed(11, 6, place), (10 + B) * per_row)[10 * per_row:]
+        expected = np.where(draws < keep, 1.0 / keep, 0.0).reshape(mask.shape)
+        assert np.array_equal(mask, expected), place
+
+
+@pytest.mark.parametrize("variational", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_rows_masks_do_not_depend_on_the_batch_split(variational, dtype):
+    """Rows [0, 7) in one call, and in calls of rows [0, 2), [2, 5), [5, 7)
+    that start at the same counter with their first row: the same masks, and
+    outputs within rounding."""
+    x = rng(1).normal(size=(7, 4, 3)).astype(dtype)
+    whole = _wrapper(variational, dtype=dtype)
+    layer = rnnkit.RNN(whole)
+    whole_out, _ = layer.forward(x, training=True)
+    whole_masks = masks_of(layer)
+    part = _wrapper(variational, dtype=dtype)
+    parts, outs = [], []
+    for a, b in ((0, 2), (2, 5), (5, 7)):
+        part.calls, part.first_row = 0, a
+        layer = rnnkit.RNN(part)
+        outs.append(layer.forward(x[a:b], training=True)[0])
+        parts.append(masks_of(layer))
+    for i, mask in enumerate(whole_masks):
+        assert np.array_equal(np.concatenate([p[i] for p in parts]), mask), i
+    assert_close(np.concatenate(outs), whole_out)
+    assert whole.calls == part.calls == 1
+
+
+def test_the_same_seed_and_call_reproduce_the_masks():
+    x = rng(2).normal(size=(2, 5, 3))
+    one, two, other = _wrapper(seed=7), _wrapper(seed=7), _wrapper(seed=8)
+    first = [_masks(one, x) for _ in range(3)]
+    assert one.calls == 3
+    rnnkit.RNN(one).forward(x)  # inference draws nothing
+    assert one.calls == 3
+    for call, masks in enumerate(first):
+        assert all(np.array_equal(a, b) for a, b in zip(_masks(two, x), masks)), call
+    assert not np.array_equal(first[0][0], first[1][0])  # every call draws new masks
+    one.calls = 1  # replays call 1
+    assert all(np.array_equal(a, b) for a, b in zip(_masks(one, x), first[1]))
+    assert not np.array_equal(_masks(other, x)[0], first[0][0])
+    fresh = [rnnkit.DropoutWrapper(rnnkit.BasicRNNCell(2), 0.5).seed for _ in range(2)]
+    assert fresh[0] != fresh[1] and all(0 <= s < 2**64 for s in fresh)
+
+
+@pytest.mark.parametrize("name, value, error, message", [
+    ("calls", -1, ValueError, "calls must be >= 0, got -1"),
+    ("first_row", 1.5, TypeError, "first_row must be an int"),
+])
+def test_bad_stream_position(name, value, error, message):
+    with pytest.raises(error, match=message):
+        setattr(_wrapper(), name, value)
+
+
+@pytest.mark.parametrize("seed, error, message", [
+    (1.5, TypeError, r"seed must be an int in \[0, 2\*\*64\), got float"),
+    (-1, ValueError, r"seed must lie in \[0, 2\*\*64\), got -1"),
+])
+def test_bad_seed(seed, error, message):
+    with pytest.raises(error, match=message):
+        rnnkit.DropoutWrapper(rnnkit.BasicRNNCell(2), seed=seed)
+
+
+def test_grouped_fit_draws_the_masks_of_plain_fit():
+    """fit(groups=4) gives each group the step's counter and its first row:
+    the masks of plain fit, so the weights agree to float64 rounding."""
+    r = rng(3)
+    x, y = r.normal(size=(12, 5, 3)), r.integers(0, 4, (12, 5))
+    results = []
+    for groups in (None, 4):
+        cell = rnnkit.DropoutWrapper(rnnkit.GRUCell(6, dtype=np.float64, seed=2), 0.7, 0.6, 0.5, seed=5)
+        model = rnnkit.Sequential([rnnkit.RNN(cell), rnnkit.Dense(4, dtype=np.float64, seed=3)],
+                                  loss=rnnkit.SequenceLoss())
+        model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.05), epochs=2, batch_size=6, seed=1, verbose=0,
+                  groups=groups)
+        results.append(model.get_weights())
+        assert cell.calls == 4 and cell.first_row == 0
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)

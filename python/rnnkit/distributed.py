@@ -15,6 +15,9 @@ along one fixed binary tree over the G groups (node [lo, hi) is node
 subtrees it holds, one Allgatherv carries these partial sums to every rank,
 and every rank finishes the same tree. The sum is therefore the same on 1,
 2, 3, ... ranks, and in one process without MPI (`fit(groups=G)`).
+DropoutWrapper masks follow the same rule: every group of a step draws with
+the step's call counter and its first row's index in the global batch, so a
+row gets the same masks whichever rank or group computes it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from . import _core
 from ._checks import is_int
 from ._typing import ArrayLike, NDArray
+from .cells.wrappers import dropout_wrappers
 from .losses import MeanSquaredError, SequenceLoss, SoftmaxCrossEntropy
 from .optimizers import AdamOptimizer, Optimizer, clip_by_global_norm
 
@@ -171,8 +175,10 @@ def broadcast_variables(obj: Any, root: int = 0) -> None:
     (collective). `obj`: a cell, layer, Sequential or optimizer, or a list of
     them. A model's variables are copied, an optimizer's step count and
     Adam's slots: in a list with models, the slots of their variables; alone,
-    its slots in the order they were created. Every rank must hold the same
-    structure (shapes and dtypes), else every rank raises a ValueError."""
+    its slots in the order they were created. The models' DropoutWrapper
+    cells get the root's seeds and call counters, so every rank draws the
+    same masks. Every rank must hold the same structure (shapes and dtypes),
+    else every rank raises a ValueError."""
     world = init()
     root = _check_root(root, world)
     objects = list(obj) if isinstance(obj, (list, tuple)) else [obj]
@@ -182,14 +188,20 @@ def broadcast_variables(obj: Any, root: int = 0) -> None:
     arrays = list(variables)
     for optimizer in optimizers:
         arrays += _optimizer_arrays(optimizer, variables if models else None)
+    wrappers = dropout_wrappers(models)
     layout = [(a.shape, a.dtype.str) for a in arrays]
-    roots = world.bcast(layout, root=root)
-    problem = _layout_difference(layout, roots)
+    roots, root_wrappers = world.bcast((layout, len(wrappers)), root=root)
+    problem = _layout_difference(layout, roots) or (
+        None if len(wrappers) == root_wrappers else
+        f"holds {len(wrappers)} DropoutWrapper cells, the root holds {root_wrappers}")
     if world.allreduce(problem is not None, op=_mpi().LOR):
         raise ValueError(f"broadcast_variables: rank {world.Get_rank()}: "
                          + (problem or f"another rank's variables differ from rank {root}'s"))
     for a in arrays:
         world.Bcast(a, root=root)
+    streams = world.bcast([(w.seed, w.calls) for w in wrappers], root=root)
+    for wrapper, (seed, calls) in zip(wrappers, streams):
+        wrapper.seed, wrapper.calls = seed, calls
     steps = world.bcast([getattr(_inner(o), "iterations", None) for o in optimizers], root=root)
     for optimizer, step in zip(optimizers, steps):
         if step is not None:
@@ -420,10 +432,11 @@ class GroupedStep:
 
     def __call__(self, x: NDArray[Any], targets: NDArray[Any], weights: Optional[NDArray[Any]], optimizer: Any,
                  sequence_length: Optional[NDArray[Any]] = None, clip_norm: Optional[float] = None,
-                 accuracy: bool = False, stop: bool = False,
-                 before_group: Optional[Callable[[int], None]] = None) -> tuple[float, Optional[tuple[float, ...]], bool]:
+                 accuracy: bool = False, stop: bool = False) -> tuple[float, Optional[tuple[float, ...]], bool]:
         """One update on a global batch (every rank passes the whole batch).
-        Returns (loss, (Σ w·correct, Σ w) or None, stop on any rank)."""
+        Every group starts its DropoutWrapper cells at the step's call
+        counters and its first row. Returns (loss, (Σ w·correct, Σ w) or
+        None, stop on any rank)."""
         optimizer = _inner(optimizer)  # the groups' sum is the whole batch's gradient already
         rows = len(x)
         count = min(self.groups, rows)
@@ -434,26 +447,32 @@ class GroupedStep:
         total = math.fsum(shares)
         first, last = self.rank * count // self.ranks, (self.rank + 1) * count // self.ranks
         leaves, pairs = {}, []
-        for g in range(first, last):
-            a, b = bounds[g], bounds[g + 1]
-            if self.model.stateful:
-                self.model.final_state = self.states.get(g)
-            if before_group is not None:
-                before_group(g)
-            scale = shares[g] / total if total else 0.0
-            loss, outputs, pairs = self.model._gradients(
-                x[a:b], targets[a:b], None if weights is None else weights[a:b],
-                None if sequence_length is None else sequence_length[a:b], scale)
-            if self.model.stateful:
-                self.states[g] = self.model.final_state
-            grads = [grad for grad, _ in pairs]
-            _flat_dtype(grads)
-            metrics = np.zeros(3)
-            metrics[0] = float(loss) * scale
-            if accuracy:
-                from .sequential import _accuracy_counts
-                metrics[1:] = _accuracy_counts(outputs, targets[a:b], None if weights is None else weights[a:b])
-            leaves[(g, g + 1)] = (metrics, _flatten(grads))
+        wrappers = dropout_wrappers(self.model)
+        streams = [(w.calls, w.first_row) for w in wrappers]
+        try:
+            for g in range(first, last):
+                a, b = bounds[g], bounds[g + 1]
+                if self.model.stateful:
+                    self.model.final_state = self.states.get(g)
+                for wrapper, (calls, _) in zip(wrappers, streams):
+                    wrapper.calls, wrapper.first_row = calls, a
+                scale = shares[g] / total if total else 0.0
+                loss, outputs, pairs = self.model._gradients(
+                    x[a:b], targets[a:b], None if weights is None else weights[a:b],
+                    None if sequence_length is None else sequence_length[a:b], scale)
+                if self.model.stateful:
+                    self.states[g] = self.model.final_state
+                grads = [grad for grad, _ in pairs]
+                _flat_dtype(grads)
+                metrics = np.zeros(3)
+                metrics[0] = float(loss) * scale
+                if accuracy:
+                    from .sequential import _accuracy_counts
+                    metrics[1:] = _accuracy_counts(outputs, targets[a:b], None if weights is None else weights[a:b])
+                leaves[(g, g + 1)] = (metrics, _flatten(grads))
+        finally:  # the counters stay where the step left them
+            for wrapper, (_, first_row) in zip(wrappers, streams):
+                wrapper.first_row = first_row
         variables = self._variables()  # after the first forward built every layer
         if pairs and (len(pairs) != len(variables) or any(v is not var for (_, v), var in zip(pairs, variables))):
             raise RuntimeError("the model's gradients do not come in the order of its variables")

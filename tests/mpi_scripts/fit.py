@@ -1,10 +1,12 @@
-"""Run by tests/test_distributed.py, under `mpiexec -n R` or alone (the
-reference): trains small models with Sequential.fit(distributed=True,
-groups=8) and writes what each rank ends with to OUT/rank<r>.npz, for the
+"""Run by tests/test_distributed.py, under `mpiexec -n R`, or alone with
+`local` (the reference): trains small models with
+Sequential.fit(distributed=True, groups=8), or fit(groups=8) in one process
+without MPI, and writes what each rank ends with to OUT/rank<r>.npz, for the
 test to compare bit for bit.
 
-Every rank seeds its models differently (seed + rank): fit's start copies
-rank 0's weights, so the results still agree. `python fit.py OUT`."""
+Every rank seeds its models and dropout differently (seed + rank): fit's
+start copies rank 0's weights and dropout seeds, so the results still
+agree. `python fit.py OUT [local]`."""
 
 import sys
 
@@ -22,8 +24,9 @@ def data(rng, rows, steps, depth=None, classes=None):
     return rng.standard_normal((rows, steps, depth))
 
 
-def main(out):
+def main(out, local=False):
     rank = distributed.rank()
+    fit_mode = {"distributed": not local, "groups": GROUPS}
     rng = np.random.default_rng(7)  # the data: the same on every rank
     results = {}
 
@@ -36,7 +39,7 @@ def main(out):
                                rnnkit.RNN(rnnkit.LSTMCell(8, seed=20 + rank)),
                                rnnkit.Dense(11, seed=30 + rank)], loss=rnnkit.SequenceLoss())
     history = model.fit(x, y, w, optimizer=rnnkit.AdamOptimizer(0.01), epochs=2, batch_size=12, seed=3,
-                        verbose=0, metrics=("accuracy",), distributed=True, groups=GROUPS)
+                        verbose=0, metrics=("accuracy",), **fit_mode)
     results["lstm32"] = (model, history)
 
     # float64: floats with lengths -> GRU (last output) -> Dense, sparse
@@ -48,7 +51,7 @@ def main(out):
     model = rnnkit.Sequential([rnnkit.RNN(rnnkit.GRUCell(7, dtype=np.float64, seed=40 + rank), return_sequences=False),
                                rnnkit.Dense(4, dtype=np.float64, seed=50 + rank)], loss=rnnkit.SoftmaxCrossEntropy())
     history = model.fit(x, y, w, optimizer=rnnkit.AdamOptimizer(0.05), epochs=2, batch_size=10, seed=4,
-                        clip_norm=0.5, sequence_length=lengths, verbose=0, distributed=True, groups=GROUPS)
+                        clip_norm=0.5, sequence_length=lengths, verbose=0, **fit_mode)
     results["gru64"] = (model, history)
 
     # float64 stateful: each rank carries its own groups' state from batch to batch.
@@ -58,8 +61,32 @@ def main(out):
                                rnnkit.Dense(3, dtype=np.float64, seed=70 + rank)],
                               loss=rnnkit.MeanSquaredError(), stateful=True)
     history = model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.02), epochs=2, batch_size=12, verbose=0,
-                        distributed=True, groups=GROUPS)
+                        **fit_mode)
     results["stateful64"] = (model, history)
+
+    # DropoutWrapper on inputs, outputs and state, float32 then float64
+    # (variational, two wrappers in a stack): 20 rows in batches of 12.
+    x = data(rng, 20, 5, classes=7)
+    y = data(rng, 20, 5, classes=7)
+    cell = rnnkit.DropoutWrapper(rnnkit.LSTMCell(6, seed=100 + rank), 0.8, 0.7, 0.6, seed=110 + rank)
+    model = rnnkit.Sequential([rnnkit.Embedding(7, 4, seed=120 + rank), rnnkit.RNN(cell),
+                               rnnkit.Dense(7, seed=130 + rank)], loss=rnnkit.SequenceLoss())
+    history = model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.02), epochs=2, batch_size=12, seed=5, verbose=0,
+                        **fit_mode)
+    results["dropout32"] = (model, history)
+
+    x = data(rng, 20, 4, depth=3)
+    y = data(rng, 20, 4, depth=2)
+    stack = rnnkit.MultiRNNCell([
+        rnnkit.DropoutWrapper(rnnkit.GRUCell(5, dtype=np.float64, seed=140 + rank), 0.7, 0.8, 0.6,
+                              variational_recurrent=True, seed=150 + rank),
+        rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(4, dtype=np.float64, seed=160 + rank), 0.9, 0.6, 0.5,
+                              variational_recurrent=True, seed=170 + rank)])
+    model = rnnkit.Sequential([rnnkit.RNN(stack), rnnkit.Dense(2, dtype=np.float64, seed=180 + rank)],
+                              loss=rnnkit.MeanSquaredError())
+    history = model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.02), epochs=2, batch_size=12, seed=6, verbose=0,
+                        **fit_mode)
+    results["dropout64"] = (model, history)
 
     arrays = {}
     for name, (model, history) in results.items():
@@ -97,4 +124,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], local=sys.argv[2:] == ["local"])

@@ -1,8 +1,13 @@
 """BasicRNNCell: h' = act([x, h] · kernel + bias)."""
 
+from __future__ import annotations
+
+from typing import Optional, Union
+
 import numpy as np
 
 from .._checks import activation_name
+from .._typing import Activation, DTypeLike, InitializerFn
 from .base import RNNCell
 
 
@@ -13,8 +18,10 @@ class BasicRNNCell(RNNCell):
     _kernel_name = "basic_rnn"
     _kernel_steps = True
 
-    def __init__(self, num_units, activation="tanh", dtype=np.float32, input_depth=None, seed=None,
-                 kernel_initializer=None, bias_initializer=None):
+    def __init__(self, num_units: int, activation: Activation = "tanh", dtype: DTypeLike = np.float32,
+                 input_depth: Optional[int] = None, seed: Optional[int] = None,
+                 kernel_initializer: Union[None, str, InitializerFn] = None,
+                 bias_initializer: Union[None, str, InitializerFn] = None) -> None:
         self.activation = activation_name(activation)
         super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)

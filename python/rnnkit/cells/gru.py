@@ -9,10 +9,16 @@ reset_after=True (a different function; PyTorch's z is u and n is c):
                  + r ⊙ (h · candidate/hidden/kernel + candidate/hidden/bias))
 """
 
+from __future__ import annotations
+
+from typing import Optional, Union
+
 import numpy as np
 
 from .._checks import activation_name
+from .._typing import Activation, DTypeLike, InitializerFn
 from .base import RNNCell
+
 
 class GRUCell(RNNCell):
     """TF1's GRUCell, or the "reset after" GRU.
@@ -35,8 +41,10 @@ class GRUCell(RNNCell):
     scope_name = "gru_cell"
     _kernel_steps = True
 
-    def __init__(self, num_units, activation="tanh", reset_after=False, dtype=np.float32,
-                 input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
+    def __init__(self, num_units: int, activation: Activation = "tanh", reset_after: bool = False,
+                 dtype: DTypeLike = np.float32, input_depth: Optional[int] = None, seed: Optional[int] = None,
+                 kernel_initializer: Union[None, str, InitializerFn] = None,
+                 bias_initializer: Union[None, str, InitializerFn] = None) -> None:
         self.activation = activation_name(activation)
         if not isinstance(reset_after, (bool, np.bool_)):
             raise TypeError(f"reset_after must be a bool, got {type(reset_after).__name__}")
@@ -68,6 +76,6 @@ class GRUCell(RNNCell):
     def _kernel_options(self):
         return (self.activation,)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"GRUCell(num_units={self.num_units}, activation={self.activation!r}, "
                 f"reset_after={self.reset_after}, dtype={self.dtype.name})")

@@ -1,11 +1,15 @@
 """LayerNormBasicLSTMCell: TF1's tf.contrib.rnn.LayerNormBasicLSTMCell."""
 
+from __future__ import annotations
+
 import numbers
 import warnings
+from typing import Optional, Union
 
 import numpy as np
 
 from .._checks import activation_name, non_negative_int
+from .._typing import Activation, DTypeLike, InitializerFn
 from ..variables import glorot_uniform
 from .base import RNNCell
 from .lstm import LSTMCell
@@ -64,9 +68,12 @@ class LayerNormBasicLSTMCell(RNNCell):
     _flatten_state = LSTMCell._flatten_state
     _state_droppable = LSTMCell._state_droppable
 
-    def __init__(self, num_units, forget_bias=1.0, input_size=None, activation="tanh", layer_norm=True,
-                 norm_gain=1.0, norm_shift=0.0, dropout_keep_prob=1.0, dropout_prob_seed=None, dtype=np.float32,
-                 input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
+    def __init__(self, num_units: int, forget_bias: float = 1.0, input_size: Optional[int] = None,
+                 activation: Activation = "tanh", layer_norm: bool = True, norm_gain: float = 1.0,
+                 norm_shift: float = 0.0, dropout_keep_prob: float = 1.0, dropout_prob_seed: Optional[int] = None,
+                 dtype: DTypeLike = np.float32, input_depth: Optional[int] = None, seed: Optional[int] = None,
+                 kernel_initializer: Union[None, str, InitializerFn] = None,
+                 bias_initializer: Union[None, str, InitializerFn] = None) -> None:
         if input_size is not None:  # kept in TF's position, so that TF's positional calls work
             warnings.warn("LayerNormBasicLSTMCell: input_size is deprecated and unused (as in TF1)",
                           DeprecationWarning, stacklevel=2)
@@ -137,6 +144,6 @@ class LayerNormBasicLSTMCell(RNNCell):
         dx, *d_initial, grads = backward(tape, d_outputs, *d_final, *variables, *options, input_grad)
         return dx, d_initial, grads
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"LayerNormBasicLSTMCell(num_units={self.num_units}, layer_norm={self.layer_norm}, "
                 f"dropout_keep_prob={self.dropout_keep_prob}, dtype={self.dtype.name})")

@@ -5,6 +5,11 @@ all T steps, then layer k+1 over its outputs), which gives the same numbers
 as TF's step-by-step stacking — padded steps carry every layer's state and
 their outputs are discarded — with one input GEMM per layer instead of T."""
 
+from __future__ import annotations
+
+from typing import Iterable
+
+from .._typing import StateSize
 from ..variables import Variables
 from .base import RNNCell
 
@@ -16,7 +21,7 @@ class MultiRNNCell(RNNCell):
 
     scope_name = "multi_rnn_cell"
 
-    def __init__(self, cells, state_is_tuple=True):
+    def __init__(self, cells: Iterable[RNNCell], state_is_tuple: bool = True) -> None:
         cells = list(cells)
         if not cells:
             raise ValueError("cells must hold at least one cell, got an empty list")
@@ -34,10 +39,11 @@ class MultiRNNCell(RNNCell):
         self.grads = {}
         self.variables = Variables("MultiRNNCell")
         self.input_depth = None
-        if cells[0].built:
-            self.build(cells[0].input_depth)
+        depth = cells[0].input_depth
+        if depth is not None:  # cells[0] is built
+            self.build(depth)
 
-    def build(self, input_depth):
+    def build(self, input_depth: int) -> None:
         if self.built:
             return super().build(input_depth)
         depth = input_depth
@@ -58,11 +64,11 @@ class MultiRNNCell(RNNCell):
         return [(f"cell_{i}/{cell.scope_name}", cell) for i, cell in enumerate(self.cells)]
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         return self.cells[-1].output_size
 
     @property
-    def state_size(self):
+    def state_size(self) -> tuple[StateSize, ...]:
         return tuple(cell.state_size for cell in self.cells)
 
     def _splits(self):
@@ -130,5 +136,5 @@ class MultiRNNCell(RNNCell):
         grads = {k: grads[k] for k in self.variables}
         return d, [a for layer in d_initial for a in layer], grads
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"MultiRNNCell([{', '.join(map(repr, self.cells))}])"

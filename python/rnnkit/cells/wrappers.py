@@ -1,30 +1,61 @@
-"""Cell wrappers: ResidualWrapper (and the shared wrapper plumbing)."""
+"""Cell wrappers: ResidualWrapper, DropoutWrapper (and the shared wrapper plumbing)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
 
 import numpy as np
 
-from .. import _core
+from .. import _core, random
+from .._checks import non_negative_int
+from .._typing import ArrayLike, FloatArray, IntArray, NDArray, StateSize
+from ..variables import Variables
 from .base import RNNCell
 
 
 class CellWrapper(RNNCell):
     """Wraps a cell: same variables (TF adds no scope), state and sizes."""
 
-    def __init__(self, cell):
+    def __init__(self, cell: RNNCell) -> None:
         if not isinstance(cell, RNNCell):
             raise TypeError(f"cell must be an rnnkit cell, got {type(cell).__name__}")
         self.cell = cell
 
-    # everything about variables and states is the wrapped cell's
-    scope_name = property(lambda self: self.cell.scope_name)
-    dtype = property(lambda self: self.cell.dtype)
-    num_units = property(lambda self: self.cell.num_units)
-    variables = property(lambda self: self.cell.variables)
-    grads = property(lambda self: self.cell.grads)
-    input_depth = property(lambda self: self.cell.input_depth)
-    output_size = property(lambda self: self.cell.output_size)
-    state_size = property(lambda self: self.cell.state_size)
+    # everything about variables and states is the wrapped cell's, read-only
+    # here (type: ignore[override]: the base class's are writable attributes)
+    @property
+    def scope_name(self) -> str:  # type: ignore[override]
+        return self.cell.scope_name
 
-    def build(self, input_depth):
+    @property
+    def dtype(self) -> np.dtype[Any]:  # type: ignore[override]
+        return self.cell.dtype
+
+    @property
+    def num_units(self) -> int:
+        return self.cell.num_units
+
+    @property
+    def variables(self) -> Variables:  # type: ignore[override]
+        return self.cell.variables
+
+    @property
+    def grads(self) -> dict[str, FloatArray]:
+        return self.cell.grads
+
+    @property
+    def input_depth(self) -> Optional[int]:  # type: ignore[override]
+        return self.cell.input_depth
+
+    @property
+    def output_size(self) -> int:
+        return self.cell.output_size
+
+    @property
+    def state_size(self) -> StateSize:
+        return self.cell.state_size
+
+    def build(self, input_depth: int) -> None:
         self.cell.build(input_depth)
 
     def _state_widths(self):
@@ -39,7 +70,7 @@ class CellWrapper(RNNCell):
     def _state_droppable(self):
         return self.cell._state_droppable()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({self.cell!r})"
 
 
@@ -47,7 +78,7 @@ class ResidualWrapper(CellWrapper):
     """TF1's ResidualWrapper: output = inputs + cell output; state unchanged.
     The input depth must equal the cell's output size."""
 
-    def build(self, input_depth):
+    def build(self, input_depth: int) -> None:
         if input_depth != self.cell.output_size:
             raise ValueError(
                 f"ResidualWrapper: inputs must have depth {self.cell.output_size} (the cell's output size), got {input_depth}"
@@ -87,59 +118,107 @@ class DropoutWrapper(CellWrapper):
     1/keep_prob) on the cell's inputs, outputs and state — never on an LSTM's
     c. Active only when training (`RNN.forward(..., training=True)`,
     `Sequential.train_step`). With `variational_recurrent=True` each sequence
-    gets one mask per place, reused at every time step. `seed` makes the
-    masks reproducible."""
+    gets one mask per place, reused at every time step.
 
-    def __init__(self, cell, input_keep_prob=1.0, output_keep_prob=1.0, state_keep_prob=1.0,
-                 variational_recurrent=False, seed=None):
+    The masks are counter-based (rnnkit.random), not TF's stream. Unit u of
+    row r at time step t of the mask at place p (0 the inputs, 1 the outputs,
+    2 + k the k-th part of the flat state) is kept when
+
+        uniforms(subseed(seed, call, p), n)[((first_row + r) * T + t) * W + u] < keep_prob
+
+    (variational: [(first_row + r) * W + u]), T the call's number of time
+    steps, W the place's width. `call` is `calls` when the training forward
+    starts; each training forward advances `calls` by one. `first_row` (0)
+    is the index of the call's first row in the global batch. So a row's
+    masks depend on the seed, the call, its index in the global batch, t and
+    u, not on how the batch is split: `Sequential.fit` with `groups` or
+    `distributed` gives every gradient group of a step the step's `calls` and
+    its first row, on every rank, and draws the masks a whole-batch
+    `train_step` would. `seed`: an int in [0, 2**64), or None for fresh
+    entropy (kept in `.seed`); the same seed and `calls` give the same masks.
+    Set `calls` to replay or resume a stream (charrnn sets it to the step)."""
+
+    def __init__(self, cell: RNNCell, input_keep_prob: float = 1.0, output_keep_prob: float = 1.0,
+                 state_keep_prob: float = 1.0, variational_recurrent: bool = False,
+                 seed: Optional[int] = None) -> None:
         super().__init__(cell)
         self.input_keep_prob = _keep_prob(input_keep_prob, "input_keep_prob")
         self.output_keep_prob = _keep_prob(output_keep_prob, "output_keep_prob")
         self.state_keep_prob = _keep_prob(state_keep_prob, "state_keep_prob")
         self.variational_recurrent = bool(variational_recurrent)
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self.seed = random.check_seed(
+            int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) if seed is None else seed)
+        self.calls = 0
+        self.first_row = 0
 
-    def _mask(self, keep, batch, steps, width, time_major):
-        """0 or 1/keep, [B, W] when variational, else shaped like the sequence."""
+    @property
+    def calls(self) -> int:
+        """The training forwards so far: the next one draws the masks of call `calls`."""
+        return self._call_count
+
+    @calls.setter
+    def calls(self, value: int) -> None:
+        self._call_count = non_negative_int(value, "calls")
+
+    @property
+    def first_row(self) -> int:
+        """The index in the global batch of the next call's first row."""
+        return self._first_row
+
+    @first_row.setter
+    def first_row(self, value: int) -> None:
+        self._first_row = non_negative_int(value, "first_row")
+
+    def _mask(self, call: int, place: int, keep: float, batch: int, steps: int, width: int,
+              time_major: bool) -> FloatArray:
+        """0 or 1/keep, [B, W] when variational, else shaped like the sequence
+        ([B, T, W], or [T, B, W] when time_major): one draw of B·T·W uniforms."""
+        per_row = width if self.variational_recurrent else steps * width
+        draws = random.uniforms(random.subseed(self.seed, call, place), batch * per_row, self.first_row * per_row)
+        mask = np.where(draws < keep, self.dtype.type(1.0 / keep), self.dtype.type(0))
         if self.variational_recurrent:
-            shape = (batch, width)
-        else:
-            shape = (steps, batch, width) if time_major else (batch, steps, width)
-        kept = self._rng.random(shape) < keep
-        return (kept * (1.0 / keep)).astype(self.dtype)
+            return mask.reshape(batch, width)
+        mask = mask.reshape(batch, steps, width)
+        return np.ascontiguousarray(mask.transpose(1, 0, 2)) if time_major else mask
 
-    def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
+    def _forward(self, x: NDArray[Any], lengths: Optional[IntArray], state: list[FloatArray], time_major: bool,
+                 tape: Optional[dict[str, Any]], training: bool = False,
+                 state_masks: Optional[list[Optional[FloatArray]]] = None) -> tuple[FloatArray, Any]:
         if not training:
             inner = None if tape is None else tape.setdefault("inner", {})
             if tape is not None:
                 tape["masks"], tape["ids"] = (None, None), False
             return self.cell._forward(x, lengths, state, time_major, inner, training, state_masks)
+        call = self.calls
+        self.calls = call + 1
         steps, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
         input_mask = output_mask = None
         ids = x.dtype.kind != "f"
         if self.input_keep_prob < 1.0:
             if ids:  # token ids: drop entries of their one-hot vectors
                 from ..ops import one_hot
-                x = one_hot(x, self.cell.input_depth, dtype=self.dtype)
-            input_mask = self._mask(self.input_keep_prob, batch, steps, x.shape[2], time_major)
+                depth = self.cell.input_depth
+                assert depth is not None  # token ids reach a cell only once it is built (_prepare_inputs)
+                x = one_hot(x, depth, dtype=self.dtype)
+            input_mask = self._mask(call, 0, self.input_keep_prob, batch, steps, x.shape[2], time_major)
             x = _core.apply_mask(x, input_mask, time_major)
         if self.state_keep_prob < 1.0:
-            ours = [self._mask(self.state_keep_prob, batch, steps, w, time_major) if drop else None
-                    for w, drop in zip(self._state_widths(), self._state_droppable())]
+            ours = [self._mask(call, 2 + k, self.state_keep_prob, batch, steps, w, time_major) if drop else None
+                    for k, (w, drop) in enumerate(zip(self._state_widths(), self._state_droppable()))]
             state_masks = ours if not state_masks else [
                 a if b is None else b if a is None else a * b for a, b in zip(ours, state_masks)]
         inner = None if tape is None else tape.setdefault("inner", {})
         outputs, final = self.cell._forward(x, lengths, state, time_major, inner, training, state_masks)
         if self.output_keep_prob < 1.0:
-            output_mask = self._mask(self.output_keep_prob, batch, steps, outputs.shape[2], time_major)
+            output_mask = self._mask(call, 1, self.output_keep_prob, batch, steps, outputs.shape[2], time_major)
             outputs = _core.apply_mask(outputs, output_mask, time_major)
         if tape is not None:
             tape["masks"] = (input_mask, output_mask)
             tape["time_major"], tape["ids"] = time_major, ids
         return outputs, final
 
-    def _backward(self, tape, d_outputs, d_final, input_grad=True):
+    def _backward(self, tape: dict[str, Any], d_outputs: ArrayLike, d_final: Any, input_grad: bool = True
+                  ) -> tuple[Optional[FloatArray], Any, dict[str, FloatArray]]:
         input_mask, output_mask = tape["masks"]
         if output_mask is not None:
             d_outputs = _core.apply_mask(np.ascontiguousarray(d_outputs, self.dtype), output_mask, tape["time_major"])
@@ -150,3 +229,23 @@ class DropoutWrapper(CellWrapper):
         if input_mask is not None:
             dx = _core.apply_mask(dx, input_mask, tape["time_major"])
         return dx, d_initial, grads
+
+
+def dropout_wrappers(obj: Any) -> list[DropoutWrapper]:
+    """The DropoutWrapper cells in `obj` (a cell, an RNN or Bidirectional
+    layer, a Sequential, or a list of them), each once, outermost first."""
+    found: list[DropoutWrapper] = []
+    pending = [obj]
+    while pending:
+        item = pending.pop(0)
+        if isinstance(item, (list, tuple)):
+            pending[:0] = list(item)
+            continue
+        if isinstance(item, DropoutWrapper) and not any(item is w for w in found):
+            found.append(item)
+        for name in ("layers", "cells", "cell"):
+            inner = getattr(item, name, None)
+            if inner is not None:
+                pending[:0] = [inner]
+                break
+    return found

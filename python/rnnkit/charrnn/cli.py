@@ -22,9 +22,10 @@ import numpy as np
 import rnnkit
 
 from .. import distributed
+from ..cells.wrappers import dropout_wrappers
 from ..progress import Progress
 from . import data
-from .model import build_model, dropout_wrappers
+from .model import build_model
 
 # Options that fix the model and its training run; --init-from refuses to
 # resume when one given on the command line differs from the saved one.
@@ -239,14 +240,14 @@ def train(args):
                            unit=("chars", chars_per_step))
             for b in range(start, steps_per_epoch):
                 k = order[b]
+                for wrapper in wrappers:  # step s draws dropout call s: resuming is exact
+                    wrapper.calls = progress["step"]
                 if grouped is None:
-                    _seed_dropout(wrappers, config["seed"], progress["step"])
                     loss = model.train_step(train_x[k], train_y[k], weights, optimizer, clip_norm=config["grad_clip"])
                 else:
-                    step = progress["step"]
                     loss, _, interrupt.requested = grouped(
                         train_x[k], train_y[k], weights, optimizer, clip_norm=config["grad_clip"],
-                        stop=interrupt.requested, before_group=lambda g: _seed_dropout(wrappers, config["seed"], step, g))
+                        stop=interrupt.requested)
                 progress["step"] += 1
                 progress["epoch_loss_sum"] += loss
                 bar.update(b + 1, {"loss": progress["epoch_loss_sum"] / (b + 1)})
@@ -273,13 +274,6 @@ def train(args):
     _loss_curve(args.save_dir, progress["history"])
     print(f"charrnn: saved in {args.save_dir}; sample with: python -m rnnkit.charrnn sample --save-dir {args.save_dir}")
     return 0
-
-
-def _seed_dropout(wrappers, seed, step, group=None):
-    """Dropout masks follow from (seed, step), and the gradient group under
-    mpiexec: resuming is exact, and so is a run on any number of ranks."""
-    for i, wrapper in enumerate(wrappers):
-        wrapper._rng = np.random.default_rng([seed, step, i] if group is None else [seed, step, i, group])
 
 
 def _loss_curve(directory, history):

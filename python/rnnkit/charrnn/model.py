@@ -27,9 +27,3 @@ def build_model(config: Mapping[str, Any], vocab_size: int, seed: Optional[int] 
     head = rnnkit.Dense(vocab_size, input_depth=size, seed=None if seed is None else seed + 2000)
     return rnnkit.Sequential([rnnkit.RNN(cell), head], loss=rnnkit.SequenceLoss())
 
-
-def dropout_wrappers(model):
-    """The model's DropoutWrapper cells."""
-    cell = model.layers[0].cell
-    cells = cell.cells if isinstance(cell, rnnkit.MultiRNNCell) else [cell]
-    return [c for c in cells if isinstance(c, rnnkit.DropoutWrapper)]
