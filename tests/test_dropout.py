@@ -276,3 +276,21 @@ def test_grouped_fit_draws_the_masks_of_plain_fit():
         assert cell.calls == 4 and cell.first_row == 0
     for a, b in zip(*results):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+
+
+def test_grouped_fit_draws_layer_norm_lstm_masks_of_plain_fit():
+    """LayerNormBasicLSTMCell's candidate dropout follows the same counters."""
+    r = rng(4)
+    x, y = r.normal(size=(12, 5, 3)), r.normal(size=(12, 5, 2))
+    results = []
+    for groups in (None, 3):
+        cell = rnnkit.LayerNormBasicLSTMCell(5, dropout_keep_prob=0.6, dropout_prob_seed=8, dtype=np.float64,
+                                             seed=2)
+        model = rnnkit.Sequential([rnnkit.RNN(cell), rnnkit.Dense(2, dtype=np.float64, seed=3)],
+                                  loss=rnnkit.MeanSquaredError())
+        model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.05), epochs=2, batch_size=6, seed=1, verbose=0,
+                  groups=groups)
+        results.append(model.get_weights())
+        assert cell.calls == 4 and cell.first_row == 0
+    for a, b in zip(*results):
+        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)

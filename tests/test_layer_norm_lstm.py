@@ -10,7 +10,7 @@ import pytest
 import rnnkit
 from helpers import FD_TOL, assert_close, numeric_grad, rng
 import reference as ref
-from rnnkit.random import uniforms
+from rnnkit.random import subseed, uniforms
 
 NORMS = ("input", "transform", "forget", "output", "state")
 
@@ -204,19 +204,10 @@ def test_gradients_with_state_dropout_from_a_wrapper():
 
 
 # ---- dropout on the candidate ------------------------------------------------------------
-class FixedSeed:
-    """Stands in for the cell's generator: every training forward draws `seed`."""
-
-    def __init__(self, seed):
-        self.seed = seed
-
-    def integers(self, high):
-        return self.seed
-
-
-def documented_mask(seed, B, T, H, keep):
-    """The cell's docstring: entry (b, t, k) is kept when uniforms(seed, n)[(b·T + t)·H + k] < keep."""
-    kept = uniforms(seed, B * T * H).reshape(B, T, H) < keep
+def documented_mask(seed, call, first_row, B, T, H, keep):
+    """The cell's docstring: entry (b, t, k) of call `call` is kept when
+    uniforms(subseed(seed, call) >> 11, n)[((first_row + b)·T + t)·H + k] < keep."""
+    kept = uniforms(subseed(seed, call) >> 11, B * T * H, first_row * T * H).reshape(B, T, H) < keep
     return kept / keep
 
 
@@ -229,9 +220,10 @@ def test_dropout_masks_the_candidate_when_training_only(time_major):
     out_infer, _ = rnnkit.dynamic_rnn(cell, x_in, time_major=time_major)  # inference: no dropout
     ref_out, _ = ref.dynamic_rnn(reference_step(cell), x, (np.zeros((B, H)),) * 2)
     assert_close(out_infer, ref_out.transpose(1, 0, 2) if time_major else ref_out)
-    cell._dropout_rng = FixedSeed(12345)
+    cell.calls, cell.first_row = 3, 5
     out_train, _ = rnnkit.RNN(cell).forward(x_in, time_major=time_major, training=True)
-    mask = documented_mask(12345, B, T, H, 0.6)
+    assert cell.calls == 4
+    mask = documented_mask(7, 3, 5, B, T, H, 0.6)
     assert 0 < np.count_nonzero(mask) < mask.size
     steps = iter(range(T))
     step = reference_step(cell)
@@ -253,17 +245,37 @@ def test_dropout_is_reproducible_with_its_seed():
     assert not np.array_equal(a[0], c[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_masks_do_not_depend_on_how_a_batch_is_split(dtype):
+    B, T, D, H = 6, 4, 3, 5
+    x = rng(3).normal(size=(B, T, D)).astype(dtype)
+    cell = make_cell(H, D, dtype, seed=2, dropout_keep_prob=0.5, dropout_prob_seed=9)
+    layer = rnnkit.RNN(cell)
+    whole = layer.forward(x, training=True)[0]
+    parts = []
+    for a, b in [(0, 2), (2, 5), (5, 6)]:
+        cell.calls, cell.first_row = 0, a
+        parts.append(layer.forward(x[a:b], training=True)[0])
+    # the same masks: equal up to the products' rounding, which may differ with the number of rows
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(np.concatenate(parts), whole, **tol)
+    cell.calls, cell.first_row = 0, 1  # another row's masks
+    assert not np.allclose(layer.forward(x[:2], training=True)[0], whole[:2], rtol=1e-2, atol=1e-3)
+
+
 def test_dropout_gradients_match_finite_differences():
     B, T, D, H = 2, 3, 2, 3
     r = rng(6)
     cell = make_cell(H, D, np.float64, seed=5, dropout_keep_prob=0.7)
-    cell._dropout_rng = FixedSeed(99)  # the same mask for every finite difference
     x = r.normal(size=(B, T, D))
     state = rnnkit.LSTMStateTuple(r.normal(size=(B, H)), r.normal(size=(B, H)))
     w_out, w_c, w_h = r.normal(size=(B, T, H)), r.normal(size=(B, H)), r.normal(size=(B, H))
     args = (cell, x, [3, 2], state, w_out, w_c, w_h, False, True)
     dx, d_state, grads = loss_and_grads(*args)
-    f = lambda: scalar_loss(*args)
+
+    def f():  # the mask of call 0 for every finite difference
+        cell.calls = 0
+        return scalar_loss(*args)
     for name in ("kernel", "transform/gamma", "input/beta"):
         assert_close(grads[name], numeric_grad(f, cell.variables[name]), **FD_TOL, err_msg=name)
     assert_close(dx, numeric_grad(f, x), **FD_TOL)
@@ -345,8 +357,9 @@ def test_bit_identical_across_thread_counts(restore_threads):
     ({"forget_bias": [1.0]}, TypeError, "forget_bias must be a finite number"),
     ({"activation": "softsign"}, ValueError, "activation must be one of"),
     ({"dtype": np.int32}, TypeError, "dtype must be float32 or float64"),
-    ({"dropout_prob_seed": -1}, ValueError, "dropout_prob_seed must be >= 0, got -1"),
-    ({"dropout_prob_seed": 1.5}, TypeError, "dropout_prob_seed must be an int, got float"),
+    ({"dropout_prob_seed": -1}, ValueError, r"dropout_prob_seed must lie in \[0, 2\*\*64\), got -1"),
+    ({"dropout_prob_seed": 2**64}, ValueError, r"dropout_prob_seed must lie in \[0, 2\*\*64\)"),
+    ({"dropout_prob_seed": 1.5}, TypeError, r"dropout_prob_seed must be an int in \[0, 2\*\*64\), got float"),
 ])
 def test_bad_arguments_are_named(kwargs, error, match):
     kwargs = {"num_units": 3, **kwargs}

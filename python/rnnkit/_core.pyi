@@ -109,6 +109,7 @@ def layer_norm_lstm_forward(
     activation: str = "tanh",
     dropout_keep_prob: float = 1.0,
     dropout_seed: float = 0.0,
+    dropout_first_row: float = 0.0,
     state_mask: Optional[_Float] = None,
     tape: Optional[_Tape] = None,
 ) -> tuple[_Float, _Float, _Float]: ...
@@ -133,6 +134,7 @@ def layer_norm_lstm_backward(
     activation: str = "tanh",
     dropout_keep_prob: float = 1.0,
     dropout_seed: float = 0.0,
+    dropout_first_row: float = 0.0,
     input_grad: bool = True,
 ) -> tuple[Optional[_Float], _Float, _Float, _Grads]: ...
 def gru_forward(

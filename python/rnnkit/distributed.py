@@ -32,7 +32,7 @@ import numpy as np
 from . import _core
 from ._checks import is_int
 from ._typing import ArrayLike, NDArray
-from .cells.wrappers import dropout_wrappers
+from .cells.dropout_stream import dropout_streams
 from .losses import MeanSquaredError, SequenceLoss, SoftmaxCrossEntropy
 from .optimizers import AdamOptimizer, Optimizer, clip_by_global_norm
 
@@ -188,20 +188,20 @@ def broadcast_variables(obj: Any, root: int = 0) -> None:
     arrays = list(variables)
     for optimizer in optimizers:
         arrays += _optimizer_arrays(optimizer, variables if models else None)
-    wrappers = dropout_wrappers(models)
+    wrappers = dropout_streams(models)
     layout = [(a.shape, a.dtype.str) for a in arrays]
     roots, root_wrappers = world.bcast((layout, len(wrappers)), root=root)
     problem = _layout_difference(layout, roots) or (
         None if len(wrappers) == root_wrappers else
-        f"holds {len(wrappers)} DropoutWrapper cells, the root holds {root_wrappers}")
+        f"holds {len(wrappers)} cells with dropout streams, the root holds {root_wrappers}")
     if world.allreduce(problem is not None, op=_mpi().LOR):
         raise ValueError(f"broadcast_variables: rank {world.Get_rank()}: "
                          + (problem or f"another rank's variables differ from rank {root}'s"))
     for a in arrays:
         world.Bcast(a, root=root)
-    streams = world.bcast([(w.seed, w.calls) for w in wrappers], root=root)
+    streams = world.bcast([(w.stream_seed, w.calls) for w in wrappers], root=root)
     for wrapper, (seed, calls) in zip(wrappers, streams):
-        wrapper.seed, wrapper.calls = seed, calls
+        wrapper.stream_seed, wrapper.calls = seed, calls
     steps = world.bcast([getattr(_inner(o), "iterations", None) for o in optimizers], root=root)
     for optimizer, step in zip(optimizers, steps):
         if step is not None:
@@ -447,7 +447,7 @@ class GroupedStep:
         total = math.fsum(shares)
         first, last = self.rank * count // self.ranks, (self.rank + 1) * count // self.ranks
         leaves, pairs = {}, []
-        wrappers = dropout_wrappers(self.model)
+        wrappers = dropout_streams(self.model)
         streams = [(w.calls, w.first_row) for w in wrappers]
         try:
             for g in range(first, last):

@@ -88,6 +88,18 @@ def main(out, local=False):
                         **fit_mode)
     results["dropout64"] = (model, history)
 
+    # LayerNormBasicLSTMCell's own candidate dropout, both ways of a
+    # Bidirectional layer, float64.
+    x = data(rng, 20, 4, depth=3)
+    y = data(rng, 20, 4, depth=2)
+    fw, bw = (rnnkit.LayerNormBasicLSTMCell(4, dropout_keep_prob=0.6, dropout_prob_seed=190 + 10 * k + rank,
+                                            dtype=np.float64, seed=200 + 10 * k + rank) for k in range(2))
+    model = rnnkit.Sequential([rnnkit.Bidirectional(fw, bw), rnnkit.Dense(2, dtype=np.float64, seed=220 + rank)],
+                              loss=rnnkit.MeanSquaredError())
+    history = model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.02), epochs=2, batch_size=12, seed=7, verbose=0,
+                        **fit_mode)
+    results["layer_norm_dropout64"] = (model, history)
+
     arrays = {}
     for name, (model, history) in results.items():
         for i, weight in enumerate(model.get_weights()):

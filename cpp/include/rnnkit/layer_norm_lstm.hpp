@@ -86,12 +86,15 @@ void layer_norm_grad(const T* d_out, const T* y, const T* gamma, T rstd, Index n
 }  // namespace detail
 
 // The candidate's dropout mask, drawn from a counter: entry k of batch row b
-// at step t is kept when uniform(seed, (b·T + t)·H + k) < keep (random.hpp),
-// so forward and backward draw the same mask, in either layout and for
-// every thread count. keep = 1: no dropout.
+// at step t is kept when uniform(seed, ((first_row + b)·T + t)·H + k) < keep
+// (random.hpp), so forward and backward draw the same mask, in either
+// layout and for every thread count, and a row's mask depends on its index
+// in the global batch (first_row: that of the call's row 0), not on how a
+// batch is split into calls. keep = 1: no dropout.
 struct CandidateDropout {
   double keep = 1.0;
   uint64_t seed = 0;
+  uint64_t first_row = 0;
 
   bool on() const { return keep < 1.0; }
   // Units [k0, k0 + at.n) of the mask of the row whose unit 0 is draw `first`.
@@ -124,10 +127,11 @@ struct LayerNormLstmCell {
       {"state/beta", "state_beta", true},
   }};
   static constexpr std::array<StatePart, 2> kState{{{"c", "c0", "dc_final"}, {"h", "h0", "dh_final"}}};
-  static constexpr std::array<OptionSpec, 4> kOptions{{{"forget_bias", OptionKind::Number, 1.0},
+  static constexpr std::array<OptionSpec, 5> kOptions{{{"forget_bias", OptionKind::Number, 1.0},
                                                        {"activation", OptionKind::Activation},
                                                        {"dropout_keep_prob", OptionKind::Number, 1.0},
-                                                       {"dropout_seed", OptionKind::Number, 0.0}}};
+                                                       {"dropout_seed", OptionKind::Number, 0.0},
+                                                       {"dropout_first_row", OptionKind::Number, 0.0}}};
   static constexpr std::array<TapePart, 4> kTape{{{"gates", Saved::Gates},
                                                   {"h_prev", Saved::StatePrev},
                                                   {"c", Saved::StateAfter, 0},
@@ -159,10 +163,16 @@ struct LayerNormLstmCell {
     dropout.keep = *options[2];
     if (!(dropout.keep > 0.0 && dropout.keep <= 1.0))
       throw std::invalid_argument("dropout_keep_prob must lie in (0, 1], got " + std::to_string(dropout.keep));
-    const double seed = *options[3];
-    if (!(seed >= 0.0 && seed < 0x1.0p53 && seed == std::floor(seed)))
-      throw std::invalid_argument("dropout_seed must be an integer in [0, 2**53), got " + std::to_string(seed));
-    dropout.seed = static_cast<uint64_t>(seed);
+    dropout.seed = whole_number(*options[3], "dropout_seed");
+    dropout.first_row = whole_number(*options[4], "dropout_first_row");
+  }
+
+  // An option that must be an integer in [0, 2**53) (exact in a double).
+  static uint64_t whole_number(double value, const char* name) {
+    if (!(value >= 0.0 && value < 0x1.0p53 && value == std::floor(value)))
+      throw std::invalid_argument(std::string(name) + " must be an integer in [0, 2**53), got " +
+                                  std::to_string(value));
+    return static_cast<uint64_t>(value);
   }
 
   Shape variable_shape(size_t i) const {
@@ -225,7 +235,7 @@ struct LayerNormLstmCell {
 
   // The first draw of the candidate mask of batch row b at step t.
   uint64_t first_draw(const SeqLayout& seq, Index t, Index b) const {
-    return uint64_t((b * seq.T + t) * H);
+    return (dropout.first_row + uint64_t(b)) * uint64_t(seq.T * H) + uint64_t(t * H);
   }
 
   // One row: z [G] the products in, σ(i), act(j), σ(f), σ(o) and the norms'

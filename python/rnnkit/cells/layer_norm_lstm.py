@@ -8,10 +8,12 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .._checks import activation_name, non_negative_int
+from .._checks import activation_name
 from .._typing import Activation, DTypeLike, InitializerFn
 from ..variables import glorot_uniform
+from .. import random
 from .base import RNNCell
+from .dropout_stream import DropoutStream
 from .lstm import LSTMCell
 
 # The layer norms in TF's creation order, each with a gamma and a beta [H].
@@ -24,7 +26,7 @@ def _number(value, name):
     return float(value)
 
 
-class LayerNormBasicLSTMCell(RNNCell):
+class LayerNormBasicLSTMCell(RNNCell, DropoutStream):
     """TF1's tf.contrib.rnn.LayerNormBasicLSTMCell: an LSTM whose gate
     pre-activations and new cell state are each layer-normalised over their
     H units, with optional dropout on the candidate.
@@ -48,12 +50,15 @@ class LayerNormBasicLSTMCell(RNNCell):
     dropout_keep_prob < 1 drops entries of act(j) (inverted dropout: kept
     values are scaled by 1 / keep_prob) with a fresh mask at every step and
     row, as TF does; here only when training (`RNN.forward(..., training=True)`,
-    `Sequential.train_step`), like DropoutWrapper. Each training forward
-    draws a seed s from numpy's generator seeded with `dropout_prob_seed`;
-    entry k of batch row b at step t is kept when
-    `rnnkit.random.uniforms(s, n)[(b * T + t) * H + k] < dropout_keep_prob`.
-    The same `dropout_prob_seed` gives the same masks, call after call, but
-    not TF's (its seeds drive another generator)."""
+    `Sequential.train_step`), like DropoutWrapper and with the same counters
+    (`calls`, `first_row`; see DropoutWrapper): entry k of batch row b at
+    step t of training call `call` is kept when
+    `rnnkit.random.uniforms(subseed(dropout_prob_seed, call) >> 11, n)[((first_row + b) * T + t) * H + k]
+    < dropout_keep_prob`, so a row's mask does not depend on how a batch is
+    split over gradient groups or MPI ranks. `dropout_prob_seed`: an int in
+    [0, 2**64), or None for fresh entropy (kept in `.dropout_prob_seed`);
+    the same seed and `calls` give the same masks, but not TF's (its seeds
+    drive another generator)."""
 
     scope_name = "layer_norm_basic_lstm_cell"
     _kernel_steps = True
@@ -88,9 +93,7 @@ class LayerNormBasicLSTMCell(RNNCell):
         if not 0.0 < keep <= 1.0:
             raise ValueError(f"dropout_keep_prob must lie in (0, 1], got {keep}")
         self.dropout_keep_prob = keep
-        self.dropout_prob_seed = None if dropout_prob_seed is None else non_negative_int(dropout_prob_seed,
-                                                                                         "dropout_prob_seed")
-        self._dropout_rng = np.random.default_rng(self.dropout_prob_seed)
+        self._set_stream_seed(dropout_prob_seed, "dropout_prob_seed")
         super().__init__(num_units, dtype=dtype, input_depth=input_depth, seed=seed,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)
 
@@ -116,20 +119,32 @@ class LayerNormBasicLSTMCell(RNNCell):
             return (v["kernel"], None, *(v[f"{norm}/{part}"] for norm in NORMS for part in ("gamma", "beta")))
         return (v["kernel"], v["bias"]) + (None,) * (2 * len(NORMS))
 
-    def _kernel_options(self):
-        """(forget_bias, activation, dropout_keep_prob, dropout_seed) without
-        dropout: inference and generation (see _forward)."""
-        return (self.forget_bias, self.activation, 1.0, 0)
+    @property
+    def dropout_prob_seed(self) -> int:
+        """The candidate masks' seed (the dropout stream's)."""
+        return self.stream_seed
 
-    # Dropout draws a fresh mask at every training forward: its seed is an
-    # option of that forward's kernel call, and of its backward's.
+    @dropout_prob_seed.setter
+    def dropout_prob_seed(self, value: int) -> None:
+        self.stream_seed = value
+
+    def _kernel_options(self):
+        """(forget_bias, activation, dropout_keep_prob, dropout_seed,
+        dropout_first_row) without dropout: inference and generation (see
+        _forward)."""
+        return (self.forget_bias, self.activation, 1.0, 0, 0)
+
+    # Dropout draws a fresh mask at every training forward: its seed (53
+    # bits, exact in the kernel's double option) and first row are options
+    # of that forward's kernel call, and of its backward's.
     def _forward(self, x, lengths, state, time_major, tape, training=False, state_masks=None):
         if not (training and self.dropout_keep_prob < 1.0):
             if tape is not None:
                 tape["dropout_options"] = None
             return super()._forward(x, lengths, state, time_major, tape, training, state_masks)
-        forward, _, variables, (forget_bias, activation, _, _) = self._kernel_calls()
-        options = (forget_bias, activation, self.dropout_keep_prob, int(self._dropout_rng.integers(2**53)))
+        forward, _, variables, (forget_bias, activation, _, _, _) = self._kernel_calls()
+        options = (forget_bias, activation, self.dropout_keep_prob,
+                   random.subseed(self.stream_seed, self._next_call()) >> 11, self.first_row)
         outputs, *final = forward(x, *variables, *state, lengths, time_major, *options,
                                   state_masks[-1] if state_masks else None, tape)
         if tape is not None:

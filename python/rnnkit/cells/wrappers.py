@@ -7,10 +7,10 @@ from typing import Any, Optional
 import numpy as np
 
 from .. import _core, random
-from .._checks import non_negative_int
 from .._typing import ArrayLike, FloatArray, IntArray, NDArray, StateSize
 from ..variables import Variables
 from .base import RNNCell
+from .dropout_stream import DropoutStream
 
 
 class CellWrapper(RNNCell):
@@ -113,7 +113,7 @@ def _keep_prob(value, name):
     return value
 
 
-class DropoutWrapper(CellWrapper):
+class DropoutWrapper(CellWrapper, DropoutStream):
     """TF1's DropoutWrapper: inverted dropout (kept values scaled by
     1/keep_prob) on the cell's inputs, outputs and state — never on an LSTM's
     c. Active only when training (`RNN.forward(..., training=True)`,
@@ -146,28 +146,16 @@ class DropoutWrapper(CellWrapper):
         self.output_keep_prob = _keep_prob(output_keep_prob, "output_keep_prob")
         self.state_keep_prob = _keep_prob(state_keep_prob, "state_keep_prob")
         self.variational_recurrent = bool(variational_recurrent)
-        self.seed = random.check_seed(
-            int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) if seed is None else seed)
-        self.calls = 0
-        self.first_row = 0
+        self._set_stream_seed(seed, "seed")
 
     @property
-    def calls(self) -> int:
-        """The training forwards so far: the next one draws the masks of call `calls`."""
-        return self._call_count
+    def seed(self) -> int:
+        """The masks' seed (the dropout stream's)."""
+        return self.stream_seed
 
-    @calls.setter
-    def calls(self, value: int) -> None:
-        self._call_count = non_negative_int(value, "calls")
-
-    @property
-    def first_row(self) -> int:
-        """The index in the global batch of the next call's first row."""
-        return self._first_row
-
-    @first_row.setter
-    def first_row(self, value: int) -> None:
-        self._first_row = non_negative_int(value, "first_row")
+    @seed.setter
+    def seed(self, value: int) -> None:
+        self.stream_seed = value
 
     def _mask(self, call: int, place: int, keep: float, batch: int, steps: int, width: int,
               time_major: bool) -> FloatArray:
@@ -189,8 +177,7 @@ class DropoutWrapper(CellWrapper):
             if tape is not None:
                 tape["masks"], tape["ids"] = (None, None), False
             return self.cell._forward(x, lengths, state, time_major, inner, training, state_masks)
-        call = self.calls
-        self.calls = call + 1
+        call = self._next_call()
         steps, batch = (x.shape[0], x.shape[1]) if time_major else (x.shape[1], x.shape[0])
         input_mask = output_mask = None
         ids = x.dtype.kind != "f"
@@ -229,23 +216,3 @@ class DropoutWrapper(CellWrapper):
         if input_mask is not None:
             dx = _core.apply_mask(dx, input_mask, tape["time_major"])
         return dx, d_initial, grads
-
-
-def dropout_wrappers(obj: Any) -> list[DropoutWrapper]:
-    """The DropoutWrapper cells in `obj` (a cell, an RNN or Bidirectional
-    layer, a Sequential, or a list of them), each once, outermost first."""
-    found: list[DropoutWrapper] = []
-    pending = [obj]
-    while pending:
-        item = pending.pop(0)
-        if isinstance(item, (list, tuple)):
-            pending[:0] = list(item)
-            continue
-        if isinstance(item, DropoutWrapper) and not any(item is w for w in found):
-            found.append(item)
-        for name in ("layers", "cells", "cell"):
-            inner = getattr(item, name, None)
-            if inner is not None:
-                pending[:0] = [inner]
-                break
-    return found

@@ -22,7 +22,7 @@ import numpy as np
 import rnnkit
 
 from .. import distributed
-from ..cells.wrappers import dropout_wrappers
+from ..cells.dropout_stream import dropout_streams
 from ..progress import Progress
 from . import data
 from .model import build_model
@@ -224,7 +224,7 @@ def train(args):
 
     steps_per_epoch = len(train_x)
     chars_per_step = config["batch_size"] * config["seq_length"]
-    wrappers = dropout_wrappers(model)
+    wrappers = dropout_streams(model)
     weights = np.ones(train_y.shape[1:], np.float32)
     interrupt = _Interrupt()
     say = print if writer else (lambda *args, **kwargs: None)
