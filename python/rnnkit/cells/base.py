@@ -17,13 +17,16 @@ the user-facing structure (an array, an LSTMStateTuple, a tuple of layers)
 is rebuilt by `_pack_state`.
 """
 
-from typing import Any, Optional
+from __future__ import annotations
+
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from .. import _core
 from .._checks import as_float, float_dtype, is_ready, non_negative_int, positive_int, shape_str, token_ids
 from .. import initializers
+from .._typing import ArrayLike, DTypeLike, FloatArray, InitializerFn, State, StateSize
 from ..variables import BuiltOnFirstUse, Variables
 
 _INT32 = np.dtype(np.int32)
@@ -48,26 +51,27 @@ class RNNCell(BuiltOnFirstUse):
     # whole sequences, do not.
     _kernel_steps = False
 
-    def __init__(self, num_units, dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None,
-                 bias_initializer=None):
+    def __init__(self, num_units: int, dtype: DTypeLike = np.float32, input_depth: Optional[int] = None,
+                 seed: Optional[int] = None, kernel_initializer: Union[None, str, InitializerFn] = None,
+                 bias_initializer: Union[None, str, InitializerFn] = None) -> None:
         self.num_units = positive_int(num_units, "num_units")
         self.dtype = float_dtype(dtype)
         self.seed = seed
         self.kernel_initializer = initializers.get(kernel_initializer, "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "bias_initializer")
         self.variables = Variables(type(self).__name__)
-        self.grads = {}
+        self.grads: dict[str, FloatArray] = {}
         self.input_depth = None
         if input_depth is not None:
             self.build(positive_int(input_depth, "input_depth"))
 
     # ---- states ---------------------------------------------------------------
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         return self.num_units
 
     @property
-    def state_size(self):
+    def state_size(self) -> StateSize:
         return self.num_units
 
     def _state_widths(self):
@@ -92,7 +96,7 @@ class RNNCell(BuiltOnFirstUse):
         shapes and dtypes the kernel checks); else None."""
         return [state] if type(state) is np.ndarray else None
 
-    def zero_state(self, batch_size, dtype=None):
+    def zero_state(self, batch_size: int, dtype: Optional[DTypeLike] = None) -> State:
         """The all-zero state for `batch_size` rows."""
         batch_size = non_negative_int(batch_size, "batch_size")
         dt = self.dtype if dtype is None else float_dtype(dtype)
@@ -117,7 +121,7 @@ class RNNCell(BuiltOnFirstUse):
             )
         return token_ids(ids, self.input_depth, name)
 
-    def __call__(self, inputs, state):
+    def __call__(self, inputs: ArrayLike, state: State) -> tuple[FloatArray, State]:
         """One time step: inputs [B, D] (or token ids [B]), state -> (output [B, out], new_state).
 
         Sampling calls this once per generated token, so inputs and states
@@ -236,7 +240,7 @@ class RNNCell(BuiltOnFirstUse):
         dx, *d_initial, grads = backward(tape, d_outputs, *d_final, *variables, *options, input_grad)
         return dx, d_initial, grads
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}(num_units={self.num_units}, dtype={self.dtype.name})"
 
 

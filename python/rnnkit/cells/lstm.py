@@ -1,10 +1,14 @@
 """LSTM cells: BasicLSTMCell and LSTMCell, sharing one C++ kernel pair (rnnkit._core.lstm_*)."""
 
+from __future__ import annotations
+
 from collections import namedtuple
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from .._checks import activation_name, positive_int
+from .._typing import Activation, DTypeLike, InitializerFn
 from .base import RNNCell, _state_array
 
 
@@ -14,7 +18,7 @@ class LSTMStateTuple(namedtuple("LSTMStateTuple", ("c", "h"))):
     __slots__ = ()
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         return self.c.dtype
 
 
@@ -39,9 +43,12 @@ class LSTMCell(RNNCell):
     _kernel_name = "lstm"
     _kernel_steps = True
 
-    def __init__(self, num_units, use_peepholes=False, cell_clip=None, num_proj=None,
-                 proj_clip=None, forget_bias=1.0, state_is_tuple=True, activation="tanh",
-                 dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
+    def __init__(self, num_units: int, use_peepholes: bool = False, cell_clip: Optional[float] = None,
+                 num_proj: Optional[int] = None, proj_clip: Optional[float] = None, forget_bias: float = 1.0,
+                 state_is_tuple: bool = True, activation: Activation = "tanh", dtype: DTypeLike = np.float32,
+                 input_depth: Optional[int] = None, seed: Optional[int] = None,
+                 kernel_initializer: Union[None, str, InitializerFn] = None,
+                 bias_initializer: Union[None, str, InitializerFn] = None) -> None:
         self.use_peepholes = bool(use_peepholes)
         self.cell_clip = _optional_positive(cell_clip, "cell_clip")
         self.num_proj = None if num_proj is None else positive_int(num_proj, "num_proj")
@@ -70,11 +77,11 @@ class LSTMCell(RNNCell):
 
     # ---- states -----------------------------------------------------------------
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         return self.num_proj or self.num_units
 
     @property
-    def state_size(self):
+    def state_size(self) -> Union[LSTMStateTuple, int]:
         if self.state_is_tuple:
             return LSTMStateTuple(self.num_units, self.output_size)
         return self.num_units + self.output_size
@@ -123,8 +130,10 @@ class BasicLSTMCell(LSTMCell):
 
     scope_name = "basic_lstm_cell"
 
-    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True, activation="tanh",
-                 dtype=np.float32, input_depth=None, seed=None, kernel_initializer=None, bias_initializer=None):
+    def __init__(self, num_units: int, forget_bias: float = 1.0, state_is_tuple: bool = True,
+                 activation: Activation = "tanh", dtype: DTypeLike = np.float32, input_depth: Optional[int] = None,
+                 seed: Optional[int] = None, kernel_initializer: Union[None, str, InitializerFn] = None,
+                 bias_initializer: Union[None, str, InitializerFn] = None) -> None:
         super().__init__(num_units, forget_bias=forget_bias, state_is_tuple=state_is_tuple,
                          activation=activation, dtype=dtype, input_depth=input_depth, seed=seed,
                          kernel_initializer=kernel_initializer, bias_initializer=bias_initializer)

@@ -32,7 +32,7 @@ class CellWrapper(RNNCell):
         return self.cell.dtype
 
     @property
-    def num_units(self) -> int:
+    def num_units(self) -> int:  # type: ignore[override]
         return self.cell.num_units
 
     @property
@@ -40,7 +40,7 @@ class CellWrapper(RNNCell):
         return self.cell.variables
 
     @property
-    def grads(self) -> dict[str, FloatArray]:
+    def grads(self) -> dict[str, FloatArray]:  # type: ignore[override]
         return self.cell.grads
 
     @property
