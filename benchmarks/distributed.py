@@ -6,6 +6,10 @@ agree bit for bit after the same steps, then times.
 
     python -m benchmarks.distributed                 # 1 and 2 ranks, batch 64
     python -m benchmarks.distributed --ranks 1,2,4 --batch 128 --steps 30
+    python -m benchmarks.distributed --batch 32 --into benchmarks/last_run.json
+
+--into adds the result (by batch size) to a harness run's JSON, whose
+rendering (`python -m benchmarks.run --render`) shows it in BENCHMARKS.md.
 
 Every configuration runs in its own process (one `mpiexec` job per rank
 count), one timed fit of --steps steps after a warm-up step; the
@@ -94,6 +98,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="steps per timed fit (default 20)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of every configuration; the median counts")
     parser.add_argument("--groups", type=int, default=8, help="gradient groups per batch (default 8)")
+    parser.add_argument("--into", metavar="JSON", help="add the result to this harness run's JSON (see above)")
     parser.add_argument("--worker", choices=("plain", "grouped", "mpi"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -116,23 +121,38 @@ def main(argv=None):
         done.sort(key=lambda r: r["seconds_per_step"])
         rows.append(dict(done[len(done) // 2], spread=(done[0]["seconds_per_step"], done[-1]["seconds_per_step"])))
     grouped = [r["weights_sha256"] for done in runs for r in done if r["mode"] != "plain"]
-    print(f"LSTM {UNITS} over {VOCAB} token ids, T={STEPS_T}, batch {args.batch}, {rows[0]['parameters']:,} parameters; "
-          f"grouped runs bit-identical: {len(set(grouped)) == 1}")
-    print("| run | ranks x threads | ms/step (min-max) | samples/s | vs plain | CPU ms/step of rank 0 "
-          "| bytes received per step and rank |")
-    print("|---|---|---|---|---|---|---|")
+    result = {"batch": args.batch, "steps": args.steps, "rounds": args.rounds, "rows": rows,
+              "bit_identical": len(set(grouped)) == 1, "load_average": os.getloadavg()[0]}
+    print(table(result))
+    if args.into:
+        with open(args.into) as f:
+            run = json.load(f)
+        found = [r for r in run.get("distributed", []) if r["batch"] != args.batch]
+        run["distributed"] = sorted(found + [result], key=lambda r: r["batch"])
+        with open(args.into, "w") as f:
+            json.dump(run, f, indent=1)
+    if not result["bit_identical"]:
+        raise SystemExit("the grouped runs' weights differ")
+
+
+def table(result):
+    """One batch size's runs as a markdown table, with a line naming the model."""
+    rows = result["rows"]
+    lines = [f"LSTM {UNITS} over {VOCAB} token ids, T={STEPS_T}, batch {result['batch']}, "
+             f"{rows[0]['parameters']:,} parameters; grouped runs bit-identical: {result['bit_identical']}", "",
+             "| run | ranks x threads | ms/step (min-max) | samples/s | vs plain | CPU ms/step of rank 0 "
+             "| bytes received per step and rank |",
+             "|---|---|---|---:|---:|---:|---:|"]
     for r in rows:
         name = {"plain": "plain fit", "grouped": f"fit(groups={r['groups']})",
                 "mpi": f"mpiexec -n {r['ranks']}"}[r["mode"]]
         low, high = r["spread"]
-        print(f"| {name} | {r['ranks']} x {r['threads']} | {r['seconds_per_step'] * 1e3:.1f} "
-              f"({low * 1e3:.1f}-{high * 1e3:.1f}) | "
-              f"{r['samples_per_s']:.0f} | {r['samples_per_s'] / rows[0]['samples_per_s']:.2f}x | "
-              f"{r['cpu_seconds_per_step'] * 1e3:.1f} | "
-              f"{r['bytes_per_step']:,} |")
-    if len(set(grouped)) != 1:
-        raise SystemExit("the grouped runs' weights differ")
-
+        lines.append(f"| {name} | {r['ranks']} x {r['threads']} | {r['seconds_per_step'] * 1e3:.1f} "
+                     f"({low * 1e3:.1f}-{high * 1e3:.1f}) | "
+                     f"{r['samples_per_s']:.0f} | {r['samples_per_s'] / rows[0]['samples_per_s']:.2f}x | "
+                     f"{r['cpu_seconds_per_step'] * 1e3:.1f} | "
+                     f"{r['bytes_per_step']:,} |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     main()

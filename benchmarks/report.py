@@ -2,7 +2,7 @@
 
 import statistics
 
-from . import cpp_bench, under_load
+from . import cpp_bench, distributed, under_load
 
 GEMM_FRACTION = 0.85
 FLAT_KIB = 1024  # RSS growth over a long run that still counts as flat
@@ -188,6 +188,17 @@ def _under_load_section(run):
                      f"{fmt_time(r['loaded_1_s'])} | {r['loaded_ratio']:.2f}× | {fmt_time(r['quiet_threads_s'])} | "
                      f"{fmt_time(r['quiet_1_s'])} |")
     return "\n".join(lines)
+
+
+def _distributed_section(run):
+    parts = ["`python -m benchmarks.distributed --batch B --steps 10 --rounds 5 --into ...`, measured apart from "
+             "the rows above (load average as each finished, in its heading). Each run is its own process (one "
+             "`mpiexec` job per rank count), the runs take turns, medians of the rounds. fit(groups=8) is what "
+             "`fit(distributed=True)` computes, in one process: the price of bits that do not depend on the rank "
+             "count (why: benchmarks/NOTES.md, Distributed). Plain fit stays the default without MPI."]
+    for r in run["distributed"]:
+        parts += ["", f"Batch {r['batch']} (load average {r['load_average']:.2f}):", "", distributed.table(r)]
+    return "\n".join(parts)
 
 
 def _peak(m):
@@ -412,6 +423,8 @@ def markdown(run):
         out.append("")
     if run.get("under_load"):
         out += ["## Threads under load", "", _under_load_section(run), ""]
+    if run.get("distributed"):
+        out += ["## Distributed training", "", _distributed_section(run), ""]
     out += ["## GEMM ceiling", "", _gemm_section(run), "", "## Memory", "", _memory_section(run), ""]
     if run.get("cpp_bench") is not None:
         out += ["## Kernel micro-benchmarks (C++)", "",
