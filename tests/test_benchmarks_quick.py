@@ -97,3 +97,23 @@ def test_quick_competitor_mode(tmp_path):
             assert r[key] > 0
         assert r["loaded_ratio"] == r["loaded_threads_s"] / r["loaded_1_s"]
     assert run["wait_settings"].endswith("adaptive threads on")
+
+
+def test_distributed_result_renders_into_the_report(tmp_path):
+    # a tiny benchmarks.distributed run added to a copy of the last full run, then rendered
+    run_json, out_md = tmp_path / "run.json", tmp_path / "BENCHMARKS.md"
+    with open(os.path.join(REPO, "benchmarks", "last_run.json")) as f:
+        run_json.write_text(f.read())
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    for command in (["benchmarks.distributed", "--batch", "8", "--steps", "2", "--rounds", "1", "--groups", "4",
+                     "--ranks", "2", "--into", str(run_json)],
+                    ["benchmarks.run", "--render", str(run_json), "--out", str(out_md)]):
+        proc = subprocess.run([sys.executable, "-m", *command], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    result = [r for r in json.loads(run_json.read_text())["distributed"] if r["batch"] == 8]
+    assert len(result) == 1 and result[0]["bit_identical"] is True
+    assert {r["mode"] for r in result[0]["rows"]} >= {"plain", "grouped"}
+    text = out_md.read_text()
+    assert "## Distributed training" in text and "Batch 8 (load average" in text and "| fit(groups=4) |" in text
