@@ -260,36 +260,27 @@ def test_bad_seed(seed, error, message):
         rnnkit.DropoutWrapper(rnnkit.BasicRNNCell(2), seed=seed)
 
 
-def test_grouped_fit_draws_the_masks_of_plain_fit():
-    """fit(groups=4) gives each group the step's counter and its first row:
+def _wrapped_gru():
+    return rnnkit.DropoutWrapper(rnnkit.GRUCell(6, dtype=np.float64, seed=2), 0.7, 0.6, 0.5, seed=5)
+
+
+def _layer_norm_lstm():  # its own candidate dropout, drawn in its kernel
+    return rnnkit.LayerNormBasicLSTMCell(6, dropout_keep_prob=0.6, dropout_prob_seed=8, dtype=np.float64, seed=2)
+
+
+@pytest.mark.parametrize("make_cell,groups", [(_wrapped_gru, 4), (_layer_norm_lstm, 3)])
+def test_grouped_fit_draws_the_masks_of_plain_fit(make_cell, groups):
+    """fit(groups=...) gives each group the step's counter and its first row:
     the masks of plain fit, so the weights agree to float64 rounding."""
     r = rng(3)
     x, y = r.normal(size=(12, 5, 3)), r.integers(0, 4, (12, 5))
     results = []
-    for groups in (None, 4):
-        cell = rnnkit.DropoutWrapper(rnnkit.GRUCell(6, dtype=np.float64, seed=2), 0.7, 0.6, 0.5, seed=5)
+    for g in (None, groups):
+        cell = make_cell()
         model = rnnkit.Sequential([rnnkit.RNN(cell), rnnkit.Dense(4, dtype=np.float64, seed=3)],
                                   loss=rnnkit.SequenceLoss())
         model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.05), epochs=2, batch_size=6, seed=1, verbose=0,
-                  groups=groups)
-        results.append(model.get_weights())
-        assert cell.calls == 4 and cell.first_row == 0
-    for a, b in zip(*results):
-        np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
-
-
-def test_grouped_fit_draws_layer_norm_lstm_masks_of_plain_fit():
-    """LayerNormBasicLSTMCell's candidate dropout follows the same counters."""
-    r = rng(4)
-    x, y = r.normal(size=(12, 5, 3)), r.normal(size=(12, 5, 2))
-    results = []
-    for groups in (None, 3):
-        cell = rnnkit.LayerNormBasicLSTMCell(5, dropout_keep_prob=0.6, dropout_prob_seed=8, dtype=np.float64,
-                                             seed=2)
-        model = rnnkit.Sequential([rnnkit.RNN(cell), rnnkit.Dense(2, dtype=np.float64, seed=3)],
-                                  loss=rnnkit.MeanSquaredError())
-        model.fit(x, y, optimizer=rnnkit.AdamOptimizer(0.05), epochs=2, batch_size=6, seed=1, verbose=0,
-                  groups=groups)
+                  groups=g)
         results.append(model.get_weights())
         assert cell.calls == 4 and cell.first_row == 0
     for a, b in zip(*results):
