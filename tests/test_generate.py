@@ -111,6 +111,10 @@ def _models(dtype=np.float32):
         ]),
         "DropoutWrapper": rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(H, input_depth=V, dtype=dtype, seed=1),
                                                 input_keep_prob=0.5, output_keep_prob=0.5),
+        "LayerNormBasicLSTMCell": rnnkit.LayerNormBasicLSTMCell(H, forget_bias=0.5, dropout_keep_prob=0.5,
+                                                                input_depth=V, dtype=dtype, seed=1),
+        "LayerNormBasicLSTMCell without norms": rnnkit.LayerNormBasicLSTMCell(H, layer_norm=False, activation="relu",
+                                                                              input_depth=V, dtype=dtype, seed=1),
     }
 
 

@@ -236,7 +236,8 @@ def test_to_torch_errors():
     with pytest.raises(ValueError, match="needs a built BasicLSTMCell.*input_depth"):
         to_torch(rnnkit.BasicLSTMCell(H))
     for obj in (rnnkit.MultiRNNCell([rnnkit.BasicRNNCell(H, input_depth=D)]),
-                rnnkit.ResidualWrapper(rnnkit.BasicRNNCell(D, input_depth=D)), rnnkit.Dense(3, input_depth=D)):
+                rnnkit.ResidualWrapper(rnnkit.BasicRNNCell(D, input_depth=D)), rnnkit.Dense(3, input_depth=D),
+                rnnkit.LayerNormBasicLSTMCell(H, input_depth=D)):
         with pytest.raises(TypeError, match=f"got {type(obj).__name__}"):
             to_torch(obj)
 

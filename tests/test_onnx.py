@@ -309,6 +309,8 @@ def test_bad_arguments(tmp_path):
         rnnkit.onnx.export(rnnkit.GRUCell(3), path)
     with pytest.raises(ValueError, match="token_ids=True needs a recurrent or Embedding first layer"):
         rnnkit.onnx.export(rnnkit.Dense(2, input_depth=3), path, token_ids=True)
+    with pytest.raises(TypeError, match="cannot export a LayerNormBasicLSTMCell cell"):
+        rnnkit.onnx.export(rnnkit.LayerNormBasicLSTMCell(3, input_depth=2), path)
     with pytest.raises(ValueError, match="a ResidualWrapper needs float inputs"):
         rnnkit.onnx.export(rnnkit.ResidualWrapper(make_cell("gru", depth=H)), path, token_ids=True)
     assert not path.exists()
