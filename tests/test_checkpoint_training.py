@@ -78,6 +78,53 @@ def test_training_resumes_bit_identically_from_a_checkpoint(tmp_path, dtype):
         np.testing.assert_array_equal(opt_a.get_slot(va, "v"), opt_b.get_slot(vb, "v"))
 
 
+def dropout_model(seed):
+    stack = rnnkit.MultiRNNCell([
+        rnnkit.DropoutWrapper(rnnkit.BasicLSTMCell(H, seed=seed), 0.8, 0.7, 0.6, seed=seed + 10),
+        rnnkit.LayerNormBasicLSTMCell(H, dropout_keep_prob=0.7, dropout_prob_seed=seed + 20, seed=seed + 1)])
+    return rnnkit.Sequential([rnnkit.RNN(stack), rnnkit.Dense(C, seed=seed + 2)], loss=rnnkit.SequenceLoss())
+
+
+def test_training_with_dropout_resumes_bit_identically(tmp_path):
+    """The dropout seeds and call counters travel with the checkpoint, so the
+    masks after a load are those the saved model would have drawn next."""
+    x, y, w = data()
+    a, opt_a = dropout_model(0), rnnkit.AdamOptimizer(0.05)
+    for _ in range(2):
+        a.train_step(x, y, w, opt_a)
+    path = rnnkit.save(tmp_path / "ckpt", a, optimizer=opt_a)
+    with np.load(path) as npz:
+        np.testing.assert_array_equal(npz["rnnkit/dropout_streams"], np.array([[10, 2], [20, 2]], np.uint64))
+    losses_a = [a.train_step(x, y, w, opt_a) for _ in range(3)]
+
+    b, opt_b = dropout_model(7), rnnkit.AdamOptimizer(0.05)
+    rnnkit.load(path, b, optimizer=opt_b)
+    wrapper, layer_norm = b.layers[0].cell.cells
+    assert (wrapper.seed, wrapper.calls, layer_norm.dropout_prob_seed, layer_norm.calls) == (10, 2, 20, 2)
+    losses_b = [b.train_step(x, y, w, opt_b) for _ in range(3)]
+    assert losses_a == losses_b
+    for va, vb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(va, vb)
+
+
+def test_dropout_counters_must_match_the_model(tmp_path):
+    def stack(*wrapped):
+        cells = [rnnkit.BasicLSTMCell(H, seed=k) for k in range(2)]
+        cells = [rnnkit.DropoutWrapper(c, 0.5, seed=k) if k in wrapped else c for k, c in enumerate(cells)]
+        return rnnkit.Sequential([rnnkit.RNN(rnnkit.MultiRNNCell(cells)), rnnkit.Dense(C, seed=3)],
+                                 loss=rnnkit.SequenceLoss())
+
+    x, y, w = data()
+    a, opt = stack(0, 1), rnnkit.AdamOptimizer(0.05)
+    a.train_step(x, y, w, opt)
+    with np.load(rnnkit.save(tmp_path / "weights", a)) as npz:
+        assert "rnnkit/dropout_streams" not in npz.files  # without the optimizer: TF1's names only
+    path = rnnkit.save(tmp_path / "ckpt", a, optimizer=opt)
+    rnnkit.load(path, stack())  # a model without dropout (inference): nothing for the counters to go to
+    with pytest.raises(ValueError, match="holds the dropout counters of 2 cells, the model has 1"):
+        rnnkit.load(path, stack(1))
+
+
 def test_adam_state_has_tf1s_names(tmp_path):
     m, opt, path = saved_after(2, tmp_path)
     kernel = m.layers[0].cell.variables["kernel"]

@@ -46,6 +46,7 @@ from ._checks import shape_str
 from .optimizers import AdamOptimizer, GradientDescentOptimizer
 from .bidirectional import Bidirectional
 from .cells.base import RNNCell
+from .cells.dropout_stream import dropout_streams
 from .cells.multi import MultiRNNCell
 from .layers import Dense, Embedding
 from .rnn import RNN
@@ -431,10 +432,49 @@ def _converted(value, dtype, source, key):
 
 
 def _strict_extras(strict, keys):
-    """Keys of the file that are neither the model's nor optimizer state are an error when strict."""
+    """Keys of the file that are neither the model's nor optimizer state nor
+    dropout counters are an error when strict."""
     def unexpected(plan):
-        return [k for k in keys if k not in plan and not _is_optimizer_key(k)] if strict else []
+        return [k for k in keys if k not in plan and not _is_optimizer_key(k) and k != DROPOUT_KEY] if strict else []
     return unexpected
+
+
+# ---- dropout counters -----------------------------------------------------------------------
+# The seeds and call counters of the dropout streams in the saved objects
+# (DropoutWrapper, LayerNormBasicLSTMCell), in dropout_streams order: uint64
+# [n, 2] of (seed, calls). TF1 keeps no such state, so the key is rnnkit's
+# own and save writes it only with the optimizer's state; load restores the
+# counters when the file has them, and with them the masks of the next
+# training step.
+DROPOUT_KEY = "rnnkit/dropout_streams"
+
+
+def _streams(obj):
+    return dropout_streams([owner for _, owner in _owners(obj)])
+
+
+def _dropout_state(obj):
+    streams = _streams(obj)
+    if not streams:
+        return {}
+    return {DROPOUT_KEY: np.array([[s.stream_seed, s.calls] for s in streams], np.uint64)}
+
+
+def _read_dropout_state(obj, shapes, read, source):
+    """[(stream, seed, calls)] from the file, checked against obj's dropout
+    streams; empty when the file holds no counters or obj has no dropout (a
+    model for inference may leave out the wrappers it was trained with)."""
+    streams = _streams(obj)
+    if DROPOUT_KEY not in shapes or not streams:
+        return []
+    value = np.asarray(read(DROPOUT_KEY, integer=True))
+    if value.dtype != np.uint64 or value.ndim != 2 or value.shape[1] != 2:
+        raise ValueError(f"{source}: '{DROPOUT_KEY}' must be a uint64 array [n, 2], got {value.dtype.name} "
+                         f"{shape_str(value.shape)}")
+    if len(value) != len(streams):
+        raise ValueError(f"{source} holds the dropout counters of {len(value)} cells, the model has "
+                         f"{len(streams)}")
+    return [(stream, int(seed), int(calls)) for stream, (seed, calls) in zip(streams, value)]
 
 
 # ---- public API -------------------------------------------------------------------------------
@@ -458,6 +498,9 @@ def save(path: Union[_Path, IO[bytes]], objects: Any, scope_map: Optional[dict[s
       scope_map: optional {rnnkit scope: checkpoint scope}, e.g. {"rnn": "encoder"}.
       optimizer: also write its state for these variables (Adam's slots,
         beta powers and step count), so that training can resume exactly.
+    With `optimizer`, the seeds and call counters of the objects' dropout
+    (DropoutWrapper, LayerNormBasicLSTMCell) are written too, under
+    'rnnkit/dropout_streams'; every other key is a TF1 name.
     Returns:
       the file name written (with '.npz'), or None for a file object.
     """
@@ -468,6 +511,8 @@ def save(path: Union[_Path, IO[bytes]], objects: Any, scope_map: Optional[dict[s
     names = _variables(objects, scope_map)
     arrays: dict[str, Any] = {k: np.asarray(v) for k, v in names.items()}
     arrays.update(_optimizer_state(optimizer, names))
+    if optimizer is not None:  # training state: the next step's masks too
+        arrays.update(_dropout_state(objects))
     np.savez(path, **arrays)
     if isinstance(path, (str, os.PathLike)):
         name = os.fspath(path)
@@ -493,6 +538,8 @@ def load(path: Union[_Path, IO[bytes]], obj: _Model, strict: bool = True, scope_
       scope_map: optional {rnnkit scope: checkpoint scope}.
       optimizer: also restore its state for these variables (saved with
         `save(..., optimizer=...)`); its step count is set too.
+    Dropout seeds and call counters saved by `save` are restored as well, so
+    the next training step draws the masks it would have drawn.
     Returns:
       obj.
     Raises:
@@ -510,7 +557,10 @@ def load(path: Union[_Path, IO[bytes]], obj: _Model, strict: bool = True, scope_
         source = f"checkpoint file {path.name!r}" if isinstance(getattr(path, "name", None), str) else "checkpoint file"
     rename = _renamer(obj, scope_map)
     with _NpzArchive(path, source) as archive:
+        counters = _read_dropout_state(obj, archive.shapes, archive.read, source)
         _restore(obj, archive.shapes, archive.read, source, rename, _strict_extras(strict, archive.shapes), optimizer)
+    for stream, seed, calls in counters:
+        stream.stream_seed, stream.calls = seed, calls
     return obj
 
 
