@@ -60,7 +60,7 @@ template <typename T>
 T take_scalar(const py::handle& obj, const char* name) {
   py::array a = as_array(obj, name);
   if (a.size() != 1) throw py::value_error(std::string(name) + " must be a scalar, got shape " + shape_str(shape_of(a)));
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!is_dtype<T>(a.dtype()))
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
                          std::string(py::str(a.dtype())));
   return scalar_of<T>(a);

@@ -15,7 +15,7 @@ std::string at(const char* list, size_t i) { return std::string(list) + "[" + st
 py::array take_float(const py::handle& obj, const std::string& where, const char* what, bool writeable) {
   if (!py::isinstance<py::array>(obj)) throw py::type_error(where + what + " must be a numpy array, got " + type_name(obj));
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().is(py::dtype::of<float>()) && !a.dtype().is(py::dtype::of<double>()))
+  if (!is_dtype<float>(a.dtype()) && !is_dtype<double>(a.dtype()))
     throw py::type_error(where + what + " must have dtype float32 or float64, got " + std::string(py::str(a.dtype())));
   if (!(a.flags() & py::array::c_style)) throw py::value_error(where + what + " must be C-contiguous");
   if (writeable && !a.writeable()) throw py::value_error(where + what + " must be writeable (it is updated in place)");
@@ -26,7 +26,7 @@ py::array take_float(const py::handle& obj, const std::string& where, const char
 py::array take_like(const py::handle& obj, const py::array& var, const std::string& where, const char* what,
                     bool writeable) {
   py::array a = take_float(obj, where, what, writeable);
-  if (!a.dtype().is(var.dtype()))
+  if (!same_dtype(a.dtype(), var.dtype()))
     throw py::type_error(where + what + " must have dtype " + std::string(py::str(var.dtype())) +
                          " (the variable's), got " + std::string(py::str(a.dtype())));
   if (shape_of(a) != shape_of(var))
@@ -40,7 +40,7 @@ T* ptr(const py::array& a) {
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
-bool is_f32(const py::array& a) { return a.dtype().is(py::dtype::of<float>()); }
+bool is_f32(const py::array& a) { return is_dtype<float>(a.dtype()); }
 
 py::list as_list(const py::object& obj, const char* name) {
   if (!py::isinstance<py::list>(obj) && !py::isinstance<py::tuple>(obj))
@@ -143,7 +143,7 @@ py::tuple clip_global(py::object tensors_obj, double clip_norm) {
     take_float(tensors[i], at("tensors", i), "tensor", false);
     if (first.is_none()) {
       first = tensors[i];
-    } else if (!py::reinterpret_borrow<py::array>(tensors[i]).dtype().is(py::reinterpret_borrow<py::array>(first).dtype())) {
+    } else if (!same_dtype(py::reinterpret_borrow<py::array>(tensors[i]).dtype(), py::reinterpret_borrow<py::array>(first).dtype())) {
       throw py::type_error(at("tensors", i) + "every tensor must have the dtype of the first, " +
                            std::string(py::str(py::reinterpret_borrow<py::array>(first).dtype())) + ", got " +
                            std::string(py::str(py::reinterpret_borrow<py::array>(tensors[i]).dtype())));

@@ -25,7 +25,7 @@ void init_sequence_ops(py::module_& m) {
       [](py::object x, py::object sequence_length, bool time_major) -> py::object {
         // token ids [B, T] (int32) are reversed as rows of width 1
         if (py::isinstance<py::array>(x) &&
-            py::reinterpret_borrow<py::array>(x).dtype().is(py::dtype::of<int32_t>())) {
+            is_dtype<int32_t>(py::reinterpret_borrow<py::array>(x).dtype())) {
           Array<int32_t> ids = take<int32_t>(x, "x", {-1, -1});
           SeqLayout seq;
           seq.time_major = time_major;

@@ -62,6 +62,18 @@ inline std::string type_name(const py::handle& obj) {
   return std::string(py::str(py::type::of(obj).attr("__name__")));
 }
 
+// Whether dtype `dt` means T, by NumPy's equivalence (PyArray_EquivTypes):
+// a dtype object that was copied or unpickled (a deep-copied model's) is
+// another object with the same meaning, while a non-native byte order is
+// not T.
+template <typename T>
+bool is_dtype(const py::dtype& dt) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(dt.ptr(), py::dtype::of<T>().ptr());
+}
+inline bool same_dtype(const py::dtype& a, const py::dtype& b) {
+  return py::detail::npy_api::get().PyArray_EquivTypes_(a.ptr(), b.ptr());
+}
+
 // `obj` as an ndarray, or a TypeError naming it: nothing of an argument
 // (its rank, its shape) is read before this check.
 inline py::array as_array(const py::handle& obj, const char* name) {
@@ -83,7 +95,7 @@ inline double optional_number(const py::object& obj, const char* name, double no
 template <typename T>
 Array<T> take(const py::handle& obj, const char* name, const ShapeSpec& shape) {
   py::array a = as_array(obj, name);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!is_dtype<T>(a.dtype()))
     throw py::type_error(std::string(name) + " must have dtype " + dtype_name<T>() + ", got " +
                          std::string(py::str(a.dtype())));
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
@@ -102,7 +114,7 @@ inline const int32_t* take_lengths(const py::object& obj, Index B, Index T,
   keep_alive = py::none();
   if (obj.is_none()) return nullptr;
   if (!py::isinstance<py::array>(obj) ||
-      !py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int32_t>()))
+      !is_dtype<int32_t>(py::reinterpret_borrow<py::array>(obj).dtype()))
     throw py::type_error("sequence_length must be an int32 numpy array");
   auto a = take<int32_t>(obj, "sequence_length", {B});
   const int32_t* p = a.data();
@@ -192,7 +204,7 @@ Array<T> tape_buffer(py::dict& tape, const char* key, const std::vector<Index>& 
     py::object old = tape[key];
     if (py::isinstance<py::array>(old)) {
       py::array a = py::reinterpret_borrow<py::array>(old);
-      if (a.dtype().is(py::dtype::of<T>()) && shape_of(a) == shape && (a.flags() & py::array::c_style) &&
+      if (is_dtype<T>(a.dtype()) && shape_of(a) == shape && (a.flags() & py::array::c_style) &&
           a.writeable())
         return py::reinterpret_borrow<Array<T>>(a);
     }
@@ -245,8 +257,8 @@ T* scratch(size_t n) {
 template <typename F>
 auto dispatch_float(const py::handle& probe, const char* name, F&& f) {
   py::dtype dt = as_array(probe, name).dtype();
-  if (dt.is(py::dtype::of<float>())) return f(float{});
-  if (dt.is(py::dtype::of<double>())) return f(double{});
+  if (is_dtype<float>(dt)) return f(float{});
+  if (is_dtype<double>(dt)) return f(double{});
   throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " + std::string(py::str(dt)));
 }
 
@@ -255,8 +267,8 @@ auto dispatch_float(const py::handle& probe, const char* name, F&& f) {
 template <typename F>
 auto dispatch_int(const py::handle& obj, const char* name, F&& f) {
   py::dtype dt = as_array(obj, name).dtype();
-  if (dt.is(py::dtype::of<int32_t>())) return f(int32_t{});
-  if (dt.is(py::dtype::of<int64_t>())) return f(int64_t{});
+  if (is_dtype<int32_t>(dt)) return f(int32_t{});
+  if (is_dtype<int64_t>(dt)) return f(int64_t{});
   throw py::type_error(std::string(name) + " must have dtype int32 or int64, got " + std::string(py::str(dt)));
 }
 
@@ -344,7 +356,7 @@ InputArg<T> take_inputs(const py::handle& obj, const char* name, Index depth, bo
   r.in.D = depth;
   const bool is_array = py::isinstance<py::array>(obj);
   const py::ssize_t rank = is_array ? py::reinterpret_borrow<py::array>(obj).ndim() : -1;
-  if (is_array && py::reinterpret_borrow<py::array>(obj).dtype().is(py::dtype::of<int32_t>())) {
+  if (is_array && is_dtype<int32_t>(py::reinterpret_borrow<py::array>(obj).dtype())) {
     if (rank != 2 && rank != 1)
       throw py::value_error(std::string(name) + " (token ids) must have rank 2 " +
                             (time_major ? "[T, B]" : "[B, T]") + " (or rank 1 [B] for one step), got shape " +

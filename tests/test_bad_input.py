@@ -284,3 +284,32 @@ def test_cache_limit_takes_the_whole_range():
             assert rnnkit._core._result_cache()[1] == limit
     finally:
         rnnkit.set_result_cache_limit(default)
+
+
+def test_a_deep_copied_model_runs_and_trains():
+    """A copy's dtype objects are copies too; the kernels take them by
+    meaning (the error read "must have dtype float64, got float64")."""
+    import copy
+    r = np.random.default_rng(0)
+    x, y = r.integers(0, 9, (4, 5)), r.integers(0, 9, (4, 5))
+    make = lambda: rnnkit.Sequential([rnnkit.Embedding(9, 4, dtype=np.float64, seed=1),
+                                      rnnkit.RNN(rnnkit.LSTMCell(5, dtype=np.float64, seed=2)),
+                                      rnnkit.Dense(9, dtype=np.float64, seed=3)], loss=rnnkit.SequenceLoss())
+    model, twin = make(), make()
+    model.predict(x)
+    twin.predict(x)
+    copied = copy.deepcopy(model)
+    assert copied.layers[1].cell.dtype is not np.dtype(np.float64)  # what made the kernels refuse it
+    np.testing.assert_array_equal(copied.predict(x), model.predict(x))
+    assert copied.train_step(x, y, optimizer=rnnkit.AdamOptimizer(0.1)) == \
+        twin.train_step(x, y, optimizer=rnnkit.AdamOptimizer(0.1))
+    for a, b in zip(copied.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_non_native_byte_order_is_refused():
+    from rnnkit import _core
+    kernel = np.zeros((5, 3), np.dtype(">f4"))
+    bias, x, h0 = np.zeros(3, np.float32), np.zeros((2, 4, 2), np.float32), np.zeros((2, 3), np.float32)
+    with pytest.raises(TypeError, match=r"kernel must have dtype float32( or float64)?, got >f4"):
+        _core.basic_rnn_forward(x, kernel, bias, h0, None, False, "tanh", None, None)
